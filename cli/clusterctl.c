@@ -1,0 +1,541 @@
+/*
+ * clusterctl: the operator's tool. It talks to the local vmclusterd over
+ * libqb IPC (lib/client.c); every change goes through the cluster and is
+ * answered with the verdict every node reached.
+ *
+ * Exit codes (clusterctl(8)): 0 done; 1 refused by the cluster (exists,
+ * not found, busy); 2 bad usage or invalid input; 3 no daemon; 4 no
+ * quorum; 5 permission denied; 6 timed out.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "group_def.h"
+#include "vmc_errors.h"
+
+enum exit_code {
+	EXIT_DONE = 0,
+	EXIT_REFUSED = 1,
+	EXIT_USAGE = 2,
+	EXIT_NO_DAEMON = 3,
+	EXIT_NO_QUORUM = 4,
+	EXIT_DENIED = 5,
+	EXIT_TIMEOUT = 6,
+};
+
+struct cli {
+	bool json;
+	int timeout_ms;
+	struct vmc_client *client;
+};
+
+struct command {
+	const char *noun;
+	const char *verb; /* NULL: the noun alone */
+	int min_args;
+	int max_args;     /* -1: any number */
+	const char *args;
+	const char *help;
+	int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+static const struct command commands[];
+
+static int exit_for(int rc)
+{
+	switch (-rc) {
+	case 0:
+		return EXIT_DONE;
+	case VMC_E_NO_QUORUM:
+		return EXIT_NO_QUORUM;
+	case VMC_E_INVALID:
+	case VMC_E_PROTOCOL:
+	case VMC_E_VERSION:
+		return EXIT_USAGE;
+	case VMC_E_DENIED:
+	case EACCES:
+		return EXIT_DENIED;
+	case ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	case ENOTCONN:
+	case ECONNRESET:
+	case ENOTSOCK:
+	case EPIPE:
+	case VMC_E_NOT_READY:
+		return EXIT_NO_DAEMON;
+	default:
+		return EXIT_REFUSED;
+	}
+}
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("clusterctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static int connect_daemon(struct cli *cli)
+{
+	int rc = vmc_client_connect(&cli->client);
+
+	if (rc == -EACCES) {
+		return fail(EXIT_DENIED, "permission denied: clusterctl needs root or membership of group %s",
+			    VMC_IPC_GROUP);
+	}
+	if (rc != 0) {
+		return fail(EXIT_NO_DAEMON, "cannot reach vmclusterd on this node: is it running? "
+					    "(start it with 'vmclusterd')");
+	}
+	return 0;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * One call; a change that raced with a membership change is retried until
+ * the timeout, since nothing was applied anywhere.
+ */
+static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
+{
+	long long deadline = now_ms() + cli->timeout_ms;
+	char err[2048];
+	int rc = connect_daemon(cli);
+
+	if (rc != 0) {
+		return rc;
+	}
+	for (;;) {
+		long long left = deadline - now_ms();
+		*result = NULL;
+		rc = vmc_client_call(cli->client, cmd, args, left > 0 ? (int)left : 1, result, err,
+				     sizeof(err));
+		if (rc != -VMC_E_RETRY || now_ms() >= deadline) {
+			break;
+		}
+		json_object_put(*result);
+		struct timespec pause = { 0, 100 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+	if (rc != 0) {
+		json_object_put(*result);
+		*result = NULL;
+		return fail(exit_for(rc), "%s", err);
+	}
+	return EXIT_DONE;
+}
+
+static void print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) {
+		return "-";
+	}
+	return json_object_get_string(v);
+}
+
+static json_object *jget(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+
+	json_object_object_get_ex(o, key, &v);
+	return v;
+}
+
+static void print_nodes_table(json_object *nodes)
+{
+	printf("%-16s %5s  %-40s %s\n", "NODE", "ID", "ADDRESS", "STATE");
+	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+		json_object *n = json_object_array_get_idx(nodes, i);
+		printf("%-16s %5s  %-40s %s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
+		       jstr(n, "state"));
+	}
+}
+
+static int cmd_status(struct cli *cli, int argc, char **argv)
+{
+	json_object *r;
+	int rc = call(cli, VMC_IPC_STATUS, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+	} else {
+		printf("Cluster %s, this node %s (id %s)\n", jstr(r, "cluster_name"), jstr(r, "node_name"),
+		       jstr(r, "node_id"));
+		printf("Quorum:  %s (%s of %s expected votes); changes %s\n",
+		       json_object_get_boolean(jget(r, "quorate")) ? "yes" : "NO", jstr(r, "total_votes"),
+		       jstr(r, "expected_votes"),
+		       json_object_get_boolean(jget(r, "accepting_changes")) ? "accepted" : "REFUSED");
+		printf("State:   config_version %s, digest %s, sync %s\n", jstr(r, "config_version"),
+		       jstr(r, "state_digest"), jstr(r, "sync"));
+		printf("VMs:     %s\n\n", jstr(r, "vms"));
+		print_nodes_table(jget(r, "nodes"));
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_node_list(struct cli *cli, int argc, char **argv)
+{
+	json_object *r;
+	int rc = call(cli, VMC_IPC_NODE_LIST, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(jget(r, "nodes"));
+	} else {
+		print_nodes_table(jget(r, "nodes"));
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static char *file_slurp(const char *path, int *err)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	size_t n;
+
+	if (f == NULL) {
+		*err = errno;
+		return NULL;
+	}
+	buf = malloc(1 << 20);
+	if (buf != NULL) {
+		n = fread(buf, 1, (1 << 20) - 1, f);
+		len = n;
+		buf[len] = '\0';
+		if (!feof(f)) {
+			*err = EFBIG;
+			free(buf);
+			buf = NULL;
+		}
+	}
+	if (f != stdin) {
+		fclose(f);
+	}
+	return buf;
+}
+
+static int cmd_vm_add(struct cli *cli, int argc, char **argv)
+{
+	struct vmc_group_def *def = NULL;
+	json_object *args, *r, *definition;
+	char err[1024];
+	int e = 0, rc;
+	char *text = file_slurp(argv[0], &e);
+
+	if (text == NULL) {
+		return fail(EXIT_USAGE, "cannot read %s: %s", argv[0], strerror(e ? e : ENOMEM));
+	}
+	if (strlen(text) == 0) {
+		free(text);
+		return fail(EXIT_USAGE, "%s: the file is empty; it should hold a VM definition (JSON)", argv[0]);
+	}
+	rc = vmc_group_def_from_string(text, &def, err, sizeof(err));
+	if (rc != 0) {
+		free(text);
+		return fail(EXIT_USAGE, "%s: %s", argv[0], err);
+	}
+	definition = json_tokener_parse(text);
+	free(text);
+	args = json_object_new_object();
+	json_object_object_add(args, "definition", definition);
+	rc = call(cli, VMC_IPC_VM_ADD, args, &r);
+	json_object_put(args);
+	if (rc == 0) {
+		if (!cli->json) {
+			printf("vm %s added (config_version %s)\n", def->name, jstr(r, "config_version"));
+		} else {
+			print_json(r);
+		}
+		json_object_put(r);
+	}
+	vmc_group_def_free(def);
+	return rc;
+}
+
+static int cmd_vm_list(struct cli *cli, int argc, char **argv)
+{
+	json_object *r, *vms;
+	int rc = call(cli, VMC_IPC_VM_LIST, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	vms = jget(r, "vms");
+	if (cli->json) {
+		print_json(vms);
+	} else {
+		printf("%-24s %-16s %-10s %-13s %8s  %s\n", "NAME", "OWNER", "STATE", "PRIORITY",
+		       "MEMORY", "PREFERRED");
+		for (size_t i = 0; i < json_object_array_length(vms); i++) {
+			json_object *v = json_object_array_get_idx(vms, i);
+			json_object *pref = jget(v, "preferred_owners");
+			char owners[256] = "";
+			for (size_t j = 0; pref && j < json_object_array_length(pref); j++) {
+				strncat(owners, j ? "," : "", sizeof(owners) - strlen(owners) - 1);
+				strncat(owners, json_object_get_string(json_object_array_get_idx(pref, j)),
+					sizeof(owners) - strlen(owners) - 1);
+			}
+			printf("%-24s %-16s %-10s %-13s %5sMiB  %s\n", jstr(v, "name"), jstr(v, "owner"),
+			       jstr(v, "state"), jstr(v, "priority"), jstr(v, "memory_mib"),
+			       owners[0] ? owners : "-");
+		}
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static json_object *name_args(const char *name)
+{
+	json_object *args = json_object_new_object();
+
+	json_object_object_add(args, "name", json_object_new_string(name));
+	return args;
+}
+
+static int cmd_vm_show(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	json_object *r;
+	int rc = call(cli, VMC_IPC_VM_SHOW, args, &r);
+
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+	} else {
+		printf("Name:       %s\nOwner:      %s\nState:      %s\nPriority:   %s\n"
+		       "Wanted:     %s\nDefinition:\n%s\n",
+		       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"), jstr(r, "priority"),
+		       json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
+		       json_object_to_json_string_ext(jget(r, "definition"),
+						      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_vm_remove(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	json_object *r;
+	int rc = call(cli, VMC_IPC_VM_REMOVE, args, &r);
+
+	json_object_put(args);
+	if (rc == 0) {
+		if (!cli->json) {
+			printf("vm %s removed (config_version %s)\n", argv[0], jstr(r, "config_version"));
+		} else {
+			print_json(r);
+		}
+		json_object_put(r);
+	}
+	return rc;
+}
+
+static int cmd_vm_set(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	json_object *set = json_object_new_array();
+	json_object *r;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strchr(argv[i], '=') == NULL || argv[i][0] == '=') {
+			json_object_put(set);
+			json_object_put(args);
+			return fail(EXIT_USAGE, "'%s' is not KEY=VALUE (see 'clusterctl vm set --help')",
+				    argv[i]);
+		}
+		json_object_array_add(set, json_object_new_string(argv[i]));
+	}
+	json_object_object_add(args, "set", set);
+	rc = call(cli, VMC_IPC_VM_SET, args, &r);
+	json_object_put(args);
+	if (rc == 0) {
+		if (!cli->json) {
+			printf("vm %s changed (config_version %s)\n", argv[0], jstr(r, "config_version"));
+		} else {
+			print_json(r);
+		}
+		json_object_put(r);
+	}
+	return rc;
+}
+
+static const struct command commands[] = {
+	{ "status", NULL, 0, 0, "", "show quorum, nodes, config_version and state digest", cmd_status },
+	{ "node", "list", 0, 0, "", "list the cluster's nodes and whether each is up", cmd_node_list },
+	{ "vm", "add", 1, 1, "FILE", "add the VM group defined in FILE (JSON; - for stdin)", cmd_vm_add },
+	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list },
+	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },
+	{ "vm", "remove", 1, 1, "VM", "remove a stopped VM group", cmd_vm_remove },
+	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
+	  "change fields of a VM's definition (e.g. memory_mib=512 priority=high "
+	  "preferred_owners=node1,node2 failover.max_failures=2)",
+	  cmd_vm_set },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL },
+};
+
+static void usage(FILE *out, const char *noun)
+{
+	fprintf(out, "Usage: clusterctl [--json] [--timeout SECONDS] COMMAND [ARGS]\n");
+	if (noun == NULL) {
+		fprintf(out, "Manage a vmcluster failover cluster of QEMU/KVM VMs through the local vmclusterd.\n");
+	}
+	fprintf(out, "\nCommands:\n");
+	for (const struct command *c = commands; c->noun; c++) {
+		char left[64];
+		if (noun != NULL && strcmp(noun, c->noun) != 0) {
+			continue;
+		}
+		snprintf(left, sizeof(left), "%s%s%s %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
+			 c->args);
+		fprintf(out, "  %-30s %s\n", left, c->help);
+	}
+	fprintf(out, "\nOptions:\n"
+		     "  --json             machine-readable output (before or after the command)\n"
+		     "  --timeout SECONDS  how long to wait for the cluster (default 30)\n"
+		     "  -h, --help         show help (for a command: clusterctl vm --help)\n"
+		     "  -V, --version      show the version\n"
+		     "\nExit status: 0 done, 1 refused by the cluster, 2 bad usage or input,\n"
+		     "3 no daemon, 4 no quorum, 5 permission denied, 6 timed out.\n"
+		     "See clusterctl(8).\n");
+}
+
+static void command_usage(FILE *out, const struct command *c)
+{
+	fprintf(out, "Usage: clusterctl [--json] %s%s%s %s\n%s\n", c->noun, c->verb ? " " : "",
+		c->verb ? c->verb : "", c->args, c->help);
+}
+
+static const struct command *command_find(const char *noun, const char *verb, bool *noun_known)
+{
+	*noun_known = false;
+	for (const struct command *c = commands; c->noun; c++) {
+		if (strcmp(c->noun, noun) != 0) {
+			continue;
+		}
+		*noun_known = true;
+		if (c->verb == NULL || (verb != NULL && strcmp(c->verb, verb) == 0)) {
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Pulls global options out of argv wherever they stand; keeps the rest in order. */
+static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
+{
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			cli->json = true;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			*help = true;
+		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			printf("clusterctl %s\n", PACKAGE_VERSION);
+			exit(EXIT_DONE);
+		} else if (strcmp(argv[i], "--timeout") == 0 || strncmp(argv[i], "--timeout=", 10) == 0) {
+			const char *v = argv[i][9] == '=' ? argv[i] + 10 : (i + 1 < *argc ? argv[++i] : "");
+			char *end;
+			long s = strtol(v, &end, 10);
+			if (*v == '\0' || *end != '\0' || s < 1 || s > 3600) {
+				return fail(EXIT_USAGE, "--timeout takes a number of seconds from 1 to 3600, not '%s'", v);
+			}
+			cli->timeout_ms = (int)s * 1000;
+		} else if (strcmp(argv[i], "--") == 0) {
+			while (++i < *argc) {
+				argv[out++] = argv[i];
+			}
+		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			return fail(EXIT_USAGE, "unknown option '%s' (see 'clusterctl --help')", argv[i]);
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .json = false, .timeout_ms = 30000 };
+	const struct command *c;
+	bool help = false, noun_known;
+	int nargs, rc;
+
+	rc = options_extract(&cli, &argc, argv, &help);
+	if (rc != 0) {
+		return rc;
+	}
+	if (argc < 2 || strcmp(argv[1], "help") == 0) {
+		usage(help || argc >= 2 ? stdout : stderr, NULL);
+		return help || argc >= 2 ? EXIT_DONE : EXIT_USAGE;
+	}
+	c = command_find(argv[1], argc > 2 ? argv[2] : NULL, &noun_known);
+	if (c == NULL) {
+		if (help && noun_known) {
+			usage(stdout, argv[1]);
+			return EXIT_DONE;
+		}
+		if (!noun_known) {
+			return fail(EXIT_USAGE, "unknown command '%s' (see 'clusterctl --help')", argv[1]);
+		}
+		usage(stderr, argv[1]);
+		return argc > 2 ? fail(EXIT_USAGE, "unknown command '%s %s'", argv[1], argv[2])
+				: fail(EXIT_USAGE, "'%s' needs a subcommand", argv[1]);
+	}
+	if (help) {
+		command_usage(stdout, c);
+		return EXIT_DONE;
+	}
+	nargs = argc - (c->verb ? 3 : 2);
+	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {
+		command_usage(stderr, c);
+		return fail(EXIT_USAGE, "wrong number of arguments for '%s%s%s'", c->noun, c->verb ? " " : "",
+			    c->verb ? c->verb : "");
+	}
+	rc = c->run(&cli, nargs, argv + (c->verb ? 3 : 2));
+	vmc_client_close(cli.client);
+	return rc;
+}

@@ -1,0 +1,298 @@
+/*
+ * CPG wiring: the daemon joins the process group "vmcluster"; every change
+ * to the cluster state is multicast with agreed ordering and applied by the
+ * replica (lib/replica.c) in delivery order on every member.
+ *
+ * Sending never blocks the loop: messages go into an outbox that is
+ * flushed at once, and when corosync answers CS_ERR_TRY_AGAIN (normal
+ * during its own sync or under flow control) the rest waits for a retry
+ * timer. The outbox keeps order, which per-sender FIFO delivery relies on.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <corosync/cpg.h>
+
+#include "log.h"
+#include "vmc_errors.h"
+#include "vmclusterd.h"
+
+#define CPG_GROUP_NAME "vmcluster"
+#define RETRY_FIRST_MS 10
+#define RETRY_MAX_MS 500
+
+struct outbox_msg {
+	void *buf;
+	size_t len;
+	struct outbox_msg *next;
+};
+
+static cpg_handle_t cpg_handle;
+static int32_t cpg_fd = -1;
+static struct outbox_msg *outbox_head;
+static struct outbox_msg **outbox_tail = &outbox_head;
+static qb_loop_timer_handle retry_timer;
+static bool retry_armed;
+static uint32_t retry_ms = RETRY_FIRST_MS;
+static uint32_t members[VMC_NODES_MAX];
+static size_t n_members;
+
+static void outbox_flush(struct vmcd *d);
+
+static void retry_fire(void *data)
+{
+	retry_armed = false;
+	outbox_flush(data);
+}
+
+static void outbox_flush(struct vmcd *d)
+{
+	while (outbox_head != NULL) {
+		struct iovec iov = { outbox_head->buf, outbox_head->len };
+		cs_error_t err = cpg_mcast_joined(cpg_handle, CPG_TYPE_AGREED, &iov, 1);
+		struct outbox_msg *sent;
+
+		if (err == CS_ERR_TRY_AGAIN) {
+			if (!retry_armed) {
+				retry_armed = true;
+				qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)retry_ms * QB_TIME_NS_IN_MSEC,
+						  d, retry_fire, &retry_timer);
+				retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+			}
+			return;
+		}
+		if (err != CS_OK) {
+			log_err("cpg_mcast_joined failed (error %d): dropping a %zu-byte message", err,
+				outbox_head->len);
+		}
+		retry_ms = RETRY_FIRST_MS;
+		sent = outbox_head;
+		outbox_head = sent->next;
+		if (outbox_head == NULL) {
+			outbox_tail = &outbox_head;
+		}
+		free(sent->buf);
+		free(sent);
+	}
+}
+
+static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_object *body)
+{
+	struct vmc_msg m = {
+		.version = d->replica.proto ? d->replica.proto : VMC_PROTO_VERSION_MIN,
+		.type = type,
+		.sender = d->my_id,
+		.request_id = request_id,
+		.body = body,
+	};
+	struct outbox_msg *o = calloc(1, sizeof(*o));
+	int rc;
+
+	if (o == NULL) {
+		return -ENOMEM;
+	}
+	rc = vmc_msg_encode(&m, &o->buf, &o->len);
+	if (rc != 0) {
+		free(o);
+		return rc;
+	}
+	*outbox_tail = o;
+	outbox_tail = &o->next;
+	outbox_flush(d);
+	return 0;
+}
+
+static void replica_send(void *ctx, uint16_t type, json_object *body)
+{
+	struct vmcd *d = ctx;
+	int rc = outbox_push(d, type, 0, body);
+
+	if (rc != 0) {
+		log_err("cannot queue %s message: %s", vmc_msg_type_to_str(type), strerror(-rc));
+	}
+}
+
+static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int rc,
+			    const char *detail)
+{
+	struct vmcd *d = ctx;
+
+	if (rc == 0) {
+		log_notice("change %llu from %s applied: config_version %llu",
+			   (unsigned long long)request_id, vmcd_node_name(d, origin),
+			   (unsigned long long)d->replica.state->config_version);
+	} else {
+		log_info("change %llu from %s refused: %s", (unsigned long long)request_id,
+			 vmcd_node_name(d, origin), detail);
+	}
+	if (origin == d->my_id) {
+		vmcd_ipc_request_done(d, request_id, rc, detail);
+	}
+}
+
+static void replica_synced(void *ctx)
+{
+	struct vmcd *d = ctx;
+	char digest[VMC_DIGEST_HEX_LEN + 1];
+
+	vmc_state_digest(d->replica.state, digest);
+	log_notice("sync done: %zu members, %s, source %s, config_version %llu, digest %.12s",
+		   d->replica.n_members, d->replica.primary ? "primary" : "NOT primary (no quorum)",
+		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
+		   (unsigned long long)d->replica.state->config_version, digest);
+}
+
+static const struct vmc_replica_ops replica_ops = {
+	.send = replica_send,
+	.outcome = replica_outcome,
+	.synced = replica_synced,
+};
+
+int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body)
+{
+	uint64_t id = ++d->next_request_id;
+	int rc = outbox_push(d, type, id, body);
+
+	return rc != 0 ? rc : (int64_t)id;
+}
+
+bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id)
+{
+	for (size_t i = 0; i < n_members; i++) {
+		if (members[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void cpg_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid,
+			uint32_t pid, void *buf, size_t len)
+{
+	struct vmcd *d = NULL;
+	struct vmc_msg m;
+	char err[256];
+	int rc;
+
+	cpg_context_get(h, (void **)&d);
+	rc = vmc_msg_decode(buf, len, &m, err, sizeof(err));
+	if (rc != 0) {
+		log_warn("dropped a message from %s: %s", vmcd_node_name(d, nodeid), err);
+		return;
+	}
+	if (m.sender != nodeid) {
+		log_warn("dropped a %s message from %s claiming to come from node id %u",
+			 vmc_msg_type_to_str(m.type), vmcd_node_name(d, nodeid), m.sender);
+		vmc_msg_clear(&m);
+		return;
+	}
+	log_debug("delivered %s from %s (request %llu)", vmc_msg_type_to_str(m.type),
+		  vmcd_node_name(d, nodeid), (unsigned long long)m.request_id);
+	vmc_replica_deliver(&d->replica, &m);
+	vmc_msg_clear(&m);
+}
+
+static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group,
+			const struct cpg_address *member_list, size_t member_entries,
+			const struct cpg_address *left_list, size_t left_entries,
+			const struct cpg_address *joined_list, size_t joined_entries)
+{
+	struct vmcd *d = NULL;
+
+	cpg_context_get(h, (void **)&d);
+	n_members = 0;
+	for (size_t i = 0; i < member_entries && n_members < VMC_NODES_MAX; i++) {
+		members[n_members++] = member_list[i].nodeid;
+	}
+	for (size_t i = 0; i < left_entries; i++) {
+		log_notice("node %s left the vmcluster group (reason %u)",
+			   vmcd_node_name(d, left_list[i].nodeid), left_list[i].reason);
+	}
+	for (size_t i = 0; i < joined_entries; i++) {
+		log_notice("node %s joined the vmcluster group", vmcd_node_name(d, joined_list[i].nodeid));
+	}
+	vmc_replica_view(&d->replica, members, n_members);
+}
+
+static int cpg_dispatch_fd(int32_t fd, int32_t revents, void *data)
+{
+	struct vmcd *d = data;
+	cs_error_t err = cpg_dispatch(cpg_handle, CS_DISPATCH_ALL);
+
+	if (err != CS_OK && err != CS_ERR_TRY_AGAIN) {
+		log_err("lost the connection to corosync's CPG (error %d): stopping", err);
+		vmcd_shutdown(d, VMCD_EXIT_COROSYNC_LOST);
+		return -1;
+	}
+	/* Group commit: persist once per batch of deliveries, then answer clients. */
+	vmcd_commit(d);
+	return 0;
+}
+
+static cpg_callbacks_t cpg_callbacks = {
+	.cpg_deliver_fn = cpg_deliver,
+	.cpg_confchg_fn = cpg_confchg,
+};
+
+int vmcd_cpg_init(struct vmcd *d)
+{
+	struct cpg_name name;
+	cs_error_t err;
+	unsigned int tries = 0;
+	uint32_t votes = 0;
+
+	err = cpg_initialize(&cpg_handle, &cpg_callbacks);
+	if (err != CS_OK) {
+		log_err("cannot connect to corosync's CPG (error %d)", err);
+		return -ENOTCONN;
+	}
+	cpg_context_set(cpg_handle, d);
+	if (cpg_local_get(cpg_handle, &d->my_id) != CS_OK) {
+		log_err("cannot learn this node's corosync node id");
+		return -EIO;
+	}
+	for (size_t i = 0; i < d->n_nodes; i++) {
+		votes += d->nodes[i].votes;
+	}
+	vmc_replica_init(&d->replica, d->my_id, votes, d->replica.state, &replica_ops, d);
+	strcpy(name.value, CPG_GROUP_NAME);
+	name.length = strlen(CPG_GROUP_NAME);
+	do {
+		err = cpg_join(cpg_handle, &name);
+	} while (err == CS_ERR_TRY_AGAIN && ++tries < 100 && usleep(50000) == 0);
+	if (err != CS_OK) {
+		log_err("cannot join CPG group '%s' (error %d)", CPG_GROUP_NAME, err);
+		return -EIO;
+	}
+	cpg_fd_get(cpg_handle, &cpg_fd);
+	return qb_loop_poll_add(d->loop, QB_LOOP_HIGH, cpg_fd, POLLIN | POLLPRI, d, cpg_dispatch_fd);
+}
+
+void vmcd_cpg_fini(struct vmcd *d)
+{
+	struct cpg_name name;
+
+	if (cpg_fd >= 0) {
+		qb_loop_poll_del(d->loop, cpg_fd);
+		cpg_fd = -1;
+		strcpy(name.value, CPG_GROUP_NAME);
+		name.length = strlen(CPG_GROUP_NAME);
+		cpg_leave(cpg_handle, &name);
+	}
+	if (retry_armed) {
+		qb_loop_timer_del(d->loop, retry_timer);
+		retry_armed = false;
+	}
+	while (outbox_head != NULL) {
+		struct outbox_msg *o = outbox_head;
+		outbox_head = o->next;
+		free(o->buf);
+		free(o);
+	}
+	outbox_tail = &outbox_head;
+	cpg_finalize(cpg_handle);
+}

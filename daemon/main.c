@@ -1,0 +1,182 @@
+/*
+ * vmclusterd: start-up and shut-down order.
+ *
+ *   options -> logging -> directories + pid lock -> persisted state ->
+ *   corosync nodelist (waits for corosync) -> votequorum -> CPG -> IPC -> loop
+ *
+ * and the reverse on the way out. Everything runs on one libqb main loop;
+ * signals arrive as loop events.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "vmclusterd.h"
+
+static int pid_fd = -1;
+
+void vmcd_shutdown(struct vmcd *d, int code)
+{
+	if (d->exit_code == 0) {
+		d->exit_code = code;
+	}
+	qb_loop_stop(d->loop);
+}
+
+static int on_signal(int32_t sig, void *data)
+{
+	struct vmcd *d = data;
+
+	log_notice("signal %d: shutting down", sig);
+	vmcd_shutdown(d, VMCD_EXIT_OK);
+	return 0;
+}
+
+static void logging_init(const struct vmcd_options *opt)
+{
+	int32_t target = strcmp(opt->log_target, "stderr") == 0 ? QB_LOG_STDERR : QB_LOG_SYSLOG;
+	uint8_t level = opt->debug ? LOG_DEBUG : LOG_INFO;
+
+	qb_log_init("vmclusterd", LOG_DAEMON, LOG_INFO);
+	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, target == QB_LOG_SYSLOG);
+	qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, target == QB_LOG_STDERR);
+	qb_log_filter_ctl(target, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", level);
+	qb_log_format_set(QB_LOG_STDERR, "%t %N[%P] %p: %b");
+	/* The blackbox keeps recent events in memory for post-mortems. */
+	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 1024 * 1024);
+	qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);
+	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
+}
+
+static int dir_ensure(const char *dir)
+{
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		log_err("cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* One daemon per node: a second one would join CPG as a second member. */
+static int pid_lock(const char *run_dir)
+{
+	char path[PATH_MAX], buf[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/vmclusterd.pid", run_dir);
+	pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (pid_fd < 0) {
+		log_err("cannot open %s: %s", path, strerror(errno));
+		return VMCD_EXIT_DIRS;
+	}
+	if (flock(pid_fd, LOCK_EX | LOCK_NB) != 0) {
+		log_err("another vmclusterd holds %s: refusing to start a second one", path);
+		return VMCD_EXIT_ALREADY_RUNNING;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (ftruncate(pid_fd, 0) != 0 || write(pid_fd, buf, (size_t)n) != n) {
+		log_warn("cannot write %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+/* Corosync may still be starting (boot order, tests): wait up to the limit. */
+static int corosync_wait(struct vmcd *d)
+{
+	time_t deadline = time(NULL) + d->opt.corosync_wait_s;
+	bool said = false;
+
+	for (;;) {
+		if (vmcd_nodes_load(d) == 0) {
+			return 0;
+		}
+		if (time(NULL) >= deadline) {
+			log_err("corosync is not running (or has no nodelist) after %u s: start corosync first",
+				d->opt.corosync_wait_s);
+			return VMCD_EXIT_COROSYNC_UNAVAILABLE;
+		}
+		if (!said) {
+			log_notice("waiting up to %u s for corosync", d->opt.corosync_wait_s);
+			said = true;
+		}
+		usleep(200 * 1000);
+	}
+}
+
+static int daemon_start(struct vmcd *d)
+{
+	int rc;
+
+	if (dir_ensure(d->opt.state_dir) != 0 || dir_ensure(d->opt.run_dir) != 0) {
+		return VMCD_EXIT_DIRS;
+	}
+	rc = pid_lock(d->opt.run_dir);
+	if (rc != 0) {
+		return rc;
+	}
+	if (vmcd_persist_load(d->opt.state_dir, &d->replica.state) != 0) {
+		return VMCD_EXIT_STATE_UNREADABLE;
+	}
+	rc = corosync_wait(d);
+	if (rc != 0) {
+		return rc;
+	}
+	if (vmcd_quorum_init(d) != 0 || vmcd_cpg_init(d) != 0) {
+		return VMCD_EXIT_COROSYNC_UNAVAILABLE;
+	}
+	if (vmcd_ipc_init(d) != 0) {
+		return VMCD_EXIT_IPC;
+	}
+	return 0;
+}
+
+static void daemon_stop(struct vmcd *d)
+{
+	vmcd_ipc_fini(d);
+	vmcd_cpg_fini(d);
+	vmcd_quorum_fini(d);
+	if (d->replica.state != NULL && d->replica.dirty &&
+	    vmcd_persist_save(d->opt.state_dir, d->replica.state) != 0) {
+		log_err("could not persist the state on the way out");
+	}
+	vmc_replica_fini(&d->replica);
+}
+
+int main(int argc, char **argv)
+{
+	static struct vmcd d;
+	int rc = vmcd_options_parse(&d.opt, argc, argv);
+
+	if (rc != 0) {
+		return rc > 0 ? VMCD_EXIT_OK : VMCD_EXIT_USAGE;
+	}
+	logging_init(&d.opt);
+	if (!d.opt.foreground && daemon(0, 0) != 0) {
+		log_err("cannot detach: %s", strerror(errno));
+		return VMCD_EXIT_DIRS;
+	}
+	d.loop = qb_loop_create();
+	d.next_request_id = (uint64_t)time(NULL) << 20;
+	rc = daemon_start(&d);
+	if (rc == 0) {
+		qb_loop_signal_add(d.loop, QB_LOOP_HIGH, SIGTERM, &d, on_signal, NULL);
+		qb_loop_signal_add(d.loop, QB_LOOP_HIGH, SIGINT, &d, on_signal, NULL);
+		log_notice("vmclusterd %s started on node id %u", PACKAGE_VERSION, d.my_id);
+		qb_loop_run(d.loop);
+		rc = d.exit_code;
+	}
+	daemon_stop(&d);
+	qb_loop_destroy(d.loop);
+	log_notice("vmclusterd stopped (exit %d)", rc);
+	qb_log_fini();
+	return rc;
+}

@@ -1,0 +1,32 @@
+/*
+ * vmclusterd's settings. One table (options.c) drives the command line,
+ * the config file and --help, so the three can't disagree.
+ */
+#ifndef VMCD_OPTIONS_H
+#define VMCD_OPTIONS_H
+
+#include <stdbool.h>
+#include <limits.h>
+
+#define VMCD_DEFAULT_CONFIG "/etc/vmcluster/vmcluster.conf"
+#define VMCD_DEFAULT_STATE_DIR "/var/lib/vmcluster"
+#define VMCD_DEFAULT_RUN_DIR "/run/vmcluster"
+
+struct vmcd_options {
+	char config[PATH_MAX];
+	char state_dir[PATH_MAX];
+	char run_dir[PATH_MAX];
+	char log_target[16];      /* syslog | stderr */
+	bool foreground;
+	bool debug;
+	unsigned int corosync_wait_s; /* how long to wait for corosync at start */
+};
+
+/*
+ * Fills opt from defaults, the config file, then the command line.
+ * Returns 0, or 1 when the caller should exit 0 (--help, --version),
+ * or -1 after printing one line that says what is wrong.
+ */
+int vmcd_options_parse(struct vmcd_options *opt, int argc, char **argv);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * votequorum: whether corosync considers this partition quorate. The
+ * daemon refuses change requests early on a node without quorum; the
+ * replica's own gate (a majority of the view) is what decides at apply
+ * time, since CPG keeps delivering in a minority partition.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <corosync/votequorum.h>
+
+#include "log.h"
+#include "vmclusterd.h"
+
+static votequorum_handle_t vq_handle;
+static int32_t vq_fd = -1;
+
+static void quorum_refresh_info(struct vmcd *d)
+{
+	struct votequorum_info info;
+
+	if (votequorum_getinfo(vq_handle, d->my_id, &info) == CS_OK) {
+		d->vq_expected_votes = info.node_expected_votes;
+		d->vq_total_votes = info.total_votes;
+	}
+}
+
+static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quorate,
+			  uint32_t n_nodes, votequorum_node_t nodes[])
+{
+	struct vmcd *d = NULL;
+
+	votequorum_context_get(h, (void **)&d);
+	if (d == NULL) {
+		return;
+	}
+	if ((bool)quorate != d->quorate) {
+		log_notice("quorum %s: %u nodes in corosync membership",
+			   quorate ? "gained" : "lost", n_nodes);
+	}
+	d->quorate = quorate;
+	quorum_refresh_info(d);
+}
+
+static int quorum_dispatch(int32_t fd, int32_t revents, void *data)
+{
+	struct vmcd *d = data;
+	cs_error_t err = votequorum_dispatch(vq_handle, CS_DISPATCH_ALL);
+
+	if (err != CS_OK && err != CS_ERR_TRY_AGAIN) {
+		log_err("lost the connection to corosync's votequorum (error %d): stopping", err);
+		vmcd_shutdown(d, VMCD_EXIT_COROSYNC_LOST);
+		return -1;
+	}
+	return 0;
+}
+
+int vmcd_quorum_init(struct vmcd *d)
+{
+	votequorum_callbacks_t cb = { .votequorum_quorum_notify_fn = quorum_notify };
+	cs_error_t err = votequorum_initialize(&vq_handle, &cb);
+
+	if (err != CS_OK) {
+		log_err("cannot connect to votequorum (error %d): is corosync running with "
+			"provider corosync_votequorum?", err);
+		return -ENOTCONN;
+	}
+	votequorum_context_set(vq_handle, d);
+	err = votequorum_trackstart(vq_handle, 0, CS_TRACK_CHANGES | CS_TRACK_CURRENT);
+	if (err != CS_OK) {
+		log_err("votequorum_trackstart failed (error %d)", err);
+		return -EIO;
+	}
+	votequorum_fd_get(vq_handle, &vq_fd);
+	quorum_refresh_info(d);
+	return qb_loop_poll_add(d->loop, QB_LOOP_HIGH, vq_fd, POLLIN | POLLPRI, d, quorum_dispatch);
+}
+
+void vmcd_quorum_fini(struct vmcd *d)
+{
+	if (vq_fd >= 0) {
+		qb_loop_poll_del(d->loop, vq_fd);
+		vq_fd = -1;
+	}
+	votequorum_finalize(vq_handle);
+}

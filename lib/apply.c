@@ -1,0 +1,141 @@
+/*
+ * Change requests and how they are applied to the state. Every replica runs
+ * this at the same point of the total order with the same state, so every
+ * verdict — applied, or refused with this reason — is the same on all
+ * nodes. Nothing here may look at the local machine.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "replica.h"
+#include "vmc_errors.h"
+
+typedef int (*request_handler)(struct vmc_state *s, json_object *body, char *detail, size_t len);
+
+static const char *body_string(json_object *body, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(body, key, &v) || !json_object_is_type(v, json_type_string)) {
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+static int apply_group_add(struct vmc_state *s, json_object *body, char *detail, size_t len)
+{
+	struct vmc_group_def *def = NULL;
+	json_object *j;
+	int rc;
+
+	if (!json_object_object_get_ex(body, "definition", &j)) {
+		snprintf(detail, len, "group-add without a definition");
+		return -VMC_E_PROTOCOL;
+	}
+	rc = vmc_group_def_from_json(j, &def, detail, len);
+	if (rc != 0) {
+		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	rc = vmc_state_group_add(s, def);
+	if (rc == -EEXIST) {
+		snprintf(detail, len, "vm '%s' already exists; choose another name or remove it first",
+			 def->name);
+		vmc_group_def_free(def);
+		return -VMC_E_EXISTS;
+	}
+	if (rc != 0) {
+		vmc_group_def_free(def);
+	}
+	return rc;
+}
+
+static int apply_group_remove(struct vmc_state *s, json_object *body, char *detail, size_t len)
+{
+	const char *name = body_string(body, "name");
+	struct vmc_group *g;
+
+	if (name == NULL) {
+		snprintf(detail, len, "group-remove without a name");
+		return -VMC_E_PROTOCOL;
+	}
+	g = vmc_state_group_find(s, name);
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	if (g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED) {
+		snprintf(detail, len, "vm '%s' is %s: stop it first ('clusterctl vm stop %s')", name,
+			 vmc_group_state_to_str(g->state), name);
+		return -VMC_E_BUSY;
+	}
+	return vmc_state_group_remove(s, name);
+}
+
+static int apply_group_set(struct vmc_state *s, json_object *body, char *detail, size_t len)
+{
+	const char *name = body_string(body, "name");
+	const char *assignments[64];
+	struct vmc_group_def *def = NULL;
+	struct vmc_group *g;
+	json_object *set;
+	size_t n;
+	int rc;
+
+	if (name == NULL || !json_object_object_get_ex(body, "set", &set) ||
+	    !json_object_is_type(set, json_type_array)) {
+		snprintf(detail, len, "group-set without name or set");
+		return -VMC_E_PROTOCOL;
+	}
+	g = vmc_state_group_find(s, name);
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	n = json_object_array_length(set);
+	if (n > sizeof(assignments) / sizeof(assignments[0])) {
+		snprintf(detail, len, "at most %zu assignments at once",
+			 sizeof(assignments) / sizeof(assignments[0]));
+		return -VMC_E_INVALID;
+	}
+	for (size_t i = 0; i < n; i++) {
+		assignments[i] = json_object_get_string(json_object_array_get_idx(set, i));
+	}
+	rc = vmc_group_def_set(g->def, assignments, n, &def, detail, len);
+	if (rc != 0) {
+		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	return vmc_state_group_redefine(s, def);
+}
+
+struct request_type {
+	uint16_t type;
+	request_handler apply;
+};
+
+static const struct request_type request_types[] = {
+	{ VMC_MSG_GROUP_ADD, apply_group_add },
+	{ VMC_MSG_GROUP_REMOVE, apply_group_remove },
+	{ VMC_MSG_GROUP_SET, apply_group_set },
+};
+
+int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
+			    size_t detail_len)
+{
+	detail[0] = '\0';
+	for (size_t i = 0; i < sizeof(request_types) / sizeof(request_types[0]); i++) {
+		if (request_types[i].type == m->type) {
+			int rc = request_types[i].apply(s, m->body, detail, detail_len);
+			if (rc == 0) {
+				s->config_version++;
+			} else if (detail[0] == '\0') {
+				snprintf(detail, detail_len, "%s", vmc_strerror(rc));
+			}
+			return rc;
+		}
+	}
+	snprintf(detail, detail_len, "message type %u is not a change request", m->type);
+	return -VMC_E_PROTOCOL;
+}

@@ -1,0 +1,30 @@
+/*
+ * The local IPC between clusterctl (or the OCF agent) and vmclusterd, over
+ * libqb IPC service "vmcluster". A request is a qb_ipc_request_header whose
+ * id is an enum vmc_ipc_cmd, followed by a NUL-terminated JSON object of
+ * arguments. A response is a qb_ipc_response_header (id echoed, error 0 or
+ * a negative vmc_errors.h code) followed by a NUL-terminated JSON object:
+ * the result, or {"error": "one line for the operator"}.
+ * A request may carry "tag" (an integer); the response echoes it, so a
+ * client can pipeline requests.
+ */
+#ifndef VMC_IPC_PROTO_H
+#define VMC_IPC_PROTO_H
+
+#define VMC_IPC_NAME "vmcluster"
+#define VMC_IPC_MAX_MSG (8 * 1024 * 1024)
+#define VMC_IPC_GROUP "haclient"
+
+enum vmc_ipc_cmd {
+	VMC_IPC_INVALID = 0,
+	VMC_IPC_STATUS = 1,
+	VMC_IPC_NODE_LIST = 2,
+	VMC_IPC_VM_ADD = 3,
+	VMC_IPC_VM_LIST = 4,
+	VMC_IPC_VM_SHOW = 5,
+	VMC_IPC_VM_REMOVE = 6,
+	VMC_IPC_VM_SET = 7,
+	VMC_IPC_CMD_COUNT,
+};
+
+#endif

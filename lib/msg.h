@@ -1,0 +1,73 @@
+/*
+ * The CPG wire format of vmclusterd.
+ *
+ * Every message is a fixed 24-byte little-endian header followed by a
+ * NUL-terminated JSON payload:
+ *
+ *   offset size field
+ *    0     4   magic        "VMCL" (0x4c434d56)
+ *    4     2   version      protocol version the sender wrote it in
+ *    6     2   type         enum vmc_msg_type; 0 is invalid
+ *    8     4   sender       corosync node id of the sender
+ *   12     4   payload_len  bytes after the header, including the NUL
+ *   16     8   request_id   chosen by the sender; 0 for sync traffic
+ *
+ * Protocol history (never reuse a type number; add, don't change):
+ *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET
+ *
+ * A cluster speaks the lowest version its members support (advertised in
+ * HELLO), so an upgraded node keeps talking to the others.
+ */
+#ifndef VMC_MSG_H
+#define VMC_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#define VMC_MSG_MAGIC 0x4c434d56u
+#define VMC_MSG_HEADER_LEN 24
+#define VMC_PROTO_VERSION_MIN 1
+#define VMC_PROTO_VERSION_MAX 1
+/* Big enough for one snapshot chunk with its JSON escaping. */
+#define VMC_MSG_MAX_LEN (1024 * 1024)
+
+enum vmc_msg_type {
+	VMC_MSG_INVALID = 0,
+	VMC_MSG_HELLO = 1,
+	VMC_MSG_STATE_CHUNK = 2,
+	VMC_MSG_GROUP_ADD = 3,
+	VMC_MSG_GROUP_REMOVE = 4,
+	VMC_MSG_GROUP_SET = 5,
+	VMC_MSG_TYPE_COUNT,
+};
+
+struct vmc_msg {
+	uint16_t version;
+	uint16_t type;
+	uint32_t sender;
+	uint64_t request_id;
+	json_object *body; /* owned by the message */
+};
+
+/* Header + payload in a new malloc()ed buffer. */
+int vmc_msg_encode(const struct vmc_msg *m, void **buf, size_t *len);
+/*
+ * Checks, in order: length >= header, magic, version we speak, known
+ * type, payload length consistent, NUL-terminated, valid JSON object.
+ * On success m->body holds a reference the caller must release with
+ * vmc_msg_clear().
+ */
+int vmc_msg_decode(const void *buf, size_t len, struct vmc_msg *m, char *err, size_t errlen);
+void vmc_msg_clear(struct vmc_msg *m);
+const char *vmc_msg_type_to_str(uint16_t type);
+
+/* Little-endian field helpers, shared with other wire formats. */
+void vmc_put_le16(uint8_t *p, uint16_t v);
+void vmc_put_le32(uint8_t *p, uint32_t v);
+void vmc_put_le64(uint8_t *p, uint64_t v);
+uint16_t vmc_get_le16(const uint8_t *p);
+uint32_t vmc_get_le32(const uint8_t *p);
+uint64_t vmc_get_le64(const uint8_t *p);
+
+#endif

@@ -1,0 +1,120 @@
+/*
+ * One replica of the cluster state machine: the state, the sync that runs
+ * after every membership change, and the quorum gate. It does no I/O: the
+ * daemon feeds it CPG configuration changes and delivered messages and
+ * carries out what it asks through the ops callbacks; the simulator in
+ * tests/unit does the same with N replicas in one process.
+ *
+ * Sync, after every view change (all members see the same sequence of
+ * messages after the change, so they all reach the same decisions):
+ *
+ *   view change --> HELLO phase: every member multicasts a hello
+ *                   (config_version, digest, prev_primary, votes, proto)
+ *       all hellos in --> same digest everywhere? --> DONE
+ *                     --> otherwise STATE phase: the source (highest
+ *                         config_version; then one that was primary; then
+ *                         lowest node id) multicasts its snapshot in chunks
+ *       last chunk  -----> members whose digest differs install it --> DONE
+ *
+ * Requests delivered before DONE are held and applied, in order, at DONE;
+ * a new view change drops them (the origin tells its client to retry) and
+ * starts the sync over, so a member that dies mid-sync costs a restart of
+ * the sync, never a hang. A view is primary when its members hold a
+ * majority of the expected votes; requests in a non-primary view are
+ * refused on every member alike.
+ */
+#ifndef VMC_REPLICA_H
+#define VMC_REPLICA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "state.h"
+
+#define VMC_NODES_MAX 64
+/* Snapshot bytes per STATE_CHUNK message. */
+#define VMC_SNAPSHOT_CHUNK_LEN (256 * 1024)
+
+enum vmc_sync_phase {
+	VMC_SYNC_HELLO = 0,
+	VMC_SYNC_STATE,
+	VMC_SYNC_DONE,
+};
+
+struct vmc_replica_ops {
+	/* Multicast a message of this type with this body (reference taken). */
+	void (*send)(void *ctx, uint16_t type, json_object *body);
+	/* A request was decided: rc 0 applied, else refused or dropped. */
+	void (*outcome)(void *ctx, uint32_t origin, uint64_t request_id, int rc, const char *detail);
+	/* Sync finished for the current view (state may have been replaced). */
+	void (*synced)(void *ctx);
+};
+
+struct vmc_hello {
+	uint32_t node_id;
+	uint64_t config_version;
+	char digest[VMC_DIGEST_HEX_LEN + 1];
+	bool prev_primary;
+	uint32_t expected_votes;
+	uint16_t proto_max;
+	uint32_t round;
+};
+
+struct vmc_held_msg {
+	struct vmc_msg msg;
+	struct vmc_held_msg *next;
+};
+
+struct vmc_replica {
+	uint32_t my_id;
+	uint32_t expected_votes; /* from the local corosync nodelist */
+	struct vmc_state *state;
+	bool dirty;              /* state changed since the owner last persisted */
+	bool prev_primary;
+
+	uint32_t members[VMC_NODES_MAX];
+	size_t n_members;
+	uint32_t round;          /* views seen by this replica */
+	enum vmc_sync_phase phase;
+	bool primary;
+	uint16_t proto;          /* version the view speaks */
+	struct vmc_hello hellos[VMC_NODES_MAX];
+	size_t n_hellos;
+	const struct vmc_hello *source;
+	char *snapshot;          /* chunks gathered so far */
+	size_t snapshot_len;
+	uint32_t next_chunk;
+
+	struct vmc_held_msg *held_head;
+	struct vmc_held_msg **held_tail;
+
+	const struct vmc_replica_ops *ops;
+	void *ctx;
+	uint64_t syncs_done;
+	uint64_t snapshots_installed;
+};
+
+/* Takes ownership of state. */
+void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t expected_votes,
+		      struct vmc_state *state, const struct vmc_replica_ops *ops, void *ctx);
+void vmc_replica_fini(struct vmc_replica *r);
+
+/* A CPG configuration change: the full, new member list. */
+void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
+/* A delivered message (ownership of m->body stays with the caller). */
+void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m);
+
+/* Synced and primary: this node's copy is current and may change. */
+bool vmc_replica_writable(const struct vmc_replica *r);
+const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
+
+/*
+ * Apply one change request to a state (pure; used by the replica and by
+ * tests). Returns 0 and bumps config_version, or a negative error with a
+ * one-line reason in detail.
+ */
+int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
+			    size_t detail_len);
+
+#endif

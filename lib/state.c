@@ -1,0 +1,314 @@
+/*
+ * Cluster state container, snapshot codec and digest.
+ *
+ * Groups are kept sorted by name so that the snapshot — and therefore the
+ * digest — depends only on the content, never on the order changes came in.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+#include "state.h"
+
+static const char *const group_state_names[] = {
+	[VMC_GROUP_OFFLINE] = "offline",     [VMC_GROUP_STARTING] = "starting",
+	[VMC_GROUP_ONLINE] = "online",       [VMC_GROUP_STOPPING] = "stopping",
+	[VMC_GROUP_MIGRATING] = "migrating", [VMC_GROUP_FAILED] = "failed",
+};
+
+const char *vmc_group_state_to_str(enum vmc_group_state st)
+{
+	if ((size_t)st < sizeof(group_state_names) / sizeof(group_state_names[0])) {
+		return group_state_names[st];
+	}
+	return "unknown";
+}
+
+int vmc_group_state_from_str(const char *str, enum vmc_group_state *out)
+{
+	for (size_t i = 0; i < sizeof(group_state_names) / sizeof(group_state_names[0]); i++) {
+		if (strcmp(str, group_state_names[i]) == 0) {
+			*out = (enum vmc_group_state)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+struct vmc_state *vmc_state_new(void)
+{
+	return calloc(1, sizeof(struct vmc_state));
+}
+
+void vmc_state_free(struct vmc_state *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < s->n_groups; i++) {
+		vmc_group_def_free(s->groups[i].def);
+	}
+	free(s->groups);
+	free(s);
+}
+
+/* Index of name, or of where it would be inserted (with *found false). */
+static size_t group_index(const struct vmc_state *s, const char *name, bool *found)
+{
+	size_t lo = 0, hi = s->n_groups;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->groups[mid].def->name, name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	*found = false;
+	return lo;
+}
+
+struct vmc_group *vmc_state_group_find(const struct vmc_state *s, const char *name)
+{
+	bool found;
+	size_t i = group_index(s, name, &found);
+
+	return found ? &s->groups[i] : NULL;
+}
+
+static int groups_reserve(struct vmc_state *s, size_t n)
+{
+	struct vmc_group *g;
+	size_t cap;
+
+	if (n <= s->cap_groups) {
+		return 0;
+	}
+	cap = s->cap_groups ? s->cap_groups * 2 : 64;
+	while (cap < n) {
+		cap *= 2;
+	}
+	g = realloc(s->groups, cap * sizeof(*g));
+	if (g == NULL) {
+		return -ENOMEM;
+	}
+	s->groups = g;
+	s->cap_groups = cap;
+	return 0;
+}
+
+static int group_insert(struct vmc_state *s, const struct vmc_group *g)
+{
+	bool found;
+	size_t i = group_index(s, g->def->name, &found);
+	int rc;
+
+	if (found) {
+		return -EEXIST;
+	}
+	rc = groups_reserve(s, s->n_groups + 1);
+	if (rc != 0) {
+		return rc;
+	}
+	memmove(&s->groups[i + 1], &s->groups[i], (s->n_groups - i) * sizeof(*s->groups));
+	s->groups[i] = *g;
+	s->n_groups++;
+	return 0;
+}
+
+int vmc_state_group_add(struct vmc_state *s, struct vmc_group_def *def)
+{
+	struct vmc_group g = { .def = def, .owner = 0, .state = VMC_GROUP_OFFLINE };
+
+	return group_insert(s, &g);
+}
+
+int vmc_state_group_remove(struct vmc_state *s, const char *name)
+{
+	bool found;
+	size_t i = group_index(s, name, &found);
+
+	if (!found) {
+		return -ENOENT;
+	}
+	vmc_group_def_free(s->groups[i].def);
+	memmove(&s->groups[i], &s->groups[i + 1], (s->n_groups - i - 1) * sizeof(*s->groups));
+	s->n_groups--;
+	return 0;
+}
+
+int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def)
+{
+	struct vmc_group *g = vmc_state_group_find(s, def->name);
+
+	if (g == NULL) {
+		return -ENOENT;
+	}
+	vmc_group_def_free(g->def);
+	g->def = def;
+	return 0;
+}
+
+static json_object *group_to_json(const struct vmc_group *g)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
+	json_object_object_add(o, "owner", json_object_new_int64(g->owner));
+	json_object_object_add(o, "state", json_object_new_string(vmc_group_state_to_str(g->state)));
+	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
+	return o;
+}
+
+json_object *vmc_state_to_json(const struct vmc_state *s)
+{
+	json_object *o = json_object_new_object();
+	json_object *groups = json_object_new_array_ext((int)s->n_groups);
+
+	json_object_object_add(o, "format", json_object_new_int(VMC_SNAPSHOT_FORMAT));
+	json_object_object_add(o, "config_version", json_object_new_uint64(s->config_version));
+	for (size_t i = 0; i < s->n_groups; i++) {
+		json_object_array_add(groups, group_to_json(&s->groups[i]));
+	}
+	json_object_object_add(o, "groups", groups);
+	return o;
+}
+
+char *vmc_state_to_string(const struct vmc_state *s)
+{
+	json_object *o = vmc_state_to_json(s);
+	char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+
+	json_object_put(o);
+	return text;
+}
+
+static int group_from_json(json_object *o, size_t i, struct vmc_group *g, char *err, size_t errlen)
+{
+	json_object *def, *owner, *state, *want;
+	char deferr[256];
+	int64_t id;
+
+	if (!json_object_object_get_ex(o, "definition", &def) ||
+	    !json_object_object_get_ex(o, "owner", &owner) ||
+	    !json_object_object_get_ex(o, "state", &state) ||
+	    !json_object_object_get_ex(o, "want_started", &want) ||
+	    !json_object_is_type(owner, json_type_int) ||
+	    !json_object_is_type(state, json_type_string) ||
+	    !json_object_is_type(want, json_type_boolean)) {
+		snprintf(err, errlen, "snapshot: groups[%zu] lacks definition, owner, state or want_started", i);
+		return -EINVAL;
+	}
+	id = json_object_get_int64(owner);
+	if (id < 0 || id > UINT32_MAX) {
+		snprintf(err, errlen, "snapshot: groups[%zu].owner out of range", i);
+		return -EINVAL;
+	}
+	if (vmc_group_state_from_str(json_object_get_string(state), &g->state) != 0) {
+		snprintf(err, errlen, "snapshot: groups[%zu].state '%s' unknown", i,
+			 json_object_get_string(state));
+		return -EINVAL;
+	}
+	if (vmc_group_def_from_json(def, &g->def, deferr, sizeof(deferr)) != 0) {
+		snprintf(err, errlen, "snapshot: groups[%zu]: %s", i, deferr);
+		return -EINVAL;
+	}
+	g->owner = (uint32_t)id;
+	g->want_started = json_object_get_boolean(want);
+	return 0;
+}
+
+int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, size_t errlen)
+{
+	json_object *format, *version, *groups;
+	struct vmc_state *s;
+
+	if (!json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "format", &format) ||
+	    !json_object_object_get_ex(obj, "config_version", &version) ||
+	    !json_object_object_get_ex(obj, "groups", &groups) ||
+	    !json_object_is_type(version, json_type_int) ||
+	    !json_object_is_type(groups, json_type_array)) {
+		snprintf(err, errlen, "snapshot: not an object with format, config_version and groups");
+		return -EINVAL;
+	}
+	if (json_object_get_int(format) != VMC_SNAPSHOT_FORMAT) {
+		snprintf(err, errlen, "snapshot: format %d is not supported (this build reads %d)",
+			 json_object_get_int(format), VMC_SNAPSHOT_FORMAT);
+		return -EPROTO;
+	}
+	s = vmc_state_new();
+	if (s == NULL) {
+		return -ENOMEM;
+	}
+	s->config_version = json_object_get_uint64(version);
+	for (size_t i = 0; i < json_object_array_length(groups); i++) {
+		struct vmc_group g = { 0 };
+		int rc = group_from_json(json_object_array_get_idx(groups, i), i, &g, err, errlen);
+		if (rc == 0) {
+			rc = group_insert(s, &g);
+			if (rc == -EEXIST) {
+				snprintf(err, errlen, "snapshot: group '%s' appears twice", g.def->name);
+				vmc_group_def_free(g.def);
+			}
+		}
+		if (rc != 0) {
+			vmc_state_free(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+int vmc_state_from_string(const char *text, struct vmc_state **out, char *err, size_t errlen)
+{
+	enum json_tokener_error jerr;
+	json_object *o = json_tokener_parse_verbose(text, &jerr);
+	int rc;
+
+	if (o == NULL) {
+		snprintf(err, errlen, "snapshot: not valid JSON: %s", json_tokener_error_desc(jerr));
+		return -EINVAL;
+	}
+	rc = vmc_state_from_json(o, out, err, errlen);
+	json_object_put(o);
+	return rc;
+}
+
+struct vmc_state *vmc_state_copy(const struct vmc_state *s)
+{
+	json_object *o = vmc_state_to_json(s);
+	struct vmc_state *copy = NULL;
+	char err[256];
+
+	if (vmc_state_from_json(o, &copy, err, sizeof(err)) != 0) {
+		copy = NULL;
+	}
+	json_object_put(o);
+	return copy;
+}
+
+void vmc_state_digest(const struct vmc_state *s, char hex[VMC_DIGEST_HEX_LEN + 1])
+{
+	unsigned char md[32];
+	unsigned int md_len = 0;
+	char *text = vmc_state_to_string(s);
+
+	EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL);
+	free(text);
+	for (unsigned int i = 0; i < 32; i++) {
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	}
+	hex[VMC_DIGEST_HEX_LEN] = '\0';
+}

@@ -1,0 +1,63 @@
+/*
+ * The replicated cluster state. Every daemon holds one copy and changes it
+ * only by applying CPG messages in delivery order (see replica.h), so the
+ * copies stay equal. The canonical JSON snapshot is what is persisted,
+ * what a joining node receives, and what state_digest hashes.
+ */
+#ifndef VMC_STATE_H
+#define VMC_STATE_H
+
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "group_def.h"
+
+#define VMC_SNAPSHOT_FORMAT 1
+#define VMC_DIGEST_HEX_LEN 64
+
+enum vmc_group_state {
+	VMC_GROUP_OFFLINE = 0,
+	VMC_GROUP_STARTING,
+	VMC_GROUP_ONLINE,
+	VMC_GROUP_STOPPING,
+	VMC_GROUP_MIGRATING,
+	VMC_GROUP_FAILED,
+};
+
+struct vmc_group {
+	struct vmc_group_def *def;
+	uint32_t owner; /* corosync node id, 0 when no node owns it */
+	enum vmc_group_state state;
+	bool want_started;
+};
+
+struct vmc_state {
+	uint64_t config_version;
+	size_t n_groups;
+	size_t cap_groups;
+	struct vmc_group *groups; /* sorted by name */
+};
+
+struct vmc_state *vmc_state_new(void);
+void vmc_state_free(struct vmc_state *s);
+struct vmc_state *vmc_state_copy(const struct vmc_state *s);
+
+struct vmc_group *vmc_state_group_find(const struct vmc_state *s, const char *name);
+/* Takes ownership of def on success. -EEXIST if the name is taken. */
+int vmc_state_group_add(struct vmc_state *s, struct vmc_group_def *def);
+int vmc_state_group_remove(struct vmc_state *s, const char *name);
+/* Replaces the definition (ownership taken); owner and state are kept. */
+int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def);
+
+json_object *vmc_state_to_json(const struct vmc_state *s);
+char *vmc_state_to_string(const struct vmc_state *s);
+int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, size_t errlen);
+int vmc_state_from_string(const char *text, struct vmc_state **out, char *err, size_t errlen);
+
+/* SHA-256 of the canonical snapshot, as 64 hex characters plus NUL. */
+void vmc_state_digest(const struct vmc_state *s, char hex[VMC_DIGEST_HEX_LEN + 1]);
+
+const char *vmc_group_state_to_str(enum vmc_group_state st);
+int vmc_group_state_from_str(const char *str, enum vmc_group_state *out);
+
+#endif

@@ -1,0 +1,714 @@
+# shellcheck shell=bash
+#
+# harness.sh: a real corosync cluster on one machine, for tests/cluster/.
+# Source it from a test script (it is set -euo pipefail friendly).
+#
+# Layout, with P = the test shell's pid and i = node number 1..N:
+#
+#   root netns    Only gets a blackhole route for $VMC_TEST_NET.0/24 while the
+#                 cluster is up, so a packet for the test range can never
+#                 leave the machine.
+#   vmcP-sw       Switch netns: bridge br0, one port "ni" per node.
+#   vmcP-ni       Node netns: lo and eth0 ($VMC_TEST_NET.(10+i)/24, the peer
+#                 of switch port ni). No other route. A partition = switch
+#                 port ni down; the node keeps its address (corosync rebinds
+#                 to localhost when its address disappears).
+#   mount ns      One per node, kept alive by a bind mount on $RUNDIR/ns/ni.mnt
+#                 so it survives its processes (node_poweroff, node_start).
+#                 Node-private dirs are bound over /run, /var/lib/corosync,
+#                 /var/lib/vmcluster, /var/log, /etc/vmcluster (and
+#                 /var/lib/pacemaker if present), because corosync and
+#                 pacemaker keep pid files and state at fixed paths; a fresh
+#                 tmpfs sits on /dev/shm because libqb's IPC rings live there
+#                 and a killed node would leak them on the host otherwise.
+#
+#   $RUNDIR = /tmp/vmc-test.XXXXXX
+#     authkey             corosync key shared by the whole test cluster
+#     ns/                 private bind mount holding the ni.mnt files
+#     ni/                 node i; `node_dir i` prints this path
+#       corosync.conf
+#       run/ lib-corosync/ lib-vmcluster/ log/ etc-vmcluster/ [lib-pacemaker/]
+#       corosync.pid vmclusterd.pid     pids recorded when started
+#       log/corosync.log log/corosync.out log/vmclusterd.log
+#
+# Processes are found by their namespaces (/proc/PID/ns/{net,mnt}), never by
+# name, so parallel runs and the machine's own daemons are never touched.
+#
+# Public functions: harness_require_root_netns, cluster_up, cluster_down,
+# node_exec, node_start, node_stop, node_poweroff, node_partition, node_heal,
+# node_pid_of, node_dir, node_pids, node_member_count, node_is_quorate,
+# node_is_inquorate, node_sees_members, wait_for.
+
+: "${VMC_BUILDDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${VMC_TEST_NET:=198.51.100}"
+
+HARNESS_PREFIX="vmc$$"
+HARNESS_RUNDIR=""
+HARNESS_NODES=0
+HARNESS_BLACKHOLE_ADDED=0
+HARNESS_ENDED_PIDS=()
+
+# Deadlines, in seconds.
+HARNESS_QUORUM_TIMEOUT=60
+HARNESS_START_TIMEOUT=30
+HARNESS_STOP_TIMEOUT=30
+HARNESS_KILL_TIMEOUT=10
+
+# Mount point in the node -> its private directory under node_dir.
+HARNESS_PRIVATE_DIRS=(
+	/run:run
+	/var/lib/corosync:lib-corosync
+	/var/lib/vmcluster:lib-vmcluster
+	/var/log:log
+	/etc/vmcluster:etc-vmcluster
+	/var/lib/pacemaker:lib-pacemaker
+)
+# Created on the host when missing: the binds need a mount point.
+HARNESS_CREATED_MOUNTPOINTS=(/var/lib/vmcluster /etc/vmcluster)
+
+# ---------------------------------------------------------------- helpers
+
+harness_log() { echo "harness: $*" >&2; }
+
+harness_skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+harness_now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+
+# "2.5" -> 2500000; whole or decimal seconds.
+harness_seconds_to_us() {
+	local whole=${1%%.*} frac=""
+	[[ $1 == *.* ]] && frac=${1#*.}
+	frac=${frac}000000
+	echo $((10#${whole:-0} * 1000000 + 10#${frac:0:6}))
+}
+
+harness_elapsed_since() {
+	local us=$(($(harness_now_us) - $1))
+	printf '%d.%01d' $((us / 1000000)) $((us % 1000000 / 100000))
+}
+
+wait_for() {
+	local seconds=$1 what=$2
+	shift 2
+	local deadline=$(($(harness_now_us) + $(harness_seconds_to_us "$seconds")))
+	until "$@"; do
+		if (($(harness_now_us) >= deadline)); then
+			echo "timeout after ${seconds}s waiting for $what" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# Runs the script's commands with errexit off (teardown must go on after a
+# failure), restoring the caller's setting afterwards.
+harness_without_errexit() {
+	local had_errexit=0 status=0
+	[[ $- == *e* ]] && had_errexit=1
+	set +e
+	"$@"
+	status=$?
+	((had_errexit)) && set -e
+	return "$status"
+}
+
+# ---------------------------------------------------------------- names
+
+harness_switch_netns() { echo "$HARNESS_PREFIX-sw"; }
+harness_node_netns() { echo "$HARNESS_PREFIX-n$1"; }
+harness_node_netns_file() { echo "/run/netns/$HARNESS_PREFIX-n$1"; }
+harness_node_mntns_file() { echo "$HARNESS_RUNDIR/ns/n$1.mnt"; }
+harness_node_addr() { echo "$VMC_TEST_NET.$((10 + $1))"; }
+harness_test_prefix() { echo "$VMC_TEST_NET.0/24"; }
+harness_path_in_node() { echo "$VMC_BUILDDIR/cli:$VMC_BUILDDIR/daemon:$PATH"; }
+harness_no_daemon() { [[ ${VMC_HARNESS_NO_DAEMON:-0} == 1 ]]; }
+
+node_dir() {
+	harness_check_node "$1" || return 1
+	echo "$HARNESS_RUNDIR/n$1"
+}
+
+harness_check_node() {
+	if [[ ! $1 =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > HARNESS_NODES)); then
+		harness_log "no node '$1' (cluster has $HARNESS_NODES nodes)"
+		return 1
+	fi
+}
+
+# ---------------------------------------------------------------- preconditions
+
+harness_require_root_netns() {
+	local tool probe
+	[[ $(id -u) -eq 0 ]] || harness_skip "cluster tests need root"
+	for tool in ip unshare nsenter mount corosync corosync-quorumtool; do
+		command -v "$tool" >/dev/null 2>&1 || harness_skip "$tool not found"
+	done
+	ip netns list >/dev/null 2>&1 || harness_skip "ip netns does not work here"
+	probe="$HARNESS_PREFIX-probe"
+	ip netns add "$probe" 2>/dev/null ||
+		harness_skip "cannot create a network namespace"
+	ip netns del "$probe"
+}
+
+harness_check_test_net() {
+	local octet
+	if [[ ! $VMC_TEST_NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]]; then
+		harness_log "VMC_TEST_NET='$VMC_TEST_NET' is not three octets like 198.51.100"
+		return 1
+	fi
+	for octet in ${VMC_TEST_NET//./ }; do
+		((10#$octet <= 255)) || {
+			harness_log "VMC_TEST_NET='$VMC_TEST_NET' has an octet over 255"
+			return 1
+		}
+	done
+}
+
+# Routes of the root namespace (any table) that cover or lie inside the test
+# range, except default routes and a blackhole left by a parallel run.
+harness_routes_into_test_range() {
+	local net
+	net=$(harness_test_prefix)
+	{
+		ip -4 route show table all root "$net"
+		ip -4 route show table all match "$net"
+	} | sed 's/[[:space:]]*$//' |
+		grep -Ev '^((blackhole|unreachable|prohibit|throw) )?default( |$)' |
+		grep -Fvx "blackhole $net" || true
+}
+
+# The test range must reach nothing real: refuse if the machine routes it.
+harness_check_test_range_unrouted() {
+	local routes
+	routes=$(harness_routes_into_test_range)
+	if [[ -n $routes ]]; then
+		harness_log "refusing to start: the root namespace routes part of $(harness_test_prefix):"
+		echo "$routes" >&2
+		harness_log "choose a free range with VMC_TEST_NET (three octets)"
+		return 1
+	fi
+}
+
+harness_check_daemon_binaries() {
+	local bin
+	harness_no_daemon && return 0
+	for bin in "$VMC_BUILDDIR/daemon/vmclusterd" "$VMC_BUILDDIR/cli/clusterctl"; do
+		[[ -x $bin ]] || {
+			harness_log "$bin is missing (build first, or set VMC_BUILDDIR)"
+			return 1
+		}
+	done
+}
+
+# A run killed with SIGKILL cannot tear down; say what it left behind.
+harness_warn_stale_netns() {
+	local name pid
+	for name in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		[[ $name =~ ^vmc([0-9]+)- ]] || continue
+		pid=${BASH_REMATCH[1]}
+		[[ -d /proc/$pid ]] && continue
+		harness_log "WARNING: namespace $name is left over from a dead run" \
+			"(pid $pid); kill what runs in it, then: ip netns del $name"
+	done
+}
+
+# ---------------------------------------------------------------- cluster_up
+
+cluster_up() {
+	local n=${1:-} i started
+	if [[ ! $n =~ ^[0-9]+$ ]] || ((n < 1 || n > 200)); then
+		harness_log "usage: cluster_up N (1..200)"
+		exit 1
+	fi
+	if [[ -n $HARNESS_RUNDIR ]]; then
+		harness_log "cluster_up: a cluster is already up"
+		exit 1
+	fi
+	harness_check_test_net || exit 1
+	harness_check_test_range_unrouted || exit 1
+	harness_check_daemon_binaries || exit 1
+	harness_warn_stale_netns
+
+	trap 'cluster_down $?' EXIT
+	trap 'harness_exit_on_signal 130' INT
+	trap 'harness_exit_on_signal 143' TERM
+
+	HARNESS_NODES=$n
+	harness_add_blackhole || return 1
+	harness_make_rundir || return 1
+	harness_make_switch || return 1
+	for ((i = 1; i <= n; i++)); do
+		harness_make_node "$i" || return 1
+	done
+
+	started=$(harness_now_us)
+	for ((i = 1; i <= n; i++)); do
+		harness_start_corosync "$i" || return 1
+	done
+	wait_for "$HARNESS_QUORUM_TIMEOUT" "$n members and quorum on every node" \
+		harness_all_nodes_see_members "$n" || return 1
+	harness_log "$n nodes quorate $(harness_elapsed_since "$started")s after corosync start"
+
+	harness_no_daemon && return 0
+	for ((i = 1; i <= n; i++)); do
+		harness_start_vmclusterd "$i" || return 1
+	done
+	wait_for "$HARNESS_START_TIMEOUT" "clusterctl status on every node" \
+		harness_all_daemons_answer || return 1
+}
+
+harness_exit_on_signal() {
+	trap - INT TERM
+	exit "$1"
+}
+
+harness_add_blackhole() {
+	local net
+	net=$(harness_test_prefix)
+	if [[ -z $(ip -4 route show exact "$net" type blackhole) ]]; then
+		ip -4 route add blackhole "$net" || return 1
+		HARNESS_BLACKHOLE_ADDED=1
+	fi
+}
+
+harness_make_rundir() {
+	local dir
+	HARNESS_RUNDIR=$(mktemp -d /tmp/vmc-test.XXXXXX) || return 1
+	# Non-root daemons (pacemaker's hacluster) read files below it.
+	chmod 755 "$HARNESS_RUNDIR"
+	head -c 256 /dev/urandom >"$HARNESS_RUNDIR/authkey"
+	chmod 400 "$HARNESS_RUNDIR/authkey"
+	# A mount-ns file can only be bind-mounted on a private mount.
+	mkdir "$HARNESS_RUNDIR/ns"
+	mount --bind "$HARNESS_RUNDIR/ns" "$HARNESS_RUNDIR/ns" || return 1
+	mount --make-private "$HARNESS_RUNDIR/ns" || return 1
+	for dir in "${HARNESS_CREATED_MOUNTPOINTS[@]}"; do
+		[[ -d $dir ]] || mkdir -p "$dir"
+	done
+}
+
+# A netns that says nothing on its own: no IPv6 (no link-local chatter).
+harness_add_netns() {
+	local name=$1
+	ip netns add "$name" || return 1
+	if [[ -d /proc/sys/net/ipv6 ]]; then
+		ip netns exec "$name" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+			net.ipv6.conf.default.disable_ipv6=1 || return 1
+	fi
+	ip -n "$name" link set lo up
+}
+
+harness_make_switch() {
+	local sw
+	sw=$(harness_switch_netns)
+	harness_add_netns "$sw" || return 1
+	ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0 || return 1
+	ip -n "$sw" link set br0 up
+}
+
+harness_make_node() {
+	harness_make_node_net "$1" &&
+		harness_make_node_dirs "$1" &&
+		harness_make_node_mntns "$1" &&
+		harness_write_corosync_conf "$1"
+}
+
+harness_make_node_net() {
+	local i=$1 sw ns
+	sw=$(harness_switch_netns)
+	ns=$(harness_node_netns "$i")
+	harness_add_netns "$ns" || return 1
+	ip -n "$sw" link add "n$i" type veth peer name eth0 netns "$ns" || return 1
+	ip -n "$sw" link set "n$i" master br0 up || return 1
+	ip -n "$ns" addr add "$(harness_node_addr "$i")/24" dev eth0 || return 1
+	ip -n "$ns" link set eth0 up
+}
+
+harness_make_node_dirs() {
+	local dir entry target
+	dir=$(node_dir "$1")
+	mkdir -p "$dir"
+	for entry in "${HARNESS_PRIVATE_DIRS[@]}"; do
+		target=${entry%%:*}
+		[[ -d $target ]] || continue
+		mkdir -p "$dir/${entry#*:}"
+		# Same owner and mode as the real one (pacemaker runs as hacluster).
+		chown --reference="$target" "$dir/${entry#*:}"
+		chmod --reference="$target" "$dir/${entry#*:}"
+	done
+}
+
+harness_in_node_mntns() {
+	local mnt
+	mnt=$(harness_node_mntns_file "$1")
+	shift
+	nsenter --mount="$mnt" -- "$@"
+}
+
+harness_make_node_mntns() {
+	local i=$1 dir entry target
+	dir=$(node_dir "$i")
+	touch "$(harness_node_mntns_file "$i")"
+	unshare --mount="$(harness_node_mntns_file "$i")" --propagation private true ||
+		return 1
+	# The new namespace copied the root's mounts, including the other
+	# nodes' ns files and /run/netns: detach them, or they would keep
+	# those namespaces alive after teardown unmounts the originals.
+	harness_in_node_mntns "$i" umount -l "$HARNESS_RUNDIR/ns" || return 1
+	if harness_in_node_mntns "$i" mountpoint -q /run/netns; then
+		harness_in_node_mntns "$i" umount -l /run/netns || return 1
+	fi
+	for entry in "${HARNESS_PRIVATE_DIRS[@]}"; do
+		target=${entry%%:*}
+		[[ -d $target ]] || continue
+		harness_in_node_mntns "$i" mount --bind "$dir/${entry#*:}" "$target" ||
+			return 1
+	done
+	harness_in_node_mntns "$i" mount -t tmpfs -o mode=1777,size=256m \
+		"$HARNESS_PREFIX-n$i-shm" /dev/shm
+}
+
+harness_write_corosync_conf() {
+	local i=$1 j
+	{
+		cat <<-EOF
+			# Written by tests/cluster/harness.sh for node $i.
+			totem {
+			    version: 2
+			    cluster_name: vmctest
+			    transport: knet
+			    token: 1000
+			    crypto_cipher: aes256
+			    crypto_hash: sha256
+			    keyfile: $HARNESS_RUNDIR/authkey
+			    interface {
+			        linknumber: 0
+			    }
+			}
+
+			nodelist {
+		EOF
+		for ((j = 1; j <= HARNESS_NODES; j++)); do
+			cat <<-EOF
+				    node {
+				        ring0_addr: $(harness_node_addr "$j")
+				        nodeid: $j
+				        name: node$j
+				    }
+			EOF
+		done
+		cat <<-EOF
+			}
+
+			quorum {
+			    provider: corosync_votequorum
+			}
+
+			logging {
+			    to_stderr: no
+			    to_syslog: no
+			    to_logfile: yes
+			    logfile: /var/log/corosync.log
+			    timestamp: on
+			}
+		EOF
+	} >"$(node_dir "$i")/corosync.conf"
+}
+
+# ---------------------------------------------------------------- node_exec
+
+node_exec() {
+	local i=$1
+	harness_check_node "$i" || return 1
+	shift
+	nsenter --net="$(harness_node_netns_file "$i")" \
+		--mount="$(harness_node_mntns_file "$i")" --wd="$PWD" -- \
+		env -u NOTIFY_SOCKET PATH="$(harness_path_in_node)" "$@"
+}
+
+# Starts CMD in node I in the background, detached from the test shell (its
+# own session, reparented), and records its pid in PIDFILE. The pid stays
+# the command's own: setsid, nsenter and env all exec.
+harness_spawn_in_node() {
+	local i=$1 log=$2 pidfile=$3 pid
+	shift 3
+	pid=$(
+		setsid nsenter --net="$(harness_node_netns_file "$i")" \
+			--mount="$(harness_node_mntns_file "$i")" -- \
+			env -u NOTIFY_SOCKET PATH="$(harness_path_in_node)" "$@" \
+			</dev/null >>"$log" 2>&1 &
+		echo $!
+	)
+	echo "$pid" >"$pidfile"
+}
+
+harness_start_corosync() {
+	local dir
+	dir=$(node_dir "$1")
+	harness_spawn_in_node "$1" "$dir/log/corosync.out" "$dir/corosync.pid" \
+		corosync -f -c "$dir/corosync.conf"
+}
+
+harness_start_vmclusterd() {
+	local dir
+	dir=$(node_dir "$1")
+	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
+		"$VMC_BUILDDIR/daemon/vmclusterd" -f
+}
+
+node_pid_of() {
+	local i=$1 name=$2
+	harness_check_node "$i" || return 1
+	case $name in
+	corosync | vmclusterd) ;;
+	*)
+		harness_log "node_pid_of: unknown program '$name'"
+		return 1
+		;;
+	esac
+	cat "$(node_dir "$i")/$name.pid"
+}
+
+# ---------------------------------------------------------------- processes
+
+harness_ns_inode() { stat -L -c %i "$1" 2>/dev/null || true; }
+
+# Pids whose network namespace is NET_INODE or mount namespace MNT_INODE.
+# Zombies have no namespaces left, so they never show up.
+harness_pids_in_namespaces() {
+	local net=$1 mnt=$2
+	{ find /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt -maxdepth 0 \
+		-printf '%p %l\n' 2>/dev/null || true; } |
+		awk -v net="net:[$net]" -v mnt="mnt:[$mnt]" \
+			'$2 == net || $2 == mnt { split($1, f, "/"); print f[3] }' |
+		sort -un
+}
+
+node_pids() {
+	local net mnt
+	harness_check_node "$1" || return 1
+	net=$(harness_ns_inode "$(harness_node_netns_file "$1")")
+	mnt=$(harness_ns_inode "$(harness_node_mntns_file "$1")")
+	[[ -n $net || -n $mnt ]] || return 0
+	harness_pids_in_namespaces "${net:-none}" "${mnt:-none}"
+}
+
+harness_pid_runs_in_node() {
+	local link
+	link=$(readlink "/proc/$2/ns/net" 2>/dev/null) || return 1
+	[[ $link == "net:[$(harness_ns_inode "$(harness_node_netns_file "$1")")]" ]]
+}
+
+harness_pid_gone_from_node() { ! harness_pid_runs_in_node "$1" "$2"; }
+
+# Kills what it finds; true once nothing is left. Polled, because a
+# process may fork between the scan and the kill.
+harness_node_killed() {
+	local pids
+	pids=$(node_pids "$1")
+	[[ -z $pids ]] && return 0
+	# shellcheck disable=SC2086 # one pid per word
+	kill -9 $pids 2>/dev/null
+	# shellcheck disable=SC2206 # one pid per word
+	HARNESS_ENDED_PIDS+=($pids)
+	return 1
+}
+
+# Our daemons are reparented to init, which reaps them when it gets to it
+# (on some machines a few seconds later). Teardown waits for that so that
+# not even a zombie corosync is left when the test exits.
+harness_ended_pids_reaped() {
+	local pid
+	for pid in "${HARNESS_ENDED_PIDS[@]}"; do
+		grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status" && return 1
+	done
+	return 0
+}
+
+node_poweroff() {
+	harness_check_node "$1" || return 1
+	wait_for "$HARNESS_KILL_TIMEOUT" "every process of node $1 to die" \
+		harness_node_killed "$1"
+}
+
+# SIGTERM, then SIGKILL with a warning after the deadline.
+harness_stop_program() {
+	local i=$1 name=$2 pid
+	[[ -f $(node_dir "$i")/$name.pid ]] || return 0
+	pid=$(node_pid_of "$i" "$name")
+	harness_pid_runs_in_node "$i" "$pid" || return 0
+	kill -TERM "$pid" 2>/dev/null
+	HARNESS_ENDED_PIDS+=("$pid")
+	wait_for "$HARNESS_STOP_TIMEOUT" "$name (pid $pid) on node $i to exit" \
+		harness_pid_gone_from_node "$i" "$pid" 2>/dev/null && return 0
+	harness_log "WARNING: $name (pid $pid) on node $i ignored SIGTERM for" \
+		"${HARNESS_STOP_TIMEOUT}s, sending SIGKILL"
+	kill -KILL "$pid" 2>/dev/null
+	wait_for "$HARNESS_KILL_TIMEOUT" "$name (pid $pid) on node $i to die" \
+		harness_pid_gone_from_node "$i" "$pid"
+}
+
+node_stop() {
+	harness_check_node "$1" || return 1
+	harness_stop_program "$1" vmclusterd || return 1
+	harness_stop_program "$1" corosync
+}
+
+harness_corosync_answers() {
+	node_exec "$1" corosync-cmapctl -g totem.cluster_name >/dev/null 2>&1
+}
+
+harness_daemon_answers() {
+	node_exec "$1" clusterctl status >/dev/null 2>&1
+}
+
+node_start() {
+	local i=$1
+	harness_check_node "$i" || return 1
+	harness_start_corosync "$i"
+	wait_for "$HARNESS_START_TIMEOUT" "corosync to answer on node $i" \
+		harness_corosync_answers "$i" || return 1
+	harness_no_daemon && return 0
+	harness_start_vmclusterd "$i"
+	wait_for "$HARNESS_START_TIMEOUT" "clusterctl status on node $i" \
+		harness_daemon_answers "$i"
+}
+
+# ---------------------------------------------------------------- network
+
+node_partition() {
+	harness_check_node "$1" || return 1
+	ip -n "$(harness_switch_netns)" link set "n$1" down
+}
+
+node_heal() {
+	harness_check_node "$1" || return 1
+	ip -n "$(harness_switch_netns)" link set "n$1" up
+}
+
+# ---------------------------------------------------------------- membership
+
+harness_quorum_status() {
+	node_exec "$1" corosync-quorumtool -s 2>/dev/null || true
+}
+
+node_member_count() {
+	harness_quorum_status "$1" | awk '$1 == "Nodes:" { print $2 }'
+}
+
+node_is_quorate() {
+	harness_quorum_status "$1" | grep -Eq '^Quorate:[[:space:]]+Yes'
+}
+
+node_is_inquorate() {
+	harness_quorum_status "$1" | grep -Eq '^Quorate:[[:space:]]+No'
+}
+
+# Node I is quorate with exactly N members.
+node_sees_members() {
+	local status
+	status=$(harness_quorum_status "$1")
+	grep -Eq '^Quorate:[[:space:]]+Yes' <<<"$status" &&
+		[[ $(awk '$1 == "Nodes:" { print $2 }' <<<"$status") == "$2" ]]
+}
+
+harness_all_nodes_see_members() {
+	local i
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		node_sees_members "$i" "$1" || return 1
+	done
+}
+
+harness_all_daemons_answer() {
+	local i
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		harness_daemon_answers "$i" || return 1
+	done
+}
+
+# ---------------------------------------------------------------- cluster_down
+
+# STATUS is the test's exit status (the EXIT trap passes it): logs are shown
+# only when it is non-zero. Safe to call any number of times.
+cluster_down() {
+	local status=${1:-0}
+	harness_without_errexit harness_tear_down "$status"
+	trap - EXIT INT TERM
+	return 0
+}
+
+harness_tear_down() {
+	local status=$1
+	if [[ -n $HARNESS_RUNDIR ]]; then
+		((status == 0)) || harness_dump_logs
+		harness_kill_all_nodes
+		wait_for 5 "init to reap the ended processes" \
+			harness_ended_pids_reaped 2>/dev/null
+		HARNESS_ENDED_PIDS=()
+		harness_unmount_rundir
+	fi
+	harness_delete_netns
+	harness_remove_blackhole
+	harness_remove_rundir
+	HARNESS_NODES=0
+}
+
+harness_dump_logs() {
+	local i dir log
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		dir="$HARNESS_RUNDIR/n$i/log"
+		for log in vmclusterd.log corosync.log corosync.out; do
+			[[ -s $dir/$log ]] || continue
+			echo "----- node $i: last 30 lines of $log -----" >&2
+			tail -n 30 "$dir/$log" >&2
+		done
+	done
+}
+
+harness_kill_all_nodes() {
+	local i
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		node_poweroff "$i" || harness_log "WARNING: node $i still has processes: $(node_pids "$i")"
+	done
+}
+
+harness_unmount_rundir() {
+	local i mnt
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		mnt=$(harness_node_mntns_file "$i")
+		mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+	done
+	mountpoint -q "$HARNESS_RUNDIR/ns" && umount "$HARNESS_RUNDIR/ns"
+}
+
+# Every netns named with this run's prefix is ours, including the ones a
+# failed cluster_up did not get to record.
+harness_delete_netns() {
+	local name
+	for name in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		[[ $name == "$HARNESS_PREFIX"-* ]] && ip netns del "$name"
+	done
+}
+
+harness_remove_blackhole() {
+	((HARNESS_BLACKHOLE_ADDED)) || return 0
+	ip -4 route del blackhole "$(harness_test_prefix)" && HARNESS_BLACKHOLE_ADDED=0
+}
+
+harness_remove_rundir() {
+	[[ -n $HARNESS_RUNDIR ]] || return 0
+	if [[ $HARNESS_RUNDIR != /tmp/vmc-test.* ]]; then
+		harness_log "WARNING: not removing unexpected run dir $HARNESS_RUNDIR"
+		return 1
+	fi
+	if findmnt -rn -o TARGET |
+		awk -v dir="$HARNESS_RUNDIR/" 'index($0, dir) == 1 { found = 1 } END { exit !found }'; then
+		harness_log "WARNING: $HARNESS_RUNDIR still has mounts, leaving it"
+		return 1
+	fi
+	rm -rf "$HARNESS_RUNDIR"
+	HARNESS_RUNDIR=""
+}
