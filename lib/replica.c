@@ -97,6 +97,7 @@ static void hello_send(struct vmc_replica *r)
 	for (size_t i = 0; i < r->n_members; i++) {
 		json_object_array_add(members, json_object_new_int64(r->members[i]));
 	}
+	json_object_object_add(body, "epoch", json_object_new_uint64(r->state->epoch));
 	json_object_object_add(body, "config_version", json_object_new_uint64(r->state->config_version));
 	json_object_object_add(body, "digest", json_object_new_string(digest));
 	json_object_object_add(body, "prev_primary", json_object_new_boolean(r->prev_primary));
@@ -154,14 +155,16 @@ static bool hello_matches_view(const struct vmc_replica *r, json_object *members
 
 static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 {
-	json_object *version, *digest, *prev, *votes, *proto, *round;
+	json_object *epoch, *version, *digest, *prev, *votes, *proto, *round;
 
-	if (!json_object_object_get_ex(m->body, "config_version", &version) ||
+	if (!json_object_object_get_ex(m->body, "epoch", &epoch) ||
+	    !json_object_object_get_ex(m->body, "config_version", &version) ||
 	    !json_object_object_get_ex(m->body, "digest", &digest) ||
 	    !json_object_object_get_ex(m->body, "prev_primary", &prev) ||
 	    !json_object_object_get_ex(m->body, "expected_votes", &votes) ||
 	    !json_object_object_get_ex(m->body, "proto_max", &proto) ||
 	    !json_object_object_get_ex(m->body, "round", &round) ||
+	    !json_object_is_type(epoch, json_type_int) ||
 	    !json_object_is_type(version, json_type_int) ||
 	    !json_object_is_type(digest, json_type_string) ||
 	    json_object_get_string_len(digest) != VMC_DIGEST_HEX_LEN ||
@@ -171,6 +174,7 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 		return -VMC_E_PROTOCOL;
 	}
 	h->node_id = m->sender;
+	h->epoch = json_object_get_uint64(epoch);
 	h->config_version = json_object_get_uint64(version);
 	memcpy(h->digest, json_object_get_string(digest), VMC_DIGEST_HEX_LEN + 1);
 	h->prev_primary = json_object_get_boolean(prev);
@@ -183,6 +187,9 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 /* Same rule on every member: newest state, then one that was primary, then lowest id. */
 static bool hello_better(const struct vmc_hello *a, const struct vmc_hello *b)
 {
+	if (a->epoch != b->epoch) {
+		return a->epoch > b->epoch;
+	}
 	if (a->config_version != b->config_version) {
 		return a->config_version > b->config_version;
 	}
@@ -198,6 +205,10 @@ static void sync_finish(struct vmc_replica *r)
 {
 	r->phase = VMC_SYNC_DONE;
 	r->prev_primary = r->primary;
+	if (r->primary) {
+		r->state->epoch = r->max_epoch + 1;
+		r->dirty = true;
+	}
 	r->syncs_done++;
 	snapshot_reset(r);
 	if (r->ops->synced != NULL) {
@@ -234,8 +245,12 @@ static void hellos_complete(struct vmc_replica *r)
 	bool all_equal = true;
 
 	r->source = &r->hellos[0];
+	r->max_epoch = 0;
 	for (size_t i = 0; i < r->n_hellos; i++) {
 		const struct vmc_hello *h = &r->hellos[i];
+		if (h->epoch > r->max_epoch) {
+			r->max_epoch = h->epoch;
+		}
 		if (h->expected_votes > votes) {
 			votes = h->expected_votes;
 		}

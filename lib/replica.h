@@ -9,12 +9,17 @@
  * messages after the change, so they all reach the same decisions):
  *
  *   view change --> HELLO phase: every member multicasts a hello
- *                   (config_version, digest, prev_primary, votes, proto)
+ *                   (epoch, config_version, digest, prev_primary, votes)
  *       all hellos in --> same digest everywhere? --> DONE
  *                     --> otherwise STATE phase: the source (highest
- *                         config_version; then one that was primary; then
- *                         lowest node id) multicasts its snapshot in chunks
+ *                         epoch, then config_version; then one that was
+ *                         primary; then lowest node id) multicasts its
+ *                         snapshot in chunks
  *       last chunk  -----> members whose digest differs install it --> DONE
+ *
+ * A primary view that finishes its sync raises the epoch, so after a
+ * partition heals the side that last had quorum wins even if the other
+ * side applied more messages before it noticed the split.
  *
  * Requests delivered before DONE are held and applied, in order, at DONE;
  * a new view change drops them (the origin tells its client to retry) and
@@ -53,6 +58,7 @@ struct vmc_replica_ops {
 
 struct vmc_hello {
 	uint32_t node_id;
+	uint64_t epoch;
 	uint64_t config_version;
 	char digest[VMC_DIGEST_HEX_LEN + 1];
 	bool prev_primary;
@@ -82,6 +88,7 @@ struct vmc_replica {
 	struct vmc_hello hellos[VMC_NODES_MAX];
 	size_t n_hellos;
 	const struct vmc_hello *source;
+	uint64_t max_epoch;      /* highest epoch among the hellos */
 	char *snapshot;          /* chunks gathered so far */
 	size_t snapshot_len;
 	uint32_t next_chunk;

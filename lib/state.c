@@ -176,6 +176,7 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	json_object *groups = json_object_new_array_ext((int)s->n_groups);
 
 	json_object_object_add(o, "format", json_object_new_int(VMC_SNAPSHOT_FORMAT));
+	json_object_object_add(o, "epoch", json_object_new_uint64(s->epoch));
 	json_object_object_add(o, "config_version", json_object_new_uint64(s->config_version));
 	for (size_t i = 0; i < s->n_groups; i++) {
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
@@ -230,16 +231,18 @@ static int group_from_json(json_object *o, size_t i, struct vmc_group *g, char *
 
 int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, size_t errlen)
 {
-	json_object *format, *version, *groups;
+	json_object *format, *epoch, *version, *groups;
 	struct vmc_state *s;
 
 	if (!json_object_is_type(obj, json_type_object) ||
 	    !json_object_object_get_ex(obj, "format", &format) ||
+	    !json_object_object_get_ex(obj, "epoch", &epoch) ||
 	    !json_object_object_get_ex(obj, "config_version", &version) ||
+	    !json_object_is_type(epoch, json_type_int) ||
 	    !json_object_object_get_ex(obj, "groups", &groups) ||
 	    !json_object_is_type(version, json_type_int) ||
 	    !json_object_is_type(groups, json_type_array)) {
-		snprintf(err, errlen, "snapshot: not an object with format, config_version and groups");
+		snprintf(err, errlen, "snapshot: not an object with format, epoch, config_version and groups");
 		return -EINVAL;
 	}
 	if (json_object_get_int(format) != VMC_SNAPSHOT_FORMAT) {
@@ -251,6 +254,7 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	if (s == NULL) {
 		return -ENOMEM;
 	}
+	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
 	for (size_t i = 0; i < json_object_array_length(groups); i++) {
 		struct vmc_group g = { 0 };

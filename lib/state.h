@@ -32,7 +32,8 @@ struct vmc_group {
 };
 
 struct vmc_state {
-	uint64_t config_version;
+	uint64_t epoch;          /* primary views completed; only quorate partitions raise it */
+	uint64_t config_version; /* changes applied */
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */
