@@ -1,0 +1,75 @@
+# shellcheck shell=bash
+# Assertions and cluster-wide checks for tests/cluster/*.sh (sourced after
+# harness.sh). Every check prints PASS or FAIL with what it checked; a test
+# ends with `finish`, which exits 1 if anything failed.
+
+ASSERT_FAILS=0
+ASSERT_PASSES=0
+
+pass() {
+	echo "PASS: $*"
+	ASSERT_PASSES=$((ASSERT_PASSES + 1))
+}
+
+fail() {
+	echo "FAIL: $*"
+	ASSERT_FAILS=$((ASSERT_FAILS + 1))
+}
+
+# expect DESCRIPTION CMD... : passes when CMD succeeds
+expect() {
+	local desc=$1
+	shift
+	if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+
+# expect_eq DESCRIPTION EXPECTED ACTUAL
+expect_eq() {
+	if [[ "$2" == "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1: expected '$2', got '$3'"
+	fi
+}
+
+finish() {
+	echo "$ASSERT_PASSES passed, $ASSERT_FAILS failed"
+	[[ $ASSERT_FAILS -eq 0 ]]
+	exit $?
+}
+
+status_field() { # NODE JQ-FILTER
+	node_exec "$1" clusterctl --json status 2>/dev/null | jq -r "$2"
+}
+
+# node_sees NODE UP QUORATE: NODE reports UP nodes up and quorate true/false
+node_sees() {
+	local s
+	s=$(node_exec "$1" clusterctl --json status 2>/dev/null) || return 1
+	[[ $(jq '[.nodes[] | select(.state == "up")] | length' <<<"$s") == "$2" ]] &&
+		[[ $(jq -r .quorate <<<"$s") == "$3" ]] &&
+		[[ $(jq -r .sync <<<"$s") == done ]]
+}
+
+# nodes_agree NODE...: all answer, all synced, one state digest among them
+nodes_agree() {
+	local first="" d n
+	for n in "$@"; do
+		d=$(node_exec "$n" clusterctl --json status 2>/dev/null | jq -r 'select(.sync == "done") | .state_digest') || return 1
+		[[ -n $d ]] || return 1
+		if [[ -z $first ]]; then first=$d; elif [[ $d != "$first" ]]; then return 1; fi
+	done
+}
+
+vm_count() { node_exec "$1" clusterctl --json vm list | jq length; }
+
+# vm_def NAME [MEMORY]: a small valid definition on stdout
+vm_def() {
+	printf '{"name":"%s","memory_mib":%s,"vcpus":1,"boot":{"kernel":"/var/lib/vmcluster/guest/vmlinuz","cmdline":"console=ttyS0"},"preferred_owners":["node1"],"priority":"medium"}\n' \
+		"$1" "${2:-64}"
+}
+
+# vm_add_on NODE NAME: add a VM through NODE, reading the definition from stdin
+vm_add_on() {
+	vm_def "$2" | node_exec "$1" clusterctl vm add - >/dev/null
+}

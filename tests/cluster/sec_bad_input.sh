@@ -1,0 +1,67 @@
+#!/bin/bash
+# Bad input gets one clear line and a non-zero exit, and changes nothing:
+# every broken definition in tests/unit/data/invalid (each naming the field
+# it expects), unknown nodes, bad arguments, garbage IPC requests.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/harness.sh"
+. "$here/assert.sh"
+harness_require_root_netns
+data=$here/../unit/data
+
+cluster_up 3
+for i in 1 2 3; do wait_for 30 "node $i quorate" node_sees "$i" 3 true; done
+vm_add_on 1 existing
+digest=$(status_field 1 .state_digest)
+
+# refused NODE EXPECTED-EXIT EXPECTED-SUBSTRING CMD...: one line on stderr, that exit code
+refused() {
+	local node=$1 want_rc=$2 want_msg=$3 err rc
+	shift 3
+	set +e
+	err=$(node_exec "$node" "$@" 2>&1 >/dev/null </dev/null)
+	rc=$?
+	set -e
+	if [[ $rc -ne $want_rc ]]; then
+		fail "'$*' exited $rc, expected $want_rc ($err)"
+	elif [[ $err != *"$want_msg"* ]]; then
+		fail "'$*' said '$err', expected it to mention '$want_msg'"
+	elif [[ $(wc -l <<<"$err") -ne 1 ]]; then
+		fail "'$*' printed more than one line: $err"
+	else
+		pass "'$*' refused (exit $rc): $err"
+	fi
+}
+
+n=0
+while IFS=$'\t' read -r file substring; do
+	[[ -n $file ]] || continue
+	refused $((1 + n % 3)) 2 "$substring" clusterctl vm add "$data/invalid/$file"
+	n=$((n + 1))
+done <"$data/invalid/EXPECTED"
+expect "at least 15 broken definitions were tried" test "$n" -ge 15
+
+# Checked by the daemon, not the file's syntax: node names must exist.
+sed 's/"node1"/"node9"/' <<<"$(vm_def unknown-owner)" >"$HARNESS_RUNDIR/unknown-owner.json"
+refused 2 2 "field 'preferred_owners': 'node9' is not a cluster node" clusterctl vm add "$HARNESS_RUNDIR/unknown-owner.json"
+refused 1 1 "already exists" sh -c "$(declare -f vm_def); vm_def existing | clusterctl vm add -"
+refused 1 2 "cannot read" clusterctl vm add /nonexistent.json
+refused 1 1 "no vm named 'ghost'" clusterctl vm show ghost
+refused 2 1 "no vm named 'ghost'" clusterctl vm remove ghost
+refused 3 2 "field 'vcpus'" clusterctl vm set existing vcpus=0
+refused 3 2 "field 'name': cannot be changed" clusterctl vm set existing name=other
+refused 3 2 "is not KEY=VALUE" clusterctl vm set existing memory_mib
+refused 1 2 "unknown command" clusterctl frobnicate
+refused 1 2 "unknown command 'vm frobnicate'" clusterctl vm frobnicate
+refused 1 2 "wrong number of arguments" clusterctl vm show
+refused 1 2 "unknown option" clusterctl --bogus status
+refused 1 2 "--timeout takes" clusterctl --timeout abc status
+
+# Garbage over the IPC: the daemon answers each with an error and lives on.
+expect "garbage IPC requests each get an error answer" node_exec 2 "$VMC_BUILDDIR/tests/cluster/vmc-ipc-garbage"
+expect "vmclusterd on node 2 survived the garbage" node_sees 2 3 true
+
+expect_eq "the state digest is unchanged by all of the above" "$digest" "$(status_field 1 .state_digest)"
+expect "all nodes still agree" nodes_agree 1 2 3
+
+finish
