@@ -521,9 +521,10 @@ int main(int argc, char **argv)
 		if (!noun_known) {
 			return fail(EXIT_USAGE, "unknown command '%s' (see 'clusterctl --help')", argv[1]);
 		}
-		usage(stderr, argv[1]);
-		return argc > 2 ? fail(EXIT_USAGE, "unknown command '%s %s'", argv[1], argv[2])
-				: fail(EXIT_USAGE, "'%s' needs a subcommand", argv[1]);
+		return argc > 2 ? fail(EXIT_USAGE, "unknown command '%s %s' (see 'clusterctl %s --help')",
+				       argv[1], argv[2], argv[1])
+				: fail(EXIT_USAGE, "'%s' needs a subcommand (see 'clusterctl %s --help')",
+				       argv[1], argv[1]);
 	}
 	if (help) {
 		command_usage(stdout, c);
@@ -531,9 +532,8 @@ int main(int argc, char **argv)
 	}
 	nargs = argc - (c->verb ? 3 : 2);
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {
-		command_usage(stderr, c);
-		return fail(EXIT_USAGE, "wrong number of arguments for '%s%s%s'", c->noun, c->verb ? " " : "",
-			    c->verb ? c->verb : "");
+		return fail(EXIT_USAGE, "wrong number of arguments: usage is 'clusterctl %s%s%s %s'",
+			    c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->args);
 	}
 	rc = c->run(&cli, nargs, argv + (c->verb ? 3 : 2));
 	vmc_client_close(cli.client);
