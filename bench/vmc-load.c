@@ -118,7 +118,7 @@ static int run(struct load *l)
 	struct vmc_client *c = NULL;
 	double start = now_s(), deadline = start + l->timeout_s;
 	unsigned int in_flight = 0;
-	int rc = vmc_client_connect(&c);
+	int rc = vmc_client_connect(&c, VMC_IPC_SMALL_MSG);
 
 	l->names = calloc(l->count + 1, sizeof(*l->names));
 	if (rc != 0 || slots == NULL || l->names == NULL) {

@@ -34,6 +34,7 @@ enum exit_code {
 struct cli {
 	bool json;
 	int timeout_ms;
+	size_t max_msg;
 	struct vmc_client *client;
 };
 
@@ -45,6 +46,7 @@ struct command {
 	const char *args;
 	const char *help;
 	int (*run)(struct cli *cli, int argc, char **argv);
+	bool large_reply; /* listings: ask for the large IPC buffer */
 };
 
 static const struct command commands[];
@@ -91,7 +93,7 @@ static int fail(int code, const char *fmt, ...)
 
 static int connect_daemon(struct cli *cli)
 {
-	int rc = vmc_client_connect(&cli->client);
+	int rc = vmc_client_connect(&cli->client, cli->max_msg);
 
 	if (rc == -EACCES) {
 		return fail(EXIT_DENIED, "permission denied: clusterctl needs root or membership of group %s",
@@ -405,7 +407,7 @@ static const struct command commands[] = {
 	{ "status", NULL, 0, 0, "", "show quorum, nodes, config_version and state digest", cmd_status },
 	{ "node", "list", 0, 0, "", "list the cluster's nodes and whether each is up", cmd_node_list },
 	{ "vm", "add", 1, 1, "FILE", "add the VM group defined in FILE (JSON; - for stdin)", cmd_vm_add },
-	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list },
+	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list, true },
 	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },
 	{ "vm", "remove", 1, 1, "VM", "remove a stopped VM group", cmd_vm_remove },
 	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
@@ -535,6 +537,7 @@ int main(int argc, char **argv)
 		return fail(EXIT_USAGE, "wrong number of arguments: usage is 'clusterctl %s%s%s %s'",
 			    c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->args);
 	}
+	cli.max_msg = c->large_reply ? VMC_IPC_MAX_MSG : VMC_IPC_SMALL_MSG;
 	rc = c->run(&cli, nargs, argv + (c->verb ? 3 : 2));
 	vmc_client_close(cli.client);
 	return rc;

@@ -48,6 +48,8 @@ struct ipc_command {
 	cmd_fn fn;
 };
 
+static json_object *error_body(const char *msg);
+
 static void reply_send(qb_ipcs_connection_t *c, int32_t id, int rc, json_object *body)
 {
 	const char *json = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
@@ -56,6 +58,16 @@ static void reply_send(qb_ipcs_connection_t *c, int32_t id, int rc, json_object 
 	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)json, len } };
 	ssize_t n = qb_ipcs_response_sendv(c, iov, 2);
 
+	if (n == -EMSGSIZE) {
+		char msg[160];
+		json_object *small;
+		snprintf(msg, sizeof(msg), "the answer (%zu bytes) is larger than the client's buffer (%d bytes)",
+			 sizeof(hdr) + len, qb_ipcs_connection_get_buffer_size(c));
+		small = error_body(msg);
+		reply_send(c, id, -EMSGSIZE, small);
+		json_object_put(small);
+		return;
+	}
 	if (n < 0) {
 		log_warn("cannot answer a client: %s", strerror((int)-n));
 	}
@@ -602,7 +614,6 @@ int vmcd_ipc_init(struct vmcd *d)
 		return -EIO;
 	}
 	qb_ipcs_poll_handlers_set(ipc_service, &poll_handlers);
-	qb_ipcs_enforce_buffer_size(ipc_service, VMC_IPC_MAX_MSG);
 	rc = qb_ipcs_run(ipc_service);
 	if (rc != 0) {
 		log_err("cannot start IPC service '%s': %s (is another vmclusterd running?)",

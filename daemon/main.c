@@ -144,10 +144,7 @@ static void daemon_stop(struct vmcd *d)
 	vmcd_ipc_fini(d);
 	vmcd_cpg_fini(d);
 	vmcd_quorum_fini(d);
-	if (d->replica.state != NULL && d->replica.dirty &&
-	    vmcd_persist_save(d->opt.state_dir, d->replica.state) != 0) {
-		log_err("could not persist the state on the way out");
-	}
+	vmcd_persist_fini(d);
 	vmc_replica_fini(&d->replica);
 }
 

@@ -1,8 +1,9 @@
 /*
- * Persistence of the applied state: STATE_DIR/state.json, replaced
- * atomically (write a temporary file, fsync it, rename it over the old one,
- * fsync the directory), so a crash leaves either the old or the new state,
- * never a torn one. A cold-started cluster continues from the highest
+ * Persistence of the applied state: STATE_DIR/state.json, a snapshot
+ * replaced atomically (write a temporary file, fsync it, rename it over the
+ * old one, fsync the directory), plus STATE_DIR/journal.log, the changes
+ * applied since (lib/journal.h), appended and fdatasync()ed once per batch
+ * of deliveries before any client hears of them. A cold-started cluster continues from the highest
  * config_version among the members (the sync in lib/replica.c does that).
  */
 #include "config.h"
@@ -16,10 +17,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "vmclusterd.h"
 
 #define STATE_FILE "state.json"
+#define JOURNAL_FILE "journal.log"
+/* Past this many journal lines the next commit writes a snapshot instead. */
+#define JOURNAL_LINES_MAX 4096
+
+static int journal_fd = -1;
+static size_t journal_lines; /* lines in the journal file since the last snapshot */
 
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -52,7 +60,7 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int vmcd_persist_save(const char *state_dir, const struct vmc_state *s)
+static int snapshot_save(const char *state_dir, const struct vmc_state *s)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
 	char *text = vmc_state_to_string(s);
@@ -88,7 +96,7 @@ int vmcd_persist_save(const char *state_dir, const struct vmc_state *s)
 	return rc;
 }
 
-static char *file_read(const char *path, int *rc)
+static char *file_read(const char *path, size_t *len_out, int *rc)
 {
 	FILE *f = fopen(path, "r");
 	char *buf = NULL;
@@ -99,6 +107,7 @@ static char *file_read(const char *path, int *rc)
 		return NULL;
 	}
 	for (;;) {
+		size_t n;
 		if (cap - len < 65536) {
 			char *grown = realloc(buf, cap + 262144);
 			if (grown == NULL) {
@@ -110,7 +119,7 @@ static char *file_read(const char *path, int *rc)
 			buf = grown;
 			cap += 262144;
 		}
-		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		n = fread(buf + len, 1, cap - len - 1, f);
 		len += n;
 		if (n == 0) {
 			break;
@@ -123,18 +132,20 @@ static char *file_read(const char *path, int *rc)
 		free(buf);
 		return NULL;
 	}
+	*len_out = len;
 	return buf;
 }
 
-int vmcd_persist_load(const char *state_dir, struct vmc_state **out)
+static int snapshot_load(const char *state_dir, struct vmc_state **out)
 {
 	char path[PATH_MAX];
 	char err[512];
+	size_t len;
 	char *text;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, STATE_FILE);
-	text = file_read(path, &rc);
+	text = file_read(path, &len, &rc);
 	if (text == NULL && rc == -ENOENT) {
 		log_notice("no persisted state at %s: starting empty (config_version 0)", path);
 		*out = vmc_state_new();
@@ -147,28 +158,146 @@ int vmcd_persist_load(const char *state_dir, struct vmc_state **out)
 	rc = vmc_state_from_string(text, out, err, sizeof(err));
 	free(text);
 	if (rc != 0) {
-		log_err("%s is unusable (%s): move it aside to start this node empty; it will then "
-			"receive the state from the other nodes", path, err);
+		log_err("%s is unusable (%s): move it and %s aside to start this node empty; it will "
+			"then receive the state from the other nodes", path, err, JOURNAL_FILE);
+	}
+	return rc;
+}
+
+/*
+ * Replays the journal on top of the snapshot. A last line without its
+ * newline was torn by a crash: it is cut off so later appends start clean.
+ */
+static int journal_load(const char *state_dir, struct vmc_state *s)
+{
+	char path[PATH_MAX];
+	char err[512];
+	size_t len, applied = 0;
+	char *text, *last_nl;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL_FILE);
+	text = file_read(path, &len, &rc);
+	if (text == NULL) {
+		return rc == -ENOENT ? 0 : rc;
+	}
+	last_nl = strrchr(text, '\n');
+	if ((last_nl ? (size_t)(last_nl - text) + 1 : 0) != len) {
+		size_t keep = last_nl ? (size_t)(last_nl - text) + 1 : 0;
+		log_warn("%s ends with a torn line (%zu bytes) from a crash: cutting it off", path, len - keep);
+		if (truncate(path, (off_t)keep) != 0) {
+			rc = -errno;
+			free(text);
+			log_err("cannot truncate %s: %s", path, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = vmc_journal_replay(s, text, &applied, err, sizeof(err));
+	free(text);
+	if (rc != 0) {
+		log_err("%s does not replay on top of %s (%s): move both aside to start this node empty; "
+			"it will then receive the state from the other nodes", path, STATE_FILE, err);
 		return rc;
 	}
-	log_notice("loaded persisted state from %s: config_version %llu, %zu vms", path,
-		   (unsigned long long)(*out)->config_version, (*out)->n_groups);
+	journal_lines = applied;
 	return 0;
+}
+
+int vmcd_persist_load(const char *state_dir, struct vmc_state **out)
+{
+	int rc = snapshot_load(state_dir, out);
+
+	if (rc == 0) {
+		rc = journal_load(state_dir, *out);
+		if (rc != 0) {
+			vmc_state_free(*out);
+			*out = NULL;
+		}
+	}
+	if (rc == 0) {
+		log_notice("loaded persisted state from %s: epoch %llu, config_version %llu, %zu vms "
+			   "(%zu journal entries replayed)",
+			   state_dir, (unsigned long long)(*out)->epoch,
+			   (unsigned long long)(*out)->config_version, (*out)->n_groups, journal_lines);
+	}
+	return rc;
+}
+
+static int journal_open(const char *state_dir, bool truncate_it)
+{
+	char path[PATH_MAX];
+	int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate_it ? O_TRUNC : 0);
+
+	if (journal_fd >= 0) {
+		close(journal_fd);
+	}
+	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL_FILE);
+	journal_fd = open(path, flags, 0600);
+	return journal_fd < 0 ? -errno : 0;
+}
+
+/* A whole snapshot, then an empty journal: the snapshot holds everything. */
+static int persist_snapshot(const char *state_dir, const struct vmc_state *s)
+{
+	int rc = snapshot_save(state_dir, s);
+
+	if (rc == 0) {
+		rc = journal_open(state_dir, true);
+	}
+	if (rc == 0 && fsync(journal_fd) != 0) {
+		rc = -errno;
+	}
+	journal_lines = 0;
+	return rc;
+}
+
+static int persist_journal(const char *state_dir, const struct vmc_replica *r)
+{
+	int rc = 0;
+
+	if (journal_fd < 0) {
+		rc = journal_open(state_dir, false);
+	}
+	for (size_t i = 0; rc == 0 && i < r->n_journal; i++) {
+		rc = write_all(journal_fd, r->journal[i], strlen(r->journal[i]));
+	}
+	if (rc == 0 && fdatasync(journal_fd) != 0) {
+		rc = -errno;
+	}
+	journal_lines += r->n_journal;
+	return rc;
 }
 
 void vmcd_commit(struct vmcd *d)
 {
-	int rc;
+	struct vmc_replica *r = &d->replica;
+	int rc = 0;
 
-	if (d->replica.dirty) {
-		rc = vmcd_persist_save(d->opt.state_dir, d->replica.state);
+	if (vmc_replica_has_changes(r)) {
+		if (r->snapshot_needed || journal_lines + r->n_journal > JOURNAL_LINES_MAX) {
+			rc = persist_snapshot(d->opt.state_dir, r->state);
+		} else {
+			rc = persist_journal(d->opt.state_dir, r);
+		}
 		if (rc != 0) {
 			/* Acknowledging changes we could not make durable would be a lie. */
 			log_err("cannot persist state to %s: %s; stopping", d->opt.state_dir, strerror(-rc));
 			vmcd_shutdown(d, VMCD_EXIT_PERSIST);
 			return;
 		}
-		d->replica.dirty = false;
+		vmc_replica_persisted(r);
 	}
 	vmcd_ipc_flush(d);
+}
+
+/* On the way out: one snapshot, so the next start replays nothing. */
+void vmcd_persist_fini(struct vmcd *d)
+{
+	if (d->replica.state != NULL && persist_snapshot(d->opt.state_dir, d->replica.state) != 0) {
+		log_err("could not persist the state to %s on the way out", d->opt.state_dir);
+	}
+	if (journal_fd >= 0) {
+		close(journal_fd);
+		journal_fd = -1;
+	}
 }

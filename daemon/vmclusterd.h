@@ -77,8 +77,8 @@ void vmcd_ipc_flush(struct vmcd *d);
 
 /* Persistence (persist.c) */
 int vmcd_persist_load(const char *state_dir, struct vmc_state **out);
-int vmcd_persist_save(const char *state_dir, const struct vmc_state *s);
 /* After a batch of deliveries: persist if changed, then release replies. */
 void vmcd_commit(struct vmcd *d);
+void vmcd_persist_fini(struct vmcd *d);
 
 #endif

@@ -16,9 +16,10 @@
 struct vmc_client {
 	qb_ipcc_connection_t *conn;
 	char *buf;
+	size_t buf_len;
 };
 
-int vmc_client_connect(struct vmc_client **out)
+int vmc_client_connect(struct vmc_client **out, size_t max_msg)
 {
 	struct vmc_client *c = calloc(1, sizeof(*c));
 	int saved;
@@ -26,13 +27,14 @@ int vmc_client_connect(struct vmc_client **out)
 	if (c == NULL) {
 		return -ENOMEM;
 	}
-	c->buf = malloc(VMC_IPC_MAX_MSG);
+	c->buf_len = max_msg;
+	c->buf = malloc(max_msg);
 	if (c->buf == NULL) {
 		free(c);
 		return -ENOMEM;
 	}
 	errno = 0;
-	c->conn = qb_ipcc_connect(VMC_IPC_NAME, VMC_IPC_MAX_MSG);
+	c->conn = qb_ipcc_connect(VMC_IPC_NAME, max_msg);
 	if (c->conn == NULL) {
 		saved = errno;
 		free(c->buf);
@@ -64,7 +66,7 @@ int vmc_client_send(struct vmc_client *c, enum vmc_ipc_cmd cmd, json_object *arg
 	struct iovec iov[2];
 	ssize_t rc;
 
-	if (sizeof(hdr) + len > VMC_IPC_MAX_MSG) {
+	if (sizeof(hdr) + len > c->buf_len) {
 		return -EMSGSIZE;
 	}
 	hdr.id = cmd;
@@ -82,7 +84,7 @@ int vmc_client_send(struct vmc_client *c, enum vmc_ipc_cmd cmd, json_object *arg
 int vmc_client_recv(struct vmc_client *c, int timeout_ms, json_object **result, int *verdict)
 {
 	struct qb_ipc_response_header *hdr = (void *)c->buf;
-	ssize_t n = qb_ipcc_recv(c->conn, c->buf, VMC_IPC_MAX_MSG, timeout_ms);
+	ssize_t n = qb_ipcc_recv(c->conn, c->buf, c->buf_len, timeout_ms);
 	const char *payload;
 
 	if (n < 0) {

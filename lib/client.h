@@ -17,7 +17,7 @@ struct vmc_client;
  * Returns -ENOTCONN when no daemon answers, -EACCES when the daemon
  * refuses this user, other -errno otherwise.
  */
-int vmc_client_connect(struct vmc_client **out);
+int vmc_client_connect(struct vmc_client **out, size_t max_msg);
 void vmc_client_close(struct vmc_client *c);
 
 /*

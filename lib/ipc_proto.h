@@ -12,7 +12,13 @@
 #define VMC_IPC_PROTO_H
 
 #define VMC_IPC_NAME "vmcluster"
-#define VMC_IPC_MAX_MSG (8 * 1024 * 1024)
+/*
+ * Buffer sizes a client asks for. libqb backs each with shared memory it
+ * allocates in full at connect time, so small requests use small buffers
+ * and only listings ask for the large one.
+ */
+#define VMC_IPC_SMALL_MSG (256 * 1024)
+#define VMC_IPC_MAX_MSG (16 * 1024 * 1024)
 #define VMC_IPC_GROUP "haclient"
 
 enum vmc_ipc_cmd {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "replica.h"
 #include "vmc_errors.h"
 
@@ -56,6 +57,40 @@ static void held_drop_all(struct vmc_replica *r, bool report)
 	r->held_tail = &r->held_head;
 }
 
+static void journal_add(struct vmc_replica *r, char *line)
+{
+	if (line == NULL) {
+		r->snapshot_needed = true; /* out of memory: fall back to a full snapshot */
+		return;
+	}
+	if (r->n_journal == r->cap_journal) {
+		size_t cap = r->cap_journal ? r->cap_journal * 2 : 64;
+		char **grown = realloc(r->journal, cap * sizeof(*grown));
+		if (grown == NULL) {
+			free(line);
+			r->snapshot_needed = true;
+			return;
+		}
+		r->journal = grown;
+		r->cap_journal = cap;
+	}
+	r->journal[r->n_journal++] = line;
+}
+
+bool vmc_replica_has_changes(const struct vmc_replica *r)
+{
+	return r->snapshot_needed || r->n_journal > 0;
+}
+
+void vmc_replica_persisted(struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_journal; i++) {
+		free(r->journal[i]);
+	}
+	r->n_journal = 0;
+	r->snapshot_needed = false;
+}
+
 static void snapshot_reset(struct vmc_replica *r)
 {
 	free(r->snapshot);
@@ -68,6 +103,10 @@ void vmc_replica_fini(struct vmc_replica *r)
 {
 	held_drop_all(r, false);
 	snapshot_reset(r);
+	vmc_replica_persisted(r);
+	free(r->journal);
+	r->journal = NULL;
+	r->cap_journal = 0;
 	vmc_state_free(r->state);
 	r->state = NULL;
 }
@@ -207,7 +246,7 @@ static void sync_finish(struct vmc_replica *r)
 	r->prev_primary = r->primary;
 	if (r->primary) {
 		r->state->epoch = r->max_epoch + 1;
-		r->dirty = true;
+		journal_add(r, vmc_journal_line_epoch(r->state->epoch, r->state->config_version));
 	}
 	r->syncs_done++;
 	snapshot_reset(r);
@@ -319,7 +358,7 @@ static void snapshot_install(struct vmc_replica *r)
 	}
 	vmc_state_free(r->state);
 	r->state = fresh;
-	r->dirty = true;
+	r->snapshot_needed = true;
 	r->snapshots_installed++;
 }
 
@@ -369,7 +408,7 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 	}
 	rc = vmc_state_apply_request(r->state, m, detail, sizeof(detail));
 	if (rc == 0) {
-		r->dirty = true;
+		journal_add(r, vmc_journal_line_change(m, r->state->config_version));
 	}
 	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
 }

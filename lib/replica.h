@@ -76,7 +76,12 @@ struct vmc_replica {
 	uint32_t my_id;
 	uint32_t expected_votes; /* from the local corosync nodelist */
 	struct vmc_state *state;
-	bool dirty;              /* state changed since the owner last persisted */
+	/* What the owner must persist (see journal.h): lines to append, or a
+	 * whole snapshot when the state was replaced by a sync. */
+	char **journal;
+	size_t n_journal;
+	size_t cap_journal;
+	bool snapshot_needed;
 	bool prev_primary;
 
 	uint32_t members[VMC_NODES_MAX];
@@ -111,6 +116,11 @@ void vmc_replica_fini(struct vmc_replica *r);
 void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
 /* A delivered message (ownership of m->body stays with the caller). */
 void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m);
+
+/* Anything to persist since the last vmc_replica_persisted()? */
+bool vmc_replica_has_changes(const struct vmc_replica *r);
+/* The owner persisted everything: forget the pending journal lines. */
+void vmc_replica_persisted(struct vmc_replica *r);
 
 /* Synced and primary: this node's copy is current and may change. */
 bool vmc_replica_writable(const struct vmc_replica *r);

@@ -33,6 +33,19 @@
 #
 # Processes are found by their namespaces (/proc/PID/ns/{net,mnt}), never by
 # name, so parallel runs and the machine's own daemons are never touched.
+# Daemons are started detached (own session, reparented to init), so a
+# test's own `wait` never blocks on them.
+#
+# Typical test:
+#     . "$(dirname "$0")/harness.sh"
+#     harness_require_root_netns          # exit 77 (skip) when impossible
+#     cluster_up 3                        # also traps EXIT/INT/TERM
+#     node_exec 1 clusterctl status
+#     node_poweroff 2
+#     wait_for 20 "node 1 at 2 members" node_sees_members 1 2
+# cluster_up sets traps on EXIT, INT and TERM that call cluster_down (which
+# shows the nodes' logs when the exit status is not 0). A test that needs
+# its own EXIT trap must call `cluster_down $?` from it.
 #
 # Public functions: harness_require_root_netns, cluster_up, cluster_down,
 # node_exec, node_start, node_stop, node_poweroff, node_partition, node_heal,
@@ -63,7 +76,8 @@ HARNESS_PRIVATE_DIRS=(
 	/etc/vmcluster:etc-vmcluster
 	/var/lib/pacemaker:lib-pacemaker
 )
-# Created on the host when missing: the binds need a mount point.
+# Created on the host when missing, as the binds need a mount point, and
+# left there: removing one would detach the binds of a parallel run.
 HARNESS_CREATED_MOUNTPOINTS=(/var/lib/vmcluster /etc/vmcluster)
 
 # ---------------------------------------------------------------- helpers
@@ -75,7 +89,13 @@ harness_skip() {
 	exit 77
 }
 
-harness_now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+harness_now_us() {
+	if [[ -n ${EPOCHREALTIME:-} ]]; then
+		echo "${EPOCHREALTIME//[!0-9]/}"
+	else
+		date +%s%6N
+	fi
+}
 
 # "2.5" -> 2500000; whole or decimal seconds.
 harness_seconds_to_us() {
@@ -132,7 +152,7 @@ node_dir() {
 }
 
 harness_check_node() {
-	if [[ ! $1 =~ ^[0-9]+$ ]] || (($1 < 1 || $1 > HARNESS_NODES)); then
+	if [[ ! $1 =~ ^[0-9]+$ ]] || ((10#$1 < 1 || 10#$1 > HARNESS_NODES)); then
 		harness_log "no node '$1' (cluster has $HARNESS_NODES nodes)"
 		return 1
 	fi
@@ -143,7 +163,8 @@ harness_check_node() {
 harness_require_root_netns() {
 	local tool probe
 	[[ $(id -u) -eq 0 ]] || harness_skip "cluster tests need root"
-	for tool in ip unshare nsenter mount corosync corosync-quorumtool; do
+	for tool in ip unshare nsenter setsid mount mountpoint findmnt \
+		corosync corosync-quorumtool corosync-cmapctl; do
 		command -v "$tool" >/dev/null 2>&1 || harness_skip "$tool not found"
 	done
 	ip netns list >/dev/null 2>&1 || harness_skip "ip netns does not work here"
@@ -177,7 +198,7 @@ harness_routes_into_test_range() {
 		ip -4 route show table all match "$net"
 	} | sed 's/[[:space:]]*$//' |
 		grep -Ev '^((blackhole|unreachable|prohibit|throw) )?default( |$)' |
-		grep -Fvx "blackhole $net" || true
+		grep -Fvx "blackhole $net" | awk '!seen[$0]++' || true
 }
 
 # The test range must reach nothing real: refuse if the machine routes it.
@@ -248,7 +269,8 @@ cluster_up() {
 	for ((i = 1; i <= n; i++)); do
 		harness_start_corosync "$i" || return 1
 	done
-	wait_for "$HARNESS_QUORUM_TIMEOUT" "$n members and quorum on every node" \
+	harness_wait_while_running corosync "$(harness_node_list)" \
+		"$HARNESS_QUORUM_TIMEOUT" "$n members and quorum on every node" \
 		harness_all_nodes_see_members "$n" || return 1
 	harness_log "$n nodes quorate $(harness_elapsed_since "$started")s after corosync start"
 
@@ -256,8 +278,9 @@ cluster_up() {
 	for ((i = 1; i <= n; i++)); do
 		harness_start_vmclusterd "$i" || return 1
 	done
-	wait_for "$HARNESS_START_TIMEOUT" "clusterctl status on every node" \
-		harness_all_daemons_answer || return 1
+	harness_wait_while_running vmclusterd "$(harness_node_list)" \
+		"$HARNESS_START_TIMEOUT" "clusterctl status on every node" \
+		harness_all_daemons_answer
 }
 
 harness_exit_on_signal() {
@@ -281,7 +304,7 @@ harness_make_rundir() {
 	chmod 755 "$HARNESS_RUNDIR"
 	head -c 256 /dev/urandom >"$HARNESS_RUNDIR/authkey"
 	chmod 400 "$HARNESS_RUNDIR/authkey"
-	# A mount-ns file can only be bind-mounted on a private mount.
+	# unshare(1) can only persist a mount ns on a private mount.
 	mkdir "$HARNESS_RUNDIR/ns"
 	mount --bind "$HARNESS_RUNDIR/ns" "$HARNESS_RUNDIR/ns" || return 1
 	mount --make-private "$HARNESS_RUNDIR/ns" || return 1
@@ -443,6 +466,47 @@ harness_spawn_in_node() {
 		echo $!
 	)
 	echo "$pid" >"$pidfile"
+	# Until nsenter has done its setns, the pid is still in the root
+	# namespaces; wait so that "runs in the node" means what it says.
+	wait_for 5 "pid $pid to enter node $i" harness_pid_entered_node "$i" "$pid"
+}
+
+harness_pid_entered_node() {
+	harness_pid_runs_in_node "$1" "$2" && return 0
+	# Gone or a zombie: it will never enter, stop waiting.
+	! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$2/status"
+}
+
+# The pid recorded for NAME (corosync|vmclusterd) still runs in node I.
+harness_program_runs() {
+	local pidfile
+	pidfile="$(node_dir "$1")/$2.pid"
+	[[ -f $pidfile ]] && harness_pid_runs_in_node "$1" "$(<"$pidfile")"
+}
+
+harness_node_list() { seq -s ' ' 1 "$HARNESS_NODES"; }
+
+# Like wait_for, but stops at once when NAME no longer runs on one of NODES
+# (a list like "1 2 3"), so a crash at start fails now, not at the deadline.
+harness_wait_while_running() {
+	local name=$1 nodes=$2 seconds=$3 what=$4 i
+	shift 4
+	wait_for "$seconds" "$what" harness_ready_or_dead "$name" "$nodes" "$@" ||
+		return 1
+	for i in $nodes; do
+		harness_program_runs "$i" "$name" && continue
+		harness_log "$name exited on node $i, see $(node_dir "$i")/log/"
+		return 1
+	done
+}
+
+harness_ready_or_dead() {
+	local name=$1 nodes=$2 i
+	shift 2
+	for i in $nodes; do
+		harness_program_runs "$i" "$name" || return 0
+	done
+	"$@"
 }
 
 harness_start_corosync() {
@@ -537,9 +601,8 @@ node_poweroff() {
 # SIGTERM, then SIGKILL with a warning after the deadline.
 harness_stop_program() {
 	local i=$1 name=$2 pid
-	[[ -f $(node_dir "$i")/$name.pid ]] || return 0
+	harness_program_runs "$i" "$name" || return 0
 	pid=$(node_pid_of "$i" "$name")
-	harness_pid_runs_in_node "$i" "$pid" || return 0
 	kill -TERM "$pid" 2>/dev/null
 	HARNESS_ENDED_PIDS+=("$pid")
 	wait_for "$HARNESS_STOP_TIMEOUT" "$name (pid $pid) on node $i to exit" \
@@ -568,13 +631,17 @@ harness_daemon_answers() {
 node_start() {
 	local i=$1
 	harness_check_node "$i" || return 1
-	harness_start_corosync "$i"
-	wait_for "$HARNESS_START_TIMEOUT" "corosync to answer on node $i" \
-		harness_corosync_answers "$i" || return 1
+	if harness_program_runs "$i" corosync; then
+		harness_log "node_start: corosync already runs on node $i"
+		return 1
+	fi
+	harness_start_corosync "$i" || return 1
+	harness_wait_while_running corosync "$i" "$HARNESS_START_TIMEOUT" \
+		"corosync to answer on node $i" harness_corosync_answers "$i" || return 1
 	harness_no_daemon && return 0
-	harness_start_vmclusterd "$i"
-	wait_for "$HARNESS_START_TIMEOUT" "clusterctl status on node $i" \
-		harness_daemon_answers "$i"
+	harness_start_vmclusterd "$i" || return 1
+	harness_wait_while_running vmclusterd "$i" "$HARNESS_START_TIMEOUT" \
+		"clusterctl status on node $i" harness_daemon_answers "$i"
 }
 
 # ---------------------------------------------------------------- network

@@ -38,7 +38,7 @@ static const struct garbage cases[] = {
 static int exchange(qb_ipcc_connection_t *c, int32_t id, const char *payload, size_t len,
 		    int32_t *error)
 {
-	static char buf[VMC_IPC_MAX_MSG];
+	static char buf[VMC_IPC_SMALL_MSG];
 	struct qb_ipc_request_header hdr = { .id = id, .size = (int32_t)(sizeof(hdr) + len) };
 	struct iovec iov[2] = { { &hdr, sizeof(hdr) }, { (void *)payload, len } };
 	ssize_t n = qb_ipcc_sendv_recv(c, iov, len ? 2 : 1, buf, sizeof(buf), 5000);
@@ -52,7 +52,7 @@ static int exchange(qb_ipcc_connection_t *c, int32_t id, const char *payload, si
 
 int main(void)
 {
-	qb_ipcc_connection_t *c = qb_ipcc_connect(VMC_IPC_NAME, VMC_IPC_MAX_MSG);
+	qb_ipcc_connection_t *c = qb_ipcc_connect(VMC_IPC_NAME, VMC_IPC_SMALL_MSG);
 	int failures = 0;
 	int32_t error = 0;
 

@@ -17,7 +17,9 @@
  *     their sync and agree on the state digest;
  *   - every member decided each request alike;
  *   - a change is applied only in a primary (quorate) view, and a group
- *     appears in a state only if its creation was accepted in one.
+ *     appears in a state only if its creation was accepted in one;
+ *   - what a node persisted (snapshot + journal, as daemon/persist.c
+ *     writes them) replays to exactly the state it runs with.
  * Each seed ends by healing everything and checking all replicas agree.
  *
  * VMC_SIM_SEEDS=N runs seeds 1..N (default 1000); VMC_SIM_SEED=S replays
@@ -31,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "replica.h"
 #include "vmc_errors.h"
 
@@ -50,7 +53,11 @@ struct sim_node {
 	bool up;
 	int segment;                  /* which side of a partition its link is on */
 	struct vmc_replica r;
-	struct vmc_state *persisted;  /* what survives a crash */
+	/* What survives a crash, as the daemon keeps it: a snapshot and a journal. */
+	struct vmc_state *snapshot;
+	char *journal;
+	size_t journal_len;
+	size_t journal_lines;
 };
 
 struct sim {
@@ -237,18 +244,48 @@ static void segments_flush_all(struct sim *s)
 	}
 }
 
+/* As daemon/persist.c: a snapshot after a sync replaced the state or when the journal is long. */
 static void node_persist(struct sim_node *n)
 {
-	if (n->r.dirty) {
-		vmc_state_free(n->persisted);
-		n->persisted = vmc_state_copy(n->r.state);
-		n->r.dirty = false;
+	struct vmc_replica *r = &n->r;
+
+	if (!vmc_replica_has_changes(r)) {
+		return;
 	}
+	if (r->snapshot_needed || n->journal_lines + r->n_journal > 40) {
+		vmc_state_free(n->snapshot);
+		n->snapshot = vmc_state_copy(r->state);
+		n->journal_len = 0;
+		n->journal_lines = 0;
+	} else {
+		for (size_t i = 0; i < r->n_journal; i++) {
+			size_t len = strlen(r->journal[i]);
+			n->journal = realloc(n->journal, n->journal_len + len + 1);
+			ck_assert_ptr_nonnull(n->journal);
+			memcpy(n->journal + n->journal_len, r->journal[i], len + 1);
+			n->journal_len += len;
+		}
+		n->journal_lines += r->n_journal;
+	}
+	vmc_replica_persisted(r);
+}
+
+/* What a restarted daemon loads: the snapshot with the journal replayed on top. */
+static struct vmc_state *node_recover(struct sim *s, struct sim_node *n)
+{
+	struct vmc_state *st = n->snapshot ? vmc_state_copy(n->snapshot) : vmc_state_new();
+	size_t applied = 0;
+	char err[256];
+
+	if (n->journal_len > 0 && vmc_journal_replay(st, n->journal, &applied, err, sizeof(err)) != 0) {
+		sim_fail(s, "node %u: journal does not replay: %s", n->id, err);
+	}
+	return st;
 }
 
 static void node_boot(struct sim_node *n)
 {
-	struct vmc_state *st = n->persisted ? vmc_state_copy(n->persisted) : vmc_state_new();
+	struct vmc_state *st = node_recover(current, n);
 
 	vmc_replica_init(&n->r, n->id, (uint32_t)current->n, st, &sim_ops, n);
 	n->up = true;
@@ -498,15 +535,30 @@ static void sim_fini(struct sim *s)
 			totals.snapshots += s->nodes[i].r.snapshots_installed;
 			vmc_replica_fini(&s->nodes[i].r);
 		}
-		vmc_state_free(s->nodes[i].persisted);
+		vmc_state_free(s->nodes[i].snapshot);
+		free(s->nodes[i].journal);
 	}
 }
 
+/* Persist like the daemon does after a batch, and check a restart would recover exactly this. */
 static void sim_commit(struct sim *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->nodes[i].up) {
-			node_persist(&s->nodes[i]);
+		struct sim_node *n = &s->nodes[i];
+		char live[VMC_DIGEST_HEX_LEN + 1], recovered[VMC_DIGEST_HEX_LEN + 1];
+		struct vmc_state *st;
+
+		if (!n->up || !vmc_replica_has_changes(&n->r)) {
+			continue;
+		}
+		node_persist(n);
+		st = node_recover(s, n);
+		vmc_state_digest(st, recovered);
+		vmc_state_digest(n->r.state, live);
+		vmc_state_free(st);
+		if (strcmp(live, recovered) != 0) {
+			sim_fail(s, "node %u would recover %.12s from snapshot and journal, not %.12s", n->id,
+				 recovered, live);
 		}
 	}
 }

@@ -1,0 +1,134 @@
+/*
+ * Journal lines and their replay (see journal.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "journal.h"
+#include "replica.h"
+#include "vmc_errors.h"
+
+static char *line_from(json_object *o)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	size_t len = strlen(text);
+	char *line = malloc(len + 2);
+
+	if (line != NULL) {
+		memcpy(line, text, len);
+		line[len] = '\n';
+		line[len + 1] = '\0';
+	}
+	json_object_put(o);
+	return line;
+}
+
+char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "v", json_object_new_uint64(version_after));
+	json_object_object_add(o, "type", json_object_new_int(m->type));
+	json_object_object_add(o, "sender", json_object_new_int64(m->sender));
+	json_object_object_add(o, "request_id", json_object_new_uint64(m->request_id));
+	json_object_object_add(o, "body", json_object_get(m->body));
+	return line_from(o);
+}
+
+char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "v", json_object_new_uint64(version));
+	json_object_object_add(o, "epoch", json_object_new_uint64(epoch));
+	return line_from(o);
+}
+
+static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char *err,
+		       size_t errlen)
+{
+	json_object *v, *epoch, *type, *sender, *rid, *body;
+	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
+	char detail[400];
+	uint64_t version;
+
+	*applied = false;
+	if (!json_object_object_get_ex(o, "v", &v) || !json_object_is_type(v, json_type_int)) {
+		snprintf(err, errlen, "no config_version");
+		return -VMC_E_PROTOCOL;
+	}
+	version = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "epoch", &epoch)) {
+		if (json_object_get_uint64(epoch) > s->epoch) {
+			s->epoch = json_object_get_uint64(epoch);
+			*applied = true;
+		}
+		return 0;
+	}
+	if (version <= s->config_version) {
+		return 0; /* already in the snapshot */
+	}
+	if (!json_object_object_get_ex(o, "type", &type) ||
+	    !json_object_object_get_ex(o, "sender", &sender) ||
+	    !json_object_object_get_ex(o, "request_id", &rid) ||
+	    !json_object_object_get_ex(o, "body", &body) || !json_object_is_type(body, json_type_object)) {
+		snprintf(err, errlen, "a change without type, sender, request_id or body");
+		return -VMC_E_PROTOCOL;
+	}
+	m.type = (uint16_t)json_object_get_int(type);
+	m.sender = (uint32_t)json_object_get_int64(sender);
+	m.request_id = json_object_get_uint64(rid);
+	m.body = body;
+	if (vmc_state_apply_request(s, &m, detail, sizeof(detail)) != 0) {
+		snprintf(err, errlen, "change no longer applies: %s", detail);
+		return -VMC_E_PROTOCOL;
+	}
+	if (s->config_version != version) {
+		snprintf(err, errlen, "change gives config_version %llu, journal says %llu",
+			 (unsigned long long)s->config_version, (unsigned long long)version);
+		return -VMC_E_PROTOCOL;
+	}
+	*applied = true;
+	return 0;
+}
+
+int vmc_journal_replay(struct vmc_state *s, const char *text, size_t *applied, char *err,
+		       size_t errlen)
+{
+	const char *line = text;
+	unsigned int lineno = 0;
+
+	*applied = 0;
+	for (const char *nl = strchr(line, '\n'); nl != NULL; line = nl + 1, nl = strchr(line, '\n')) {
+		char buf[640];
+		json_object *o;
+		bool done = false;
+		char *copy;
+		int rc;
+
+		lineno++;
+		copy = strndup(line, (size_t)(nl - line));
+		if (copy == NULL) {
+			return -ENOMEM;
+		}
+		o = json_tokener_parse(copy);
+		free(copy);
+		if (o == NULL || !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
+			snprintf(err, errlen, "journal line %u: not a JSON object", lineno);
+			return -VMC_E_PROTOCOL;
+		}
+		rc = replay_line(s, o, &done, buf, sizeof(buf));
+		json_object_put(o);
+		if (rc != 0) {
+			snprintf(err, errlen, "journal line %u: %s", lineno, buf);
+			return rc;
+		}
+		*applied += done;
+	}
+	return 0;
+}
