@@ -47,6 +47,7 @@ struct command {
 	const char *help;
 	int (*run)(struct cli *cli, int argc, char **argv);
 	bool large_reply; /* listings: ask for the large IPC buffer */
+	const char *details; /* more for the command's own --help */
 };
 
 static const struct command commands[];
@@ -138,6 +139,12 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 		json_object_put(*result);
 		struct timespec pause = { 0, 100 * 1000 * 1000 };
 		nanosleep(&pause, NULL);
+	}
+	if (rc == -VMC_E_RETRY) {
+		json_object_put(*result);
+		*result = NULL;
+		return fail(EXIT_TIMEOUT, "cluster membership kept changing for %d s; nothing was applied, "
+					  "try again (or raise --timeout)", cli->timeout_ms / 1000);
 	}
 	if (rc != 0) {
 		json_object_put(*result);
@@ -411,9 +418,14 @@ static const struct command commands[] = {
 	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },
 	{ "vm", "remove", 1, 1, "VM", "remove a stopped VM group", cmd_vm_remove },
 	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
-	  "change fields of a VM's definition (e.g. memory_mib=512 priority=high "
-	  "preferred_owners=node1,node2 failover.max_failures=2)",
-	  cmd_vm_set },
+	  "change fields of a VM's definition (clusterctl vm set --help lists the keys)",
+	  cmd_vm_set, false,
+	  "KEY is one of: memory_mib, vcpus, priority, failback, manager,\n"
+	  "  preferred_owners, possible_owners, anti_affinity (comma-separated lists),\n"
+	  "  disks, nics (JSON arrays), failover.max_failures, failover.period_s,\n"
+	  "  boot.kernel, boot.initrd, boot.cmdline (an empty value removes initrd or cmdline).\n"
+	  "The result is validated like a new definition; 'name' cannot change.\n"
+	  "Example: clusterctl vm set web1 memory_mib=512 priority=high preferred_owners=node2,node1" },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL },
 };
 
@@ -429,8 +441,8 @@ static void usage(FILE *out, const char *noun)
 		if (noun != NULL && strcmp(noun, c->noun) != 0) {
 			continue;
 		}
-		snprintf(left, sizeof(left), "%s%s%s %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
-			 c->args);
+		snprintf(left, sizeof(left), "%s%s%s%s%s", c->noun, c->verb ? " " : "",
+			 c->verb ? c->verb : "", c->args[0] ? " " : "", c->args);
 		fprintf(out, "  %-30s %s\n", left, c->help);
 	}
 	fprintf(out, "\nOptions:\n"
@@ -445,8 +457,11 @@ static void usage(FILE *out, const char *noun)
 
 static void command_usage(FILE *out, const struct command *c)
 {
-	fprintf(out, "Usage: clusterctl [--json] %s%s%s %s\n%s\n", c->noun, c->verb ? " " : "",
-		c->verb ? c->verb : "", c->args, c->help);
+	fprintf(out, "Usage: clusterctl [--json] [--timeout SECONDS] %s%s%s%s%s\n  %s\n", c->noun,
+		c->verb ? " " : "", c->verb ? c->verb : "", c->args[0] ? " " : "", c->args, c->help);
+	if (c->details != NULL) {
+		fprintf(out, "\n%s\n", c->details);
+	}
 }
 
 static const struct command *command_find(const char *noun, const char *verb, bool *noun_known)

@@ -28,6 +28,7 @@
 struct outbox_msg {
 	void *buf;
 	size_t len;
+	uint64_t request_id; /* 0 for sync traffic */
 	struct outbox_msg *next;
 };
 
@@ -42,6 +43,11 @@ static uint32_t members[VMC_NODES_MAX];
 static size_t n_members;
 
 static void outbox_flush(struct vmcd *d);
+
+static void commit_job(void *data)
+{
+	vmcd_commit(data);
+}
 
 static void retry_fire(void *data)
 {
@@ -68,6 +74,12 @@ static void outbox_flush(struct vmcd *d)
 		if (err != CS_OK) {
 			log_err("cpg_mcast_joined failed (error %d): dropping a %zu-byte message", err,
 				outbox_head->len);
+			if (outbox_head->request_id != 0) {
+				vmcd_ipc_request_done(d, outbox_head->request_id, -EIO,
+						      "corosync refused to send the change; nothing was applied");
+				/* Answer from the loop, after whatever is applied is persisted. */
+				qb_loop_job_add(d->loop, QB_LOOP_HIGH, d, commit_job);
+			}
 		}
 		retry_ms = RETRY_FIRST_MS;
 		sent = outbox_head;
@@ -100,6 +112,7 @@ static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_
 		free(o);
 		return rc;
 	}
+	o->request_id = request_id;
 	*outbox_tail = o;
 	outbox_tail = &o->next;
 	outbox_flush(d);
@@ -137,19 +150,24 @@ static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int
 static void replica_synced(void *ctx)
 {
 	struct vmcd *d = ctx;
-	char digest[VMC_DIGEST_HEX_LEN + 1];
+	const char *digest = vmc_replica_digest(&d->replica);
 
-	vmc_state_digest(d->replica.state, digest);
 	log_notice("sync done: %zu members, %s, source %s, config_version %llu, digest %.12s",
 		   d->replica.n_members, d->replica.primary ? "primary" : "NOT primary (no quorum)",
 		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
 		   (unsigned long long)d->replica.state->config_version, digest);
 }
 
+static void replica_warn(void *ctx, const char *what)
+{
+	log_warn("sync: %s", what);
+}
+
 static const struct vmc_replica_ops replica_ops = {
 	.send = replica_send,
 	.outcome = replica_outcome,
 	.synced = replica_synced,
+	.warn = replica_warn,
 };
 
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body)
@@ -243,7 +261,7 @@ int vmcd_cpg_init(struct vmcd *d)
 	struct cpg_name name;
 	cs_error_t err;
 	unsigned int tries = 0;
-	uint32_t votes = 0;
+	uint32_t votes = 0, my_votes;
 
 	err = cpg_initialize(&cpg_handle, &cpg_callbacks);
 	if (err != CS_OK) {
@@ -258,7 +276,8 @@ int vmcd_cpg_init(struct vmcd *d)
 	for (size_t i = 0; i < d->n_nodes; i++) {
 		votes += d->nodes[i].votes;
 	}
-	vmc_replica_init(&d->replica, d->my_id, votes, d->replica.state, &replica_ops, d);
+	my_votes = vmcd_node_by_id(d, d->my_id) ? vmcd_node_by_id(d, d->my_id)->votes : 1;
+	vmc_replica_init(&d->replica, d->my_id, my_votes, votes, d->replica.state, &replica_ops, d);
 	strcpy(name.value, CPG_GROUP_NAME);
 	name.length = strlen(CPG_GROUP_NAME);
 	do {

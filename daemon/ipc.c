@@ -29,6 +29,7 @@ struct pending {
 	bool has_tag;
 	bool done;
 	int rc;
+	uint64_t config_version; /* right after this change was applied */
 	char *detail;
 	struct pending *next;
 };
@@ -117,9 +118,8 @@ static int cmd_status(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args
 		      json_object **result, char *err, size_t errlen)
 {
 	json_object *o = json_object_new_object();
-	char digest[VMC_DIGEST_HEX_LEN + 1];
+	const char *digest = vmc_replica_digest(&d->replica);
 
-	vmc_state_digest(d->replica.state, digest);
 	json_object_object_add(o, "cluster_name", json_object_new_string(d->cluster_name));
 	json_object_object_add(o, "node_id", json_object_new_int64(d->my_id));
 	json_object_object_add(o, "node_name", json_object_new_string(vmcd_node_name(d, d->my_id)));
@@ -368,13 +368,10 @@ static int cmd_vm_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args
 		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
 		return -VMC_E_NOT_FOUND;
 	}
-	n = json_object_array_length(set);
-	if (n > sizeof(assignments) / sizeof(assignments[0])) {
-		snprintf(err, errlen, "at most %zu assignments at once", sizeof(assignments) / sizeof(assignments[0]));
-		return -VMC_E_INVALID;
-	}
-	for (size_t i = 0; i < n; i++) {
-		assignments[i] = json_object_get_string(json_object_array_get_idx(set, i));
+	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
+				 err, errlen);
+	if (rc != 0) {
+		return rc;
 	}
 	/* Validate here for a quick answer; every replica validates again when applying. */
 	rc = vmc_group_def_set(g->def, assignments, n, &def, err, errlen);
@@ -413,6 +410,7 @@ void vmcd_ipc_request_done(struct vmcd *d, uint64_t request_id, int rc, const ch
 		if (p->request_id == request_id && !p->done) {
 			p->done = true;
 			p->rc = rc;
+			p->config_version = d->replica.state->config_version;
 			p->detail = strdup(detail ? detail : "");
 			return;
 		}
@@ -427,8 +425,7 @@ static void pending_answer(struct pending *p)
 		json_object_object_add(body, "tag", json_object_new_int64(p->tag));
 	}
 	if (p->rc == 0) {
-		json_object_object_add(body, "config_version",
-				       json_object_new_uint64(ipc_ctx->replica.state->config_version));
+		json_object_object_add(body, "config_version", json_object_new_uint64(p->config_version));
 	}
 	reply_send(p->conn, p->cmd, p->rc, body);
 	json_object_put(body);

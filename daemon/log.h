@@ -3,7 +3,7 @@
  *   LOG_ERR     an operator must look at it (lost corosync, cannot persist)
  *   LOG_WARNING something was refused or dropped that a peer or client sent
  *   LOG_NOTICE  membership, quorum and sync events; every applied change
- *   LOG_INFO    client requests and their outcome
+ *   LOG_INFO    client requests refused before reaching the cluster
  *   LOG_DEBUG   protocol detail
  * One event per line, naming the VM and node it concerns.
  */

@@ -2,10 +2,13 @@
  * vmclusterd: start-up and shut-down order.
  *
  *   options -> logging -> directories + pid lock -> persisted state ->
- *   corosync nodelist (waits for corosync) -> votequorum -> CPG -> IPC -> loop
+ *   corosync nodelist (waits for corosync) -> detach -> votequorum -> CPG
+ *   -> IPC -> loop
  *
- * and the reverse on the way out. Everything runs on one libqb main loop;
- * signals arrive as loop events.
+ * and the reverse on the way out. Whatever can fail for a reason the
+ * operator must fix happens before detaching, so the exit code reaches
+ * whoever started us. Everything runs on one libqb main loop; signals
+ * arrive as loop events.
  */
 #include "config.h"
 
@@ -35,10 +38,36 @@ void vmcd_shutdown(struct vmcd *d, int code)
 static int on_signal(int32_t sig, void *data)
 {
 	struct vmcd *d = data;
+	char path[PATH_MAX + 32];
 
-	log_notice("signal %d: shutting down", sig);
-	vmcd_shutdown(d, VMCD_EXIT_OK);
-	return 0;
+	switch (sig) {
+	case SIGHUP:
+		log_notice("SIGHUP: nothing to reload; restart vmclusterd to apply vmcluster.conf changes");
+		return 0;
+	case SIGUSR1:
+		/* The blackbox holds the recent debug-level events for a post-mortem. */
+		snprintf(path, sizeof(path), "%s/vmclusterd.blackbox", d->opt.run_dir);
+		if (qb_log_blackbox_write_to_file(path) < 0) {
+			log_warn("SIGUSR1: cannot write the blackbox to %s", path);
+		} else {
+			log_notice("SIGUSR1: blackbox written to %s (read it with qb-blackbox)", path);
+		}
+		return 0;
+	default:
+		log_notice("signal %d: shutting down", sig);
+		vmcd_shutdown(d, VMCD_EXIT_OK);
+		return 0;
+	}
+}
+
+static void pid_write(void)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (ftruncate(pid_fd, 0) != 0 || pwrite(pid_fd, buf, (size_t)n, 0) != n) {
+		log_warn("cannot write the pid file: %s", strerror(errno));
+	}
 }
 
 static void logging_init(const struct vmcd_options *opt)
@@ -69,8 +98,7 @@ static int dir_ensure(const char *dir)
 /* One daemon per node: a second one would join CPG as a second member. */
 static int pid_lock(const char *run_dir)
 {
-	char path[PATH_MAX], buf[32];
-	int n;
+	char path[PATH_MAX];
 
 	snprintf(path, sizeof(path), "%s/vmclusterd.pid", run_dir);
 	pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -82,10 +110,7 @@ static int pid_lock(const char *run_dir)
 		log_err("another vmclusterd holds %s: refusing to start a second one", path);
 		return VMCD_EXIT_ALREADY_RUNNING;
 	}
-	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (ftruncate(pid_fd, 0) != 0 || write(pid_fd, buf, (size_t)n) != n) {
-		log_warn("cannot write %s: %s", path, strerror(errno));
-	}
+	pid_write();
 	return 0;
 }
 
@@ -112,7 +137,8 @@ static int corosync_wait(struct vmcd *d)
 	}
 }
 
-static int daemon_start(struct vmcd *d)
+/* Everything that needs the operator: checked while our exit code still reaches them. */
+static int daemon_prepare(struct vmcd *d)
 {
 	int rc;
 
@@ -126,10 +152,11 @@ static int daemon_start(struct vmcd *d)
 	if (vmcd_persist_load(d->opt.state_dir, &d->replica.state) != 0) {
 		return VMCD_EXIT_STATE_UNREADABLE;
 	}
-	rc = corosync_wait(d);
-	if (rc != 0) {
-		return rc;
-	}
+	return corosync_wait(d);
+}
+
+static int daemon_connect(struct vmcd *d)
+{
 	if (vmcd_quorum_init(d) != 0 || vmcd_cpg_init(d) != 0) {
 		return VMCD_EXIT_COROSYNC_UNAVAILABLE;
 	}
@@ -157,16 +184,26 @@ int main(int argc, char **argv)
 		return rc > 0 ? VMCD_EXIT_OK : VMCD_EXIT_USAGE;
 	}
 	logging_init(&d.opt);
-	if (!d.opt.foreground && daemon(0, 0) != 0) {
-		log_err("cannot detach: %s", strerror(errno));
-		return VMCD_EXIT_DIRS;
+	rc = daemon_prepare(&d);
+	if (rc != 0) {
+		log_err("vmclusterd not started (exit %d)", rc);
+		return rc;
+	}
+	if (!d.opt.foreground) {
+		if (daemon(0, 0) != 0) {
+			log_err("cannot detach: %s", strerror(errno));
+			return VMCD_EXIT_DETACH;
+		}
+		pid_write();
 	}
 	d.loop = qb_loop_create();
 	d.next_request_id = (uint64_t)time(NULL) << 20;
-	rc = daemon_start(&d);
+	rc = daemon_connect(&d);
 	if (rc == 0) {
-		qb_loop_signal_add(d.loop, QB_LOOP_HIGH, SIGTERM, &d, on_signal, NULL);
-		qb_loop_signal_add(d.loop, QB_LOOP_HIGH, SIGINT, &d, on_signal, NULL);
+		static const int signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+		for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+			qb_loop_signal_add(d.loop, QB_LOOP_HIGH, signals[i], &d, on_signal, NULL);
+		}
 		log_notice("vmclusterd %s started on node id %u", PACKAGE_VERSION, d.my_id);
 		qb_loop_run(d.loop);
 		rc = d.exit_code;

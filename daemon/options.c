@@ -33,7 +33,7 @@ struct opt_def {
 
 static const struct opt_def opt_defs[] = {
 	{ "config", 'c', OPT_PATH, FIELD(config), VMCD_DEFAULT_CONFIG, "FILE",
-	  "read settings from FILE (optional; missing is fine)", false },
+	  "read settings from FILE (the default file may be absent; a named one must exist)", false },
 	{ "state-dir", 's', OPT_PATH, FIELD(state_dir), VMCD_DEFAULT_STATE_DIR, "DIR",
 	  "where the applied cluster state is persisted", true },
 	{ "run-dir", 'r', OPT_PATH, FIELD(run_dir), VMCD_DEFAULT_RUN_DIR, "DIR",
@@ -80,13 +80,17 @@ static int opt_set(struct vmcd_options *opt, const struct opt_def *o, const char
 	case OPT_PATH:
 	case OPT_WORD:
 		if (strlen(value) >= o->size || *value == '\0') {
-			fprintf(stderr, "vmclusterd: %s%s: value for '%s' is empty or too long\n", where,
-				*where ? "" : "", o->name);
+			fprintf(stderr, "vmclusterd: %svalue for '%s' is empty or too long\n", where, o->name);
 			return -1;
 		}
 		if (o->kind == OPT_WORD && strcmp(o->name, "log-target") == 0 &&
 		    strcmp(value, "syslog") != 0 && strcmp(value, "stderr") != 0) {
 			fprintf(stderr, "vmclusterd: %s'%s' must be syslog or stderr, not '%s'\n", where,
+				o->name, value);
+			return -1;
+		}
+		if (o->kind == OPT_PATH && value[0] != '/') {
+			fprintf(stderr, "vmclusterd: %s'%s' must be an absolute path, not '%s'\n", where,
 				o->name, value);
 			return -1;
 		}
@@ -98,8 +102,8 @@ static int opt_set(struct vmcd_options *opt, const struct opt_def *o, const char
 		} else if (strcmp(value, "no") == 0 || strcmp(value, "0") == 0) {
 			*(bool *)field = false;
 		} else {
-			fprintf(stderr, "vmclusterd: %s'%s' must be yes or no, not '%s'\n", where, o->name,
-				value);
+			fprintf(stderr, "vmclusterd: %s'%s' must be yes, no, 1 or 0, not '%s'\n", where,
+				o->name, value);
 			return -1;
 		}
 		return 0;
@@ -161,6 +165,12 @@ static int config_file_read(struct vmcd_options *opt, const char *path, bool exp
 		const struct opt_def *o;
 
 		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(stderr, "vmclusterd: %s:%u: line longer than %zu characters\n", path,
+				lineno, sizeof(line) - 2);
+			fclose(f);
+			return -1;
+		}
 		if (hash != NULL) {
 			*hash = '\0';
 		}
@@ -278,6 +288,10 @@ int vmcd_options_parse(struct vmcd_options *opt, int argc, char **argv)
 	}
 	if (opt->foreground) {
 		memcpy(opt->log_target, "stderr", 7);
+	} else if (strcmp(opt->log_target, "stderr") == 0) {
+		fprintf(stderr, "vmclusterd: log-target stderr needs --foreground (-f): a detached "
+				"daemon has no stderr\n");
+		return -1;
 	}
 	return 0;
 }

@@ -24,6 +24,7 @@ enum vmcd_exit {
 	VMCD_EXIT_IPC = 7,
 	VMCD_EXIT_PERSIST = 8,
 	VMCD_EXIT_DIRS = 9,
+	VMCD_EXIT_DETACH = 10,
 };
 
 struct vmcd_node {

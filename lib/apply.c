@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "replica.h"
 #include "vmc_errors.h"
@@ -25,6 +26,49 @@ static const char *body_string(json_object *body, const char *key)
 	return json_object_get_string(v);
 }
 
+/* A MAC address on two running VMs breaks both: refuse it cluster-wide. */
+static int mac_check(const struct vmc_state *s, const struct vmc_group_def *def, char *detail,
+		     size_t len)
+{
+	for (size_t n = 0; n < def->n_nics; n++) {
+		const char *mac = def->nics[n].mac;
+		for (size_t g = 0; mac != NULL && g < s->n_groups; g++) {
+			const struct vmc_group_def *other = s->groups[g].def;
+			if (strcmp(other->name, def->name) == 0) {
+				continue;
+			}
+			for (size_t k = 0; k < other->n_nics; k++) {
+				if (other->nics[k].mac != NULL && strcasecmp(other->nics[k].mac, mac) == 0) {
+					snprintf(detail, len, "field 'nics[%zu].mac': %s is already used by vm '%s'",
+						 n, mac, other->name);
+					return -VMC_E_EXISTS;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* The assignments of a group-set body: strings only. */
+int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *n, char *detail,
+			size_t len)
+{
+	*n = json_object_array_length(set);
+	if (*n > max) {
+		snprintf(detail, len, "at most %zu assignments at once", max);
+		return -VMC_E_INVALID;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		json_object *item = json_object_array_get_idx(set, i);
+		if (!json_object_is_type(item, json_type_string)) {
+			snprintf(detail, len, "assignment %zu is not a KEY=VALUE string", i + 1);
+			return -VMC_E_INVALID;
+		}
+		out[i] = json_object_get_string(item);
+	}
+	return 0;
+}
+
 static int apply_group_add(struct vmc_state *s, json_object *body, char *detail, size_t len)
 {
 	struct vmc_group_def *def = NULL;
@@ -38,6 +82,11 @@ static int apply_group_add(struct vmc_state *s, json_object *body, char *detail,
 	rc = vmc_group_def_from_json(j, &def, detail, len);
 	if (rc != 0) {
 		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	rc = mac_check(s, def, detail, len);
+	if (rc != 0) {
+		vmc_group_def_free(def);
+		return rc;
 	}
 	rc = vmc_state_group_add(s, def);
 	if (rc == -EEXIST) {
@@ -67,8 +116,8 @@ static int apply_group_remove(struct vmc_state *s, json_object *body, char *deta
 		return -VMC_E_NOT_FOUND;
 	}
 	if (g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED) {
-		snprintf(detail, len, "vm '%s' is %s: stop it first ('clusterctl vm stop %s')", name,
-			 vmc_group_state_to_str(g->state), name);
+		snprintf(detail, len, "vm '%s' is %s: it must be stopped before it can be removed", name,
+			 vmc_group_state_to_str(g->state));
 		return -VMC_E_BUSY;
 	}
 	return vmc_state_group_remove(s, name);
@@ -94,18 +143,19 @@ static int apply_group_set(struct vmc_state *s, json_object *body, char *detail,
 		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
 		return -VMC_E_NOT_FOUND;
 	}
-	n = json_object_array_length(set);
-	if (n > sizeof(assignments) / sizeof(assignments[0])) {
-		snprintf(detail, len, "at most %zu assignments at once",
-			 sizeof(assignments) / sizeof(assignments[0]));
-		return -VMC_E_INVALID;
-	}
-	for (size_t i = 0; i < n; i++) {
-		assignments[i] = json_object_get_string(json_object_array_get_idx(set, i));
+	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
+				 detail, len);
+	if (rc != 0) {
+		return rc;
 	}
 	rc = vmc_group_def_set(g->def, assignments, n, &def, detail, len);
 	if (rc != 0) {
 		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	rc = mac_check(s, def, detail, len);
+	if (rc != 0) {
+		vmc_group_def_free(def);
+		return rc;
 	}
 	return vmc_state_group_redefine(s, def);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <qb/qbipcc.h>
 
 #include "client.h"
@@ -75,10 +76,16 @@ int vmc_client_send(struct vmc_client *c, enum vmc_ipc_cmd cmd, json_object *arg
 	iov[0].iov_len = sizeof(hdr);
 	iov[1].iov_base = (void *)json;
 	iov[1].iov_len = len;
-	do {
+	/* The request ring is full only while the daemon is busy: retry a bounded while. */
+	for (int tries = 0; tries < 1000; tries++) {
 		rc = qb_ipcc_sendv(c->conn, iov, 2);
-	} while (rc == -EAGAIN);
-	return rc < 0 ? (int)rc : 0;
+		if (rc != -EAGAIN) {
+			break;
+		}
+		struct timespec pause = { 0, 5 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+	return rc == -EAGAIN ? -ETIMEDOUT : rc < 0 ? (int)rc : 0;
 }
 
 int vmc_client_recv(struct vmc_client *c, int timeout_ms, json_object **result, int *verdict)

@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "group_def.h"
+#include "json_util.h"
 
 #define PATH_LEN_MAX 4095
 #define BRIDGE_LEN_MAX 15
@@ -199,7 +201,7 @@ static int get_name_list(json_object *v, const char *field, size_t max,
 				      json_type_word(item));
 		}
 		s = json_object_get_string(item);
-		if (!vmc_valid_name(s)) {
+		if ((size_t)json_object_get_string_len(item) != strlen(s) || !vmc_valid_name(s)) {
 			return refuse(e, field,
 				      "'%s' is not a valid name (1-%d letters, digits, '-', '_', '.', starting with a letter or digit)",
 				      s, VMC_NAME_MAX);
@@ -416,6 +418,13 @@ static int parse_nics(json_object *v, struct vmc_group_def *d, struct verr *e)
 		if (rc != 0) {
 			return rc;
 		}
+		for (size_t j = 0; d->nics[i].mac != NULL && j < i; j++) {
+			if (d->nics[j].mac != NULL && strcasecmp(d->nics[j].mac, d->nics[i].mac) == 0) {
+				char field[32];
+				snprintf(field, sizeof(field), "nics[%zu].mac", i);
+				return refuse(e, field, "'%s' is already nics[%zu]'s", d->nics[i].mac, j);
+			}
+		}
 	}
 	return 0;
 }
@@ -523,7 +532,8 @@ static int parse_identity(json_object *obj, struct vmc_group_def *d, struct verr
 	if (!json_object_is_type(x, json_type_string)) {
 		return refuse(e, "name", "expected a string, got %s", json_type_word(x));
 	}
-	if (!vmc_valid_name(json_object_get_string(x))) {
+	if ((size_t)json_object_get_string_len(x) != strlen(json_object_get_string(x)) ||
+	    !vmc_valid_name(json_object_get_string(x))) {
 		return refuse(e, "name",
 			      "'%s' is not a valid name (1-%d letters, digits, '-', '_', '.', starting with a letter or digit)",
 			      json_object_get_string(x), VMC_NAME_MAX);
@@ -655,13 +665,11 @@ int vmc_group_def_from_json(json_object *obj, struct vmc_group_def **out, char *
 int vmc_group_def_from_string(const char *text, struct vmc_group_def **out, char *err,
 			      size_t errlen)
 {
-	struct verr e = { err, errlen };
-	enum json_tokener_error jerr;
-	json_object *obj = json_tokener_parse_verbose(text, &jerr);
+	json_object *obj = vmc_json_parse(text, err, errlen);
 	int rc;
 
 	if (obj == NULL) {
-		return refuse(&e, NULL, "not valid JSON: %s", json_tokener_error_desc(jerr));
+		return -EINVAL;
 	}
 	rc = vmc_group_def_from_json(obj, out, err, errlen);
 	json_object_put(obj);

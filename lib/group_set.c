@@ -6,12 +6,14 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "group_def.h"
+#include "json_util.h"
 
 enum value_kind {
 	VALUE_INT,
@@ -56,21 +58,36 @@ static const struct settable_key *settable_key_find(const char *key)
 	return NULL;
 }
 
-static json_object *list_value(const char *value)
+/* "a, b,c" -> ["a","b","c"]; "" -> []; an empty entry ("a,,b") is an error. */
+static int list_value(const struct settable_key *k, const char *value, json_object **out,
+		      char *err, size_t errlen)
 {
 	json_object *a = json_object_new_array();
-	char *copy = strdup(value);
-	char *save = NULL;
+	const char *p = value;
 
-	if (copy == NULL) {
-		json_object_put(a);
-		return NULL;
+	while (*value != '\0') {
+		const char *comma = strchr(p, ',');
+		const char *end = comma ? comma : p + strlen(p);
+		const char *b = p;
+		while (b < end && *b == ' ') {
+			b++;
+		}
+		while (end > b && end[-1] == ' ') {
+			end--;
+		}
+		if (end == b) {
+			json_object_put(a);
+			snprintf(err, errlen, "field '%s': empty entry in '%s'", k->key, value);
+			return -EINVAL;
+		}
+		json_object_array_add(a, json_object_new_string_len(b, (int)(end - b)));
+		if (comma == NULL) {
+			break;
+		}
+		p = comma + 1;
 	}
-	for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		json_object_array_add(a, json_object_new_string(tok));
-	}
-	free(copy);
-	return a;
+	*out = a;
+	return 0;
 }
 
 static int value_to_json(const struct settable_key *k, const char *value, json_object **out,
@@ -83,7 +100,8 @@ static int value_to_json(const struct settable_key *k, const char *value, json_o
 	case VALUE_INT:
 		errno = 0;
 		x = strtoll(value, &end, 10);
-		if (*value == '\0' || *end != '\0' || errno != 0) {
+		if (!(isdigit((unsigned char)value[0]) || (value[0] == '-' && isdigit((unsigned char)value[1]))) ||
+		    *end != '\0' || errno != 0) {
 			snprintf(err, errlen, "field '%s': '%s' is not an integer", k->key, value);
 			return -EINVAL;
 		}
@@ -94,15 +112,16 @@ static int value_to_json(const struct settable_key *k, const char *value, json_o
 		*out = json_object_new_string(value);
 		return 0;
 	case VALUE_LIST:
-		*out = list_value(value);
-		return *out ? 0 : -ENOMEM;
-	case VALUE_JSON:
-		*out = json_tokener_parse(value);
+		return list_value(k, value, out, err, errlen);
+	case VALUE_JSON: {
+		char why[128];
+		*out = vmc_json_parse(value, why, sizeof(why));
 		if (*out == NULL) {
-			snprintf(err, errlen, "field '%s': value is not valid JSON", k->key);
+			snprintf(err, errlen, "field '%s': value is %s", k->key, why);
 			return -EINVAL;
 		}
 		return 0;
+	}
 	}
 	return -EINVAL;
 }
@@ -134,6 +153,9 @@ static int assignment_apply(json_object *def, const char *assignment, char *err,
 		return -EINVAL;
 	}
 	if (k->parent != NULL && !json_object_object_get_ex(def, k->parent, &target)) {
+		if (k->kind == VALUE_OPTIONAL_STRING && eq[1] == '\0') {
+			return 0; /* removing from a section that is not there */
+		}
 		target = json_object_new_object();
 		json_object_object_add(def, k->parent, target);
 	}
@@ -157,6 +179,12 @@ int vmc_group_def_set(const struct vmc_group_def *def, const char *const *assign
 	if (n == 0) {
 		snprintf(err, errlen, "nothing to set: give at least one KEY=VALUE");
 		rc = -EINVAL;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (assignments[i] == NULL) {
+			snprintf(err, errlen, "assignment %zu is not a KEY=VALUE string", i + 1);
+			rc = -EINVAL;
+		}
 	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		rc = assignment_apply(j, assignments[i], err, errlen);

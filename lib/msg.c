@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_util.h"
 #include "msg.h"
 #include "vmc_errors.h"
 
@@ -145,10 +146,10 @@ int vmc_msg_decode(const void *buf, size_t len, struct vmc_msg *m, char *err, si
 		snprintf(err, errlen, "payload is not one NUL-terminated string");
 		return -VMC_E_PROTOCOL;
 	}
-	body = json_tokener_parse(payload);
+	body = vmc_json_parse(payload, err, errlen);
 	if (body == NULL || !json_object_is_type(body, json_type_object)) {
 		json_object_put(body);
-		snprintf(err, errlen, "%s payload is not a JSON object", vmc_msg_type_to_str(m->type));
+		snprintf(err, errlen, "%s payload is not one JSON object", vmc_msg_type_to_str(m->type));
 		return -VMC_E_PROTOCOL;
 	}
 	m->body = body;

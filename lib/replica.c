@@ -26,11 +26,13 @@ const char *vmc_sync_phase_to_str(enum vmc_sync_phase p)
 	return "unknown";
 }
 
-void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t expected_votes,
-		      struct vmc_state *state, const struct vmc_replica_ops *ops, void *ctx)
+void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t my_votes,
+		      uint32_t expected_votes, struct vmc_state *state,
+		      const struct vmc_replica_ops *ops, void *ctx)
 {
 	memset(r, 0, sizeof(*r));
 	r->my_id = my_id;
+	r->my_votes = my_votes;
 	r->expected_votes = expected_votes;
 	r->state = state;
 	r->ops = ops;
@@ -59,6 +61,7 @@ static void held_drop_all(struct vmc_replica *r, bool report)
 
 static void journal_add(struct vmc_replica *r, char *line)
 {
+	r->generation++;
 	if (line == NULL) {
 		r->snapshot_needed = true; /* out of memory: fall back to a full snapshot */
 		return;
@@ -75,6 +78,15 @@ static void journal_add(struct vmc_replica *r, char *line)
 		r->cap_journal = cap;
 	}
 	r->journal[r->n_journal++] = line;
+}
+
+const char *vmc_replica_digest(struct vmc_replica *r)
+{
+	if (r->digest_generation != r->generation || r->digest[0] == '\0') {
+		vmc_state_digest(r->state, r->digest);
+		r->digest_generation = r->generation;
+	}
+	return r->digest;
 }
 
 bool vmc_replica_has_changes(const struct vmc_replica *r)
@@ -130,9 +142,8 @@ static void hello_send(struct vmc_replica *r)
 {
 	json_object *body = json_object_new_object();
 	json_object *members = json_object_new_array();
-	char digest[VMC_DIGEST_HEX_LEN + 1];
+	const char *digest = vmc_replica_digest(r);
 
-	vmc_state_digest(r->state, digest);
 	for (size_t i = 0; i < r->n_members; i++) {
 		json_object_array_add(members, json_object_new_int64(r->members[i]));
 	}
@@ -141,6 +152,7 @@ static void hello_send(struct vmc_replica *r)
 	json_object_object_add(body, "digest", json_object_new_string(digest));
 	json_object_object_add(body, "prev_primary", json_object_new_boolean(r->prev_primary));
 	json_object_object_add(body, "expected_votes", json_object_new_int64(r->expected_votes));
+	json_object_object_add(body, "votes", json_object_new_int64(r->my_votes));
 	json_object_object_add(body, "proto_max", json_object_new_int(VMC_PROTO_VERSION_MAX));
 	json_object_object_add(body, "round", json_object_new_int64(r->round));
 	json_object_object_add(body, "members", members);
@@ -194,13 +206,15 @@ static bool hello_matches_view(const struct vmc_replica *r, json_object *members
 
 static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 {
-	json_object *epoch, *version, *digest, *prev, *votes, *proto, *round;
+	json_object *epoch, *version, *digest, *prev, *votes, *own, *proto, *round;
 
 	if (!json_object_object_get_ex(m->body, "epoch", &epoch) ||
 	    !json_object_object_get_ex(m->body, "config_version", &version) ||
 	    !json_object_object_get_ex(m->body, "digest", &digest) ||
 	    !json_object_object_get_ex(m->body, "prev_primary", &prev) ||
 	    !json_object_object_get_ex(m->body, "expected_votes", &votes) ||
+	    !json_object_object_get_ex(m->body, "votes", &own) ||
+	    !json_object_is_type(own, json_type_int) ||
 	    !json_object_object_get_ex(m->body, "proto_max", &proto) ||
 	    !json_object_object_get_ex(m->body, "round", &round) ||
 	    !json_object_is_type(epoch, json_type_int) ||
@@ -218,6 +232,7 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	memcpy(h->digest, json_object_get_string(digest), VMC_DIGEST_HEX_LEN + 1);
 	h->prev_primary = json_object_get_boolean(prev);
 	h->expected_votes = (uint32_t)json_object_get_int64(votes);
+	h->votes = (uint32_t)json_object_get_int64(own);
 	h->proto_max = (uint16_t)json_object_get_int(proto);
 	h->round = (uint32_t)json_object_get_int64(round);
 	return 0;
@@ -283,6 +298,7 @@ static void hellos_complete(struct vmc_replica *r)
 	uint16_t proto = VMC_PROTO_VERSION_MAX;
 	bool all_equal = true;
 
+	r->view_votes = 0;
 	r->source = &r->hellos[0];
 	r->max_epoch = 0;
 	for (size_t i = 0; i < r->n_hellos; i++) {
@@ -293,6 +309,7 @@ static void hellos_complete(struct vmc_replica *r)
 		if (h->expected_votes > votes) {
 			votes = h->expected_votes;
 		}
+		r->view_votes += h->votes;
 		if (h->proto_max < proto) {
 			proto = h->proto_max;
 		}
@@ -306,7 +323,8 @@ static void hellos_complete(struct vmc_replica *r)
 		}
 	}
 	r->proto = proto;
-	r->primary = 2 * r->n_members > votes;
+	r->expected_votes = votes;
+	r->primary = 2 * (uint64_t)r->view_votes > votes;
 	if (all_equal) {
 		sync_finish(r);
 		return;
@@ -354,11 +372,18 @@ static void snapshot_install(struct vmc_replica *r)
 	}
 	/* The same bytes reach every member, so a bad snapshot fails on all alike. */
 	if (vmc_state_from_string(r->snapshot, &fresh, err, sizeof(err)) != 0) {
+		if (r->ops->warn != NULL) {
+			char what[384];
+			snprintf(what, sizeof(what), "the snapshot from node %u is unusable, keeping ours: %s",
+				 r->source->node_id, err);
+			r->ops->warn(r->ctx, what);
+		}
 		return;
 	}
 	vmc_state_free(r->state);
 	r->state = fresh;
 	r->snapshot_needed = true;
+	r->generation++;
 	r->snapshots_installed++;
 }
 
@@ -381,6 +406,11 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	n = (size_t)json_object_get_string_len(data);
 	grown = realloc(r->snapshot, r->snapshot_len + n + 1);
 	if (grown == NULL) {
+		/* Finish without it rather than wait forever; the digest shows the difference. */
+		if (r->ops->warn != NULL) {
+			r->ops->warn(r->ctx, "out of memory gathering a snapshot: keeping our state");
+		}
+		sync_finish(r);
 		return;
 	}
 	r->snapshot = grown;
@@ -401,8 +431,9 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 
 	if (!r->primary) {
 		snprintf(detail, sizeof(detail),
-			 "no quorum: this partition has %zu of the cluster's votes, changes need a majority",
-			 r->n_members);
+			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
+			 "changes need a majority",
+			 r->view_votes, r->expected_votes);
 		r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_NO_QUORUM, detail);
 		return;
 	}

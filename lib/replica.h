@@ -24,8 +24,8 @@
  * Requests delivered before DONE are held and applied, in order, at DONE;
  * a new view change drops them (the origin tells its client to retry) and
  * starts the sync over, so a member that dies mid-sync costs a restart of
- * the sync, never a hang. A view is primary when its members hold a
- * majority of the expected votes; requests in a non-primary view are
+ * the sync, never a hang. A view is primary when its members' votes (as
+ * each announces in its hello) are a majority of the expected votes; requests in a non-primary view are
  * refused on every member alike.
  */
 #ifndef VMC_REPLICA_H
@@ -54,6 +54,8 @@ struct vmc_replica_ops {
 	void (*outcome)(void *ctx, uint32_t origin, uint64_t request_id, int rc, const char *detail);
 	/* Sync finished for the current view (state may have been replaced). */
 	void (*synced)(void *ctx);
+	/* Something an operator should know about (optional). */
+	void (*warn)(void *ctx, const char *what);
 };
 
 struct vmc_hello {
@@ -63,6 +65,7 @@ struct vmc_hello {
 	char digest[VMC_DIGEST_HEX_LEN + 1];
 	bool prev_primary;
 	uint32_t expected_votes;
+	uint32_t votes;          /* the sender's own quorum votes */
 	uint16_t proto_max;
 	uint32_t round;
 };
@@ -74,7 +77,9 @@ struct vmc_held_msg {
 
 struct vmc_replica {
 	uint32_t my_id;
-	uint32_t expected_votes; /* from the local corosync nodelist */
+	uint32_t my_votes;       /* this node's quorum votes (corosync nodelist) */
+	uint32_t expected_votes; /* sum of the nodelist's votes */
+	uint32_t view_votes;     /* votes of this view's members, once all hellos are in */
 	struct vmc_state *state;
 	/* What the owner must persist (see journal.h): lines to append, or a
 	 * whole snapshot when the state was replaced by a sync. */
@@ -103,13 +108,18 @@ struct vmc_replica {
 
 	const struct vmc_replica_ops *ops;
 	void *ctx;
+	/* Bumped whenever the state changes; keys the digest cache. */
+	uint64_t generation;
+	uint64_t digest_generation;
+	char digest[VMC_DIGEST_HEX_LEN + 1];
 	uint64_t syncs_done;
 	uint64_t snapshots_installed;
 };
 
 /* Takes ownership of state. */
-void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t expected_votes,
-		      struct vmc_state *state, const struct vmc_replica_ops *ops, void *ctx);
+void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t my_votes,
+		      uint32_t expected_votes, struct vmc_state *state,
+		      const struct vmc_replica_ops *ops, void *ctx);
 void vmc_replica_fini(struct vmc_replica *r);
 
 /* A CPG configuration change: the full, new member list. */
@@ -122,6 +132,9 @@ bool vmc_replica_has_changes(const struct vmc_replica *r);
 /* The owner persisted everything: forget the pending journal lines. */
 void vmc_replica_persisted(struct vmc_replica *r);
 
+/* The state digest, computed once per change rather than once per call. */
+const char *vmc_replica_digest(struct vmc_replica *r);
+
 /* Synced and primary: this node's copy is current and may change. */
 bool vmc_replica_writable(const struct vmc_replica *r);
 const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
@@ -133,5 +146,8 @@ const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
  */
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
 			    size_t detail_len);
+/* The KEY=VALUE strings of a group-set body, refusing anything but strings. */
+int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *n, char *detail,
+			size_t len);
 
 #endif

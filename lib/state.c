@@ -12,6 +12,8 @@
 #include <string.h>
 #include <openssl/evp.h>
 
+#include "json_util.h"
+#include "json_util.h"
 #include "state.h"
 
 static const char *const group_state_names[] = {
@@ -238,11 +240,13 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	    !json_object_object_get_ex(obj, "format", &format) ||
 	    !json_object_object_get_ex(obj, "epoch", &epoch) ||
 	    !json_object_object_get_ex(obj, "config_version", &version) ||
-	    !json_object_is_type(epoch, json_type_int) ||
 	    !json_object_object_get_ex(obj, "groups", &groups) ||
+	    !json_object_is_type(format, json_type_int) ||
+	    !json_object_is_type(epoch, json_type_int) ||
 	    !json_object_is_type(version, json_type_int) ||
+	    json_object_get_int64(epoch) < 0 || json_object_get_int64(version) < 0 ||
 	    !json_object_is_type(groups, json_type_array)) {
-		snprintf(err, errlen, "snapshot: not an object with format, epoch, config_version and groups");
+		snprintf(err, errlen, "snapshot: not an object with integer format, epoch, config_version and a groups array");
 		return -EINVAL;
 	}
 	if (json_object_get_int(format) != VMC_SNAPSHOT_FORMAT) {
@@ -277,12 +281,12 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 
 int vmc_state_from_string(const char *text, struct vmc_state **out, char *err, size_t errlen)
 {
-	enum json_tokener_error jerr;
-	json_object *o = json_tokener_parse_verbose(text, &jerr);
+	char why[128];
+	json_object *o = vmc_json_parse(text, why, sizeof(why));
 	int rc;
 
 	if (o == NULL) {
-		snprintf(err, errlen, "snapshot: not valid JSON: %s", json_tokener_error_desc(jerr));
+		snprintf(err, errlen, "snapshot: %s", why);
 		return -EINVAL;
 	}
 	rc = vmc_state_from_json(o, out, err, errlen);

@@ -287,7 +287,7 @@ static void node_boot(struct sim_node *n)
 {
 	struct vmc_state *st = node_recover(current, n);
 
-	vmc_replica_init(&n->r, n->id, (uint32_t)current->n, st, &sim_ops, n);
+	vmc_replica_init(&n->r, n->id, 1, (uint32_t)current->n, st, &sim_ops, n);
 	n->up = true;
 }
 
