@@ -29,6 +29,7 @@ struct load {
 	unsigned int timeout_s;
 	bool adds_only;
 	unsigned int memory_mib;
+	unsigned int rate;       /* changes sent per second at most; 0: as fast as it goes */
 	/* progress */
 	unsigned int applied, refused, retried, raced, next_name;
 	unsigned int *names;     /* suffixes of groups this run added and not removed */
@@ -41,6 +42,7 @@ struct inflight {
 	enum vmc_ipc_cmd cmd;
 	json_object *args;
 	unsigned int name; /* for adds: the suffix added */
+	double retry_at;   /* > 0: refused for now, send again then */
 };
 
 static double now_s(void)
@@ -118,6 +120,7 @@ static int run(struct load *l)
 	struct vmc_client *c = NULL;
 	double start = now_s(), deadline = start + l->timeout_s;
 	unsigned int in_flight = 0;
+	double sent = 0;
 	int rc = vmc_client_connect(&c, VMC_IPC_SMALL_MSG);
 
 	l->names = calloc(l->count + 1, sizeof(*l->names));
@@ -126,8 +129,18 @@ static int run(struct load *l)
 		return 3;
 	}
 	while (l->applied + l->raced < l->count || in_flight > 0) {
+		for (unsigned int s = 0; s < l->window; s++) {
+			if (slots[s].used && slots[s].retry_at > 0 && now_s() >= slots[s].retry_at) {
+				slots[s].retry_at = 0;
+				send_slot(c, &slots[s], s);
+			}
+		}
 		for (unsigned int s = 0; s < l->window && l->applied + l->raced + in_flight < l->count; s++) {
+			if (l->rate > 0 && sent >= (now_s() - start) * l->rate) {
+				break; /* paced: a steady stream rather than a burst */
+			}
 			if (!slots[s].used) {
+				sent++;
 				slots[s].used = true;
 				slots[s].cmd = next_request(l, &slots[s]);
 				if (send_slot(c, &slots[s], s) != 0) {
@@ -139,7 +152,7 @@ static int run(struct load *l)
 		}
 		json_object *res = NULL, *tag;
 		int verdict = 0;
-		rc = vmc_client_recv(c, 1000, &res, &verdict);
+		rc = vmc_client_recv(c, 5, &res, &verdict);
 		if (rc == -ETIMEDOUT || rc == -EAGAIN) {
 			if (now_s() > deadline) {
 				fprintf(stderr, "vmc-load: gave up after %u s with %u applied\n", l->timeout_s,
@@ -154,8 +167,9 @@ static int run(struct load *l)
 		}
 		struct inflight *f = &slots[json_object_get_int(tag) % l->window];
 		if (verdict == -VMC_E_RETRY || verdict == -VMC_E_NO_QUORUM) {
+			/* Nothing was applied; ask again shortly rather than spin. */
 			l->retried++;
-			send_slot(c, f, (unsigned int)(f - slots));
+			f->retry_at = now_s() + (verdict == -VMC_E_NO_QUORUM ? 0.1 : 0.01);
 		} else {
 			if (verdict == 0) {
 				note_applied(l, f);
@@ -186,7 +200,7 @@ static int run(struct load *l)
 static void usage(FILE *out)
 {
 	fprintf(out, "Usage: vmc-load [--count N] [--window W] [--prefix NAME] [--adds-only]\n"
-		     "                [--memory-mib M] [--timeout SECONDS] [--seed S]\n"
+		     "                [--memory-mib M] [--timeout SECONDS] [--seed S] [--rate PER_S]\n"
 		     "Sends change requests through the local vmclusterd until N are applied.\n");
 }
 
@@ -197,13 +211,14 @@ int main(int argc, char **argv)
 		{ "prefix", required_argument, NULL, 'p' },  { "adds-only", no_argument, NULL, 'a' },
 		{ "memory-mib", required_argument, NULL, 'm' }, { "timeout", required_argument, NULL, 't' },
 		{ "seed", required_argument, NULL, 's' },    { "help", no_argument, NULL, 'h' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct load l = { .prefix = "load", .count = 1000, .window = 16, .timeout_s = 600,
 			  .memory_mib = 64, .rng = 1 };
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:w:p:am:t:s:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:p:am:t:s:r:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n': l.count = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'w': l.window = (unsigned int)strtoul(optarg, NULL, 10); break;
@@ -212,6 +227,7 @@ int main(int argc, char **argv)
 		case 'm': l.memory_mib = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 't': l.timeout_s = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 's': l.rng = strtoull(optarg, NULL, 10); break;
+		case 'r': l.rate = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -233,6 +233,10 @@ static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group,
 	for (size_t i = 0; i < joined_entries; i++) {
 		log_notice("node %s joined the vmcluster group", vmcd_node_name(d, joined_list[i].nodeid));
 	}
+	if (d->replica.phase != VMC_SYNC_DONE && d->replica.round > 0) {
+		log_notice("membership changed during the sync (phase %s): starting the sync over",
+			   vmc_sync_phase_to_str(d->replica.phase));
+	}
 	vmc_replica_view(&d->replica, members, n_members);
 }
 

@@ -779,3 +779,15 @@ harness_remove_rundir() {
 	rm -rf "$HARNESS_RUNDIR"
 	HARNESS_RUNDIR=""
 }
+
+# node_start_racing I: like node_start, but returns as soon as vmclusterd is
+# spawned, without waiting for it to answer — for tests that kill a node in
+# the middle of its join.
+node_start_racing() {
+	local i=$1
+	harness_check_node "$i" || return 1
+	harness_start_corosync "$i" || return 1
+	harness_wait_while_running corosync "$i" "$HARNESS_START_TIMEOUT" \
+		"corosync to answer on node $i" harness_corosync_answers "$i" || return 1
+	harness_start_vmclusterd "$i"
+}
