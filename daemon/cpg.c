@@ -135,7 +135,7 @@ static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int
 	struct vmcd *d = ctx;
 
 	if (rc == 0) {
-		log_notice("change %llu from %s applied: config_version %llu",
+		log_notice("%s (change %llu from %s, config_version %llu)", detail,
 			   (unsigned long long)request_id, vmcd_node_name(d, origin),
 			   (unsigned long long)d->replica.state->config_version);
 	} else {

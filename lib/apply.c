@@ -97,8 +97,10 @@ static int apply_group_add(struct vmc_state *s, json_object *body, char *detail,
 	}
 	if (rc != 0) {
 		vmc_group_def_free(def);
+		return rc;
 	}
-	return rc;
+	snprintf(detail, len, "vm %s added", def->name);
+	return 0;
 }
 
 static int apply_group_remove(struct vmc_state *s, json_object *body, char *detail, size_t len)
@@ -120,7 +122,19 @@ static int apply_group_remove(struct vmc_state *s, json_object *body, char *deta
 			 vmc_group_state_to_str(g->state));
 		return -VMC_E_BUSY;
 	}
+	snprintf(detail, len, "vm %s removed", name);
 	return vmc_state_group_remove(s, name);
+}
+
+/* "vm web1 changed: memory_mib=512 priority=high" for the log. */
+static void describe_set(const char *name, const char **assignments, size_t n, char *detail,
+			 size_t len)
+{
+	int used = snprintf(detail, len, "vm %s changed:", name);
+
+	for (size_t i = 0; i < n && used > 0 && (size_t)used < len; i++) {
+		used += snprintf(detail + used, len - (size_t)used, " %s", assignments[i]);
+	}
 }
 
 static int apply_group_set(struct vmc_state *s, json_object *body, char *detail, size_t len)
@@ -157,6 +171,7 @@ static int apply_group_set(struct vmc_state *s, json_object *body, char *detail,
 		vmc_group_def_free(def);
 		return rc;
 	}
+	describe_set(name, assignments, n, detail, len);
 	return vmc_state_group_redefine(s, def);
 }
 

@@ -117,7 +117,7 @@ static int value_to_json(const struct settable_key *k, const char *value, json_o
 		char why[128];
 		*out = vmc_json_parse(value, why, sizeof(why));
 		if (*out == NULL) {
-			snprintf(err, errlen, "field '%s': value is %s", k->key, why);
+			snprintf(err, errlen, "field '%s': %s", k->key, why);
 			return -EINVAL;
 		}
 		return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "json_util.h"
 #include "replica.h"
 #include "vmc_errors.h"
 
@@ -57,12 +58,17 @@ static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char 
 	uint64_t version;
 
 	*applied = false;
-	if (!json_object_object_get_ex(o, "v", &v) || !json_object_is_type(v, json_type_int)) {
+	if (!json_object_object_get_ex(o, "v", &v) || !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) < 0) {
 		snprintf(err, errlen, "no config_version");
 		return -VMC_E_PROTOCOL;
 	}
 	version = json_object_get_uint64(v);
 	if (json_object_object_get_ex(o, "epoch", &epoch)) {
+		if (!json_object_is_type(epoch, json_type_int) || json_object_get_int64(epoch) < 0) {
+			snprintf(err, errlen, "epoch is not a non-negative integer");
+			return -VMC_E_PROTOCOL;
+		}
 		if (json_object_get_uint64(epoch) > s->epoch) {
 			s->epoch = json_object_get_uint64(epoch);
 			*applied = true;
@@ -104,7 +110,7 @@ int vmc_journal_replay(struct vmc_state *s, const char *text, size_t *applied, c
 
 	*applied = 0;
 	for (const char *nl = strchr(line, '\n'); nl != NULL; line = nl + 1, nl = strchr(line, '\n')) {
-		char buf[640];
+		char buf[640], why[128];
 		json_object *o;
 		bool done = false;
 		char *copy;
@@ -115,7 +121,7 @@ int vmc_journal_replay(struct vmc_state *s, const char *text, size_t *applied, c
 		if (copy == NULL) {
 			return -ENOMEM;
 		}
-		o = json_tokener_parse(copy);
+		o = vmc_json_parse(copy, why, sizeof(why));
 		free(copy);
 		if (o == NULL || !json_object_is_type(o, json_type_object)) {
 			json_object_put(o);

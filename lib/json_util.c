@@ -18,7 +18,10 @@ json_object *vmc_json_parse(const char *text, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	o = json_tokener_parse_ex(tok, text, (int)len);
+	/* No comments, single quotes or trailing commas: JSON as written in RFC 8259. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	/* Including the NUL tells the tokener the text is complete ("null", "12"). */
+	o = json_tokener_parse_ex(tok, text, (int)len + 1);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
@@ -29,13 +32,13 @@ json_object *vmc_json_parse(const char *text, char *err, size_t errlen)
 		return NULL;
 	}
 	if (o == NULL) {
-		snprintf(err, errlen, "expected a JSON object, got null");
+		snprintf(err, errlen, "JSON null where a value is needed");
 		return NULL;
 	}
 	while (end < len && isspace((unsigned char)text[end])) {
 		end++;
 	}
-	if (end != len) {
+	if (end < len) {
 		json_object_put(o);
 		snprintf(err, errlen, "not valid JSON: unexpected text after the end at byte %zu", end);
 		return NULL;

@@ -213,8 +213,7 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	    !json_object_object_get_ex(m->body, "digest", &digest) ||
 	    !json_object_object_get_ex(m->body, "prev_primary", &prev) ||
 	    !json_object_object_get_ex(m->body, "expected_votes", &votes) ||
-	    !json_object_object_get_ex(m->body, "votes", &own) ||
-	    !json_object_is_type(own, json_type_int) ||
+
 	    !json_object_object_get_ex(m->body, "proto_max", &proto) ||
 	    !json_object_object_get_ex(m->body, "round", &round) ||
 	    !json_object_is_type(epoch, json_type_int) ||
@@ -232,7 +231,10 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	memcpy(h->digest, json_object_get_string(digest), VMC_DIGEST_HEX_LEN + 1);
 	h->prev_primary = json_object_get_boolean(prev);
 	h->expected_votes = (uint32_t)json_object_get_int64(votes);
-	h->votes = (uint32_t)json_object_get_int64(own);
+	/* Hellos from builds before "votes" existed count as one vote. */
+	h->votes = json_object_object_get_ex(m->body, "votes", &own) && json_object_is_type(own, json_type_int)
+			   ? (uint32_t)json_object_get_int64(own)
+			   : 1;
 	h->proto_max = (uint16_t)json_object_get_int(proto);
 	h->round = (uint32_t)json_object_get_int64(round);
 	return 0;
@@ -343,7 +345,15 @@ static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 
 	if (r->phase != VMC_SYNC_HELLO || !is_member(r, m->sender) ||
 	    !json_object_object_get_ex(m->body, "members", &members) ||
-	    !hello_matches_view(r, members) || hello_parse(m, &h) != 0) {
+	    !hello_matches_view(r, members)) {
+		return; /* stale: from another view or phase */
+	}
+	if (hello_parse(m, &h) != 0) {
+		if (r->ops->warn != NULL) {
+			char what[96];
+			snprintf(what, sizeof(what), "dropped a malformed hello from node %u", m->sender);
+			r->ops->warn(r->ctx, what);
+		}
 		return;
 	}
 	for (i = 0; i < r->n_hellos; i++) {
@@ -372,9 +382,13 @@ static void snapshot_install(struct vmc_replica *r)
 	}
 	/* The same bytes reach every member, so a bad snapshot fails on all alike. */
 	if (vmc_state_from_string(r->snapshot, &fresh, err, sizeof(err)) != 0) {
+		/* Our copy differs from the source's: never let it take changes. */
+		r->primary = false;
 		if (r->ops->warn != NULL) {
 			char what[384];
-			snprintf(what, sizeof(what), "the snapshot from node %u is unusable, keeping ours: %s",
+			snprintf(what, sizeof(what),
+				 "the snapshot from node %u is unusable (%s): this node refuses changes "
+				 "until the next membership change",
 				 r->source->node_id, err);
 			r->ops->warn(r->ctx, what);
 		}
@@ -406,9 +420,11 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	n = (size_t)json_object_get_string_len(data);
 	grown = realloc(r->snapshot, r->snapshot_len + n + 1);
 	if (grown == NULL) {
-		/* Finish without it rather than wait forever; the digest shows the difference. */
+		/* Finish without it rather than wait forever, but take no changes. */
+		r->primary = false;
 		if (r->ops->warn != NULL) {
-			r->ops->warn(r->ctx, "out of memory gathering a snapshot: keeping our state");
+			r->ops->warn(r->ctx, "out of memory gathering a snapshot: this node refuses changes "
+					     "until the next membership change");
 		}
 		sync_finish(r);
 		return;

@@ -13,7 +13,6 @@
 #include <openssl/evp.h>
 
 #include "json_util.h"
-#include "json_util.h"
 #include "state.h"
 
 static const char *const group_state_names[] = {

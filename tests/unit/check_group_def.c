@@ -477,6 +477,126 @@ START_TEST(test_nul_inside_string_is_refused)
 }
 END_TEST
 
+#define MINIMAL_DEF "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"}}"
+
+/* Text after the definition: once silently dropped (a second VM lost). */
+static const char *const after_definition[] = {
+	" {\"name\":\"web2\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"}}",
+	"x",
+	"}",
+	",",
+	"\n\n[]",
+};
+
+START_TEST(test_text_after_the_definition_is_refused)
+{
+	struct vmc_group_def *def = UNTOUCHED;
+	char err[ERR_LEN] = "";
+	char *text = NULL;
+	int rc;
+
+	ck_assert_int_gt(asprintf(&text, "%s%s", MINIMAL_DEF, after_definition[_i]), 0);
+	rc = vmc_group_def_from_string(text, &def, err, sizeof(err));
+	assert_refusal(rc, err, "JSON", text);
+	ck_assert_ptr_eq(def, UNTOUCHED);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_white_space_after_the_definition_is_fine)
+{
+	struct vmc_group_def *def = def_parse(MINIMAL_DEF " \n\t\r\n");
+
+	ck_assert_str_eq(def->name, "web1");
+	vmc_group_def_free(def);
+}
+END_TEST
+
+/* A file holding only null: the reason must say null, not "success". */
+static const char *const null_texts[] = { "null", "null\n", " null" };
+
+START_TEST(test_json_null_is_refused_saying_null)
+{
+	struct vmc_group_def *def = UNTOUCHED;
+	char err[ERR_LEN] = "";
+	int rc = vmc_group_def_from_string(null_texts[_i], &def, err, sizeof(err));
+
+	assert_refusal(rc, err, "null", null_texts[_i]);
+	ck_assert_msg(strstr(err, "success") == NULL, "reason '%s'", err);
+	ck_assert_ptr_eq(def, UNTOUCHED);
+}
+END_TEST
+
+/* A NUL inside a name would let "web1\0-evil" pass as "web1". */
+static const struct {
+	const char *json;
+	const char *field_text;
+} nul_in_names[] = {
+	{ "{\"name\":\"web1\\u0000-evil\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"}}",
+	  "field 'name'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"possible_owners\":[\"node1\\u0000x\"]}",
+	  "field 'possible_owners'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"preferred_owners\":[\"node1\\u0000\"]}",
+	  "field 'preferred_owners'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"anti_affinity\":[\"db\",\"web\\u0000db\"]}",
+	  "field 'anti_affinity'" },
+};
+
+START_TEST(test_nul_inside_a_name_is_refused)
+{
+	struct vmc_group_def *def = UNTOUCHED;
+	char err[ERR_LEN] = "";
+	int rc = vmc_group_def_from_string(nul_in_names[_i].json, &def, err, sizeof(err));
+
+	assert_refusal(rc, err, nul_in_names[_i].field_text, nul_in_names[_i].json);
+	ck_assert_ptr_eq(def, UNTOUCHED);
+}
+END_TEST
+
+/* Two NICs of one VM with one MAC: the second is named. */
+static const char *const duplicate_macs[] = {
+	"{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	"\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:12:34:56\"},"
+	"{\"bridge\":\"br1\",\"mac\":\"52:54:00:12:34:56\"}]}",
+	/* MAC addresses ignore case */
+	"{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	"\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:ab:cd:ef\"},"
+	"{\"bridge\":\"br1\",\"mac\":\"52:54:00:AB:CD:EF\"}]}",
+	/* a NIC without a MAC between them changes nothing */
+	"{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	"\"nics\":[{\"bridge\":\"br0\",\"mac\":\"52:54:00:12:34:56\"},{\"bridge\":\"br2\"},"
+	"{\"bridge\":\"br1\",\"mac\":\"52:54:00:12:34:56\"}]}",
+};
+
+START_TEST(test_duplicate_mac_in_one_definition_is_refused)
+{
+	struct vmc_group_def *def = UNTOUCHED;
+	char err[ERR_LEN] = "";
+	int rc = vmc_group_def_from_string(duplicate_macs[_i], &def, err, sizeof(err));
+
+	assert_refusal(rc, err, _i == 2 ? "field 'nics[2].mac'" : "field 'nics[1].mac'",
+		       duplicate_macs[_i]);
+	ck_assert_ptr_eq(def, UNTOUCHED);
+}
+END_TEST
+
+START_TEST(test_nics_without_mac_are_not_duplicates)
+{
+	struct vmc_group_def *def = def_parse(
+		"{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+		"\"nics\":[{\"bridge\":\"br0\"},{\"bridge\":\"br1\"},"
+		"{\"bridge\":\"br2\",\"mac\":\"52:54:00:12:34:56\"}]}");
+
+	ck_assert_uint_eq(def->n_nics, 3);
+	ck_assert_ptr_null(def->nics[0].mac);
+	ck_assert_ptr_null(def->nics[1].mac);
+	vmc_group_def_free(def);
+}
+END_TEST
+
 /* ---- vm set ---- */
 
 static int def_set(const struct vmc_group_def *def, const char *const *assignments, size_t n,
@@ -623,6 +743,59 @@ START_TEST(test_set_json_keys)
 }
 END_TEST
 
+START_TEST(test_set_list_entries_are_trimmed)
+{
+	static const char *const set[] = { "possible_owners=node1, node2 ,  node3",
+					   "preferred_owners= node3,node1 " };
+	struct vmc_group_def *def = def_load_valid("minimal.json");
+	struct vmc_group_def *out = def_set_ok(def, set, ARRAY_LEN(set));
+
+	ck_assert_uint_eq(out->possible_owners.n, 3);
+	ck_assert_str_eq(out->possible_owners.v[0], "node1");
+	ck_assert_str_eq(out->possible_owners.v[1], "node2");
+	ck_assert_str_eq(out->possible_owners.v[2], "node3");
+	ck_assert_uint_eq(out->preferred_owners.n, 2);
+	ck_assert_str_eq(out->preferred_owners.v[0], "node3");
+	ck_assert_str_eq(out->preferred_owners.v[1], "node1");
+	vmc_group_def_free(out);
+	vmc_group_def_free(def);
+}
+END_TEST
+
+START_TEST(test_set_removing_initrd_without_boot_is_a_no_op)
+{
+	static const char *const set[] = { "boot.initrd=", "boot.cmdline=" };
+	struct vmc_group_def *def = def_parse(
+		"{\"name\":\"db1\",\"memory_mib\":1024,"
+		"\"disks\":[{\"path\":\"/srv/csv1/db1/root.qcow2\",\"format\":\"qcow2\"}]}");
+	struct vmc_group_def *out = def_set_ok(def, set, ARRAY_LEN(set));
+	char *before = def_canonical(def);
+	char *after = def_canonical(out);
+
+	ck_assert(!out->has_boot);
+	ck_assert_str_eq(after, before);
+	free(before);
+	free(after);
+	vmc_group_def_free(out);
+	vmc_group_def_free(def);
+}
+END_TEST
+
+START_TEST(test_set_json_null_is_refused_saying_null)
+{
+	static const char *const set[] = { "disks=null" };
+	struct vmc_group_def *def = def_load_valid("minimal.json");
+	struct vmc_group_def *out = UNTOUCHED;
+	char err[ERR_LEN];
+	int rc = def_set(def, set, ARRAY_LEN(set), &out, err);
+
+	assert_refusal(rc, err, "field 'disks'", set[0]);
+	ck_assert_msg(strstr(err, "null") != NULL, "reason '%s' does not say null", err);
+	ck_assert_ptr_eq(out, UNTOUCHED);
+	vmc_group_def_free(def);
+}
+END_TEST
+
 START_TEST(test_set_later_assignment_wins)
 {
 	static const char *const set[] = { "vcpus=2", "vcpus=3" };
@@ -695,6 +868,23 @@ static const struct set_refusal set_refusals[] = {
 	/* an assignment that is fine alone does not save a later bad one */
 	{ "full.json", { "vcpus=8", "memory_mib=0" }, "field 'memory_mib'" },
 	{ "full.json", { "vcpus=8", "name=db2" }, "field 'name': cannot be changed" },
+	/* an integer is digits, with nothing around them */
+	{ "minimal.json", { "vcpus=+4" }, "field 'vcpus'" },
+	{ "minimal.json", { "vcpus= 4" }, "field 'vcpus'" },
+	{ "minimal.json", { "vcpus=4 " }, "field 'vcpus'" },
+	{ "minimal.json", { "memory_mib=0x200" }, "field 'memory_mib'" },
+	/* text after the JSON value */
+	{ "minimal.json", { "disks=[{\"path\":\"/srv/csv1/a.img\"}]junk" }, "field 'disks'" },
+	{ "minimal.json", { "nics=[] []" }, "field 'nics'" },
+	/* an empty entry in a list is a typo, not a name */
+	{ "minimal.json", { "possible_owners=a,,b" }, "field 'possible_owners'" },
+	{ "minimal.json", { "possible_owners=node1," }, "field 'possible_owners'" },
+	{ "minimal.json", { "anti_affinity= , " }, "field 'anti_affinity'" },
+	{ "minimal.json", { "preferred_owners=,node1" }, "field 'preferred_owners'" },
+	{ "minimal.json",
+	  { "nics=[{\"bridge\":\"br0\",\"mac\":\"52:54:00:12:34:56\"},"
+	    "{\"bridge\":\"br1\",\"mac\":\"52:54:00:12:34:56\"}]" },
+	  "field 'nics[1].mac'" },
 	{ "minimal.json", { "vcpus" }, "not KEY=VALUE" },
 	{ "minimal.json", { "=4" }, "not KEY=VALUE" },
 };
@@ -795,6 +985,14 @@ static Suite *group_def_suite(void)
 	tcase_add_loop_test(tc, test_invalid_file_is_refused_naming_the_field, 0, (int)n_expected);
 	tcase_add_test(tc, test_refusal_with_tiny_error_buffer_is_safe);
 	tcase_add_test(tc, test_nul_inside_string_is_refused);
+	tcase_add_loop_test(tc, test_text_after_the_definition_is_refused, 0,
+			    (int)ARRAY_LEN(after_definition));
+	tcase_add_test(tc, test_white_space_after_the_definition_is_fine);
+	tcase_add_loop_test(tc, test_json_null_is_refused_saying_null, 0, (int)ARRAY_LEN(null_texts));
+	tcase_add_loop_test(tc, test_nul_inside_a_name_is_refused, 0, (int)ARRAY_LEN(nul_in_names));
+	tcase_add_loop_test(tc, test_duplicate_mac_in_one_definition_is_refused, 0,
+			    (int)ARRAY_LEN(duplicate_macs));
+	tcase_add_test(tc, test_nics_without_mac_are_not_duplicates);
 
 	tc = tcase_make(s, "set");
 	tcase_add_test(tc, test_set_integer_keys);
@@ -803,6 +1001,9 @@ static Suite *group_def_suite(void)
 	tcase_add_test(tc, test_set_optional_string_keys);
 	tcase_add_test(tc, test_set_empty_value_removes_initrd);
 	tcase_add_test(tc, test_set_json_keys);
+	tcase_add_test(tc, test_set_list_entries_are_trimmed);
+	tcase_add_test(tc, test_set_removing_initrd_without_boot_is_a_no_op);
+	tcase_add_test(tc, test_set_json_null_is_refused_saying_null);
 	tcase_add_test(tc, test_set_later_assignment_wins);
 	tcase_add_test(tc, test_set_same_value_changes_nothing);
 	tcase_add_loop_test(tc, test_set_refused_naming_the_field, 0, (int)ARRAY_LEN(set_refusals));

@@ -472,6 +472,11 @@ static const char *const not_json_payloads[] = {
 	"{\"name\":",
 	"{\"name\" \"web1\"}",
 	"}",
+	/* one JSON object, then more: refused, not cut short */
+	"{\"name\":\"web1\"}garbage",
+	"{\"name\":\"web1\"} {\"name\":\"web2\"}",
+	"{\"name\":\"web1\"}}",
+	"{} x",
 };
 
 START_TEST(test_decode_refuses_payload_not_json)
@@ -501,6 +506,40 @@ START_TEST(test_decode_refuses_payload_not_object)
 	uint8_t *p = msg_with_payload(payload, strlen(payload) + 1, &len);
 
 	assert_decode_refused(p, len, -VMC_E_PROTOCOL, payload);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_decode_accepts_white_space_after_the_object)
+{
+	static const char payload[] = "{\"name\":\"web1\"} \n\t";
+	struct vmc_msg m;
+	char err[ERR_LEN] = "";
+	size_t len;
+	uint8_t *p = msg_with_payload(payload, sizeof(payload), &len);
+	int rc = vmc_msg_decode(p, len, &m, err, sizeof(err));
+
+	ck_assert_msg(rc == 0, "decode rc %d: %s", rc, err);
+	ck_assert(json_object_is_type(m.body, json_type_object));
+	ck_assert_int_eq(json_object_object_length(m.body), 1);
+	vmc_msg_clear(&m);
+	free(p);
+}
+END_TEST
+
+START_TEST(test_decode_refusal_of_trailing_text_says_why)
+{
+	static const char payload[] = "{\"name\":\"web1\"}garbage";
+	struct vmc_msg m;
+	char err[ERR_LEN] = "";
+	size_t len;
+	uint8_t *p = msg_with_payload(payload, sizeof(payload), &len);
+
+	ck_assert_int_eq(vmc_msg_decode(p, len, &m, err, sizeof(err)), -VMC_E_PROTOCOL);
+	ck_assert_msg(strstr(err, "JSON object") != NULL, "reason '%s'", err);
+	ck_assert_msg(strstr(err, vmc_msg_type_to_str(VMC_MSG_GROUP_ADD)) != NULL,
+		      "reason '%s' does not name the type", err);
+	ck_assert_ptr_null(m.body);
 	free(p);
 }
 END_TEST
@@ -721,6 +760,8 @@ static Suite *msg_suite(void)
 			    (int)ARRAY_LEN(not_json_payloads));
 	tcase_add_loop_test(tc, test_decode_refuses_payload_not_object, 0,
 			    (int)ARRAY_LEN(not_object_payloads));
+	tcase_add_test(tc, test_decode_accepts_white_space_after_the_object);
+	tcase_add_test(tc, test_decode_refusal_of_trailing_text_says_why);
 
 	tc = tcase_make(s, "garbage");
 	tcase_add_test(tc, test_garbage_random_buffers_never_crash);

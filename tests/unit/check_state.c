@@ -154,8 +154,8 @@ static void request_add_ok(struct vmc_state *s, const char *name, unsigned int m
  * A refused request: the rc, a reason that contains want_text, and a
  * state that did not change at all (same digest, same config_version).
  */
-static void assert_refused_unchanged(struct vmc_state *s, uint16_t type, const char *body,
-				     int want_rc, const char *want_text)
+static void assert_refused_unchanged2(struct vmc_state *s, uint16_t type, const char *body,
+				      int want_rc, const char *want_text, const char *want_text2)
 {
 	struct digest before = state_digest(s);
 	struct digest after;
@@ -168,10 +168,26 @@ static void assert_refused_unchanged(struct vmc_state *s, uint16_t type, const c
 	ck_assert_msg(detail[0] != '\0', "%s: refused without a reason", body);
 	ck_assert_msg(strstr(detail, want_text) != NULL, "%s: reason '%s' lacks \"%s\"", body,
 		      detail, want_text);
+	ck_assert_msg(strstr(detail, want_text2) != NULL, "%s: reason '%s' lacks \"%s\"", body,
+		      detail, want_text2);
 	ck_assert_uint_eq(s->config_version, version);
 	ck_assert_uint_eq(s->n_groups, n_groups);
 	after = state_digest(s);
 	ck_assert_str_eq(after.hex, before.hex);
+}
+
+static void assert_refused_unchanged(struct vmc_state *s, uint16_t type, const char *body,
+				     int want_rc, const char *want_text)
+{
+	assert_refused_unchanged2(s, type, body, want_rc, want_text, "");
+}
+
+static void request_ok(struct vmc_state *s, uint16_t type, const char *body)
+{
+	char detail[ERR_LEN];
+	int rc = request_apply(s, type, body, detail);
+
+	ck_assert_msg(rc == 0, "%s: rc %d: %s", body, rc, detail);
 }
 
 /* ---- container ---- */
@@ -538,6 +554,137 @@ START_TEST(test_request_of_other_type_is_refused)
 }
 END_TEST
 
+START_TEST(test_request_remove_online_group_says_it_must_be_stopped)
+{
+	struct vmc_state *s = state_make();
+
+	request_add_ok(s, "web1", 512);
+	vmc_state_group_find(s, "web1")->state = VMC_GROUP_ONLINE;
+	assert_refused_unchanged2(s, VMC_MSG_GROUP_REMOVE, "{\"name\":\"web1\"}", -VMC_E_BUSY,
+				  "must be stopped", "web1");
+	vmc_state_free(s);
+}
+END_TEST
+
+/* GROUP_SET entries that are not strings (once a crash in assignment_apply). */
+static const struct {
+	const char *body;
+	const char *reason;
+} non_string_sets[] = {
+	{ "{\"name\":\"web1\",\"set\":[null]}", "assignment 1" },
+	{ "{\"name\":\"web1\",\"set\":[1]}", "assignment 1" },
+	{ "{\"name\":\"web1\",\"set\":[true]}", "assignment 1" },
+	{ "{\"name\":\"web1\",\"set\":[{\"vcpus\":2}]}", "assignment 1" },
+	{ "{\"name\":\"web1\",\"set\":[[\"vcpus=2\"]]}", "assignment 1" },
+	/* a good assignment first is not applied either */
+	{ "{\"name\":\"web1\",\"set\":[\"vcpus=2\",null]}", "assignment 2" },
+};
+
+START_TEST(test_request_set_non_string_assignment_refused)
+{
+	struct vmc_state *s = state_make();
+
+	request_add_ok(s, "web1", 512);
+	assert_refused_unchanged2(s, VMC_MSG_GROUP_SET, non_string_sets[_i].body, -VMC_E_INVALID,
+				  non_string_sets[_i].reason, "KEY=VALUE");
+	ck_assert_uint_eq(vmc_state_group_find(s, "web1")->def->vcpus, 1);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_set_assignments_takes_strings_only)
+{
+	json_object *good = json_tokener_parse("[\"vcpus=2\",\"priority=high\"]");
+	json_object *bad = json_tokener_parse("[\"vcpus=2\",3]");
+	const char *out[2] = { NULL, NULL };
+	const char *one[1] = { NULL };
+	char detail[ERR_LEN] = "";
+	size_t n = 99;
+
+	ck_assert_int_eq(vmc_set_assignments(good, out, ARRAY_LEN(out), &n, detail, sizeof(detail)),
+			 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(out[0], "vcpus=2");
+	ck_assert_str_eq(out[1], "priority=high");
+
+	ck_assert_int_eq(vmc_set_assignments(bad, out, ARRAY_LEN(out), &n, detail, sizeof(detail)),
+			 -VMC_E_INVALID);
+	ck_assert_msg(strstr(detail, "assignment 2") != NULL, "detail '%s'", detail);
+
+	/* more than fit: refused before anything is written past the array */
+	detail[0] = '\0';
+	ck_assert_int_eq(vmc_set_assignments(good, one, ARRAY_LEN(one), &n, detail, sizeof(detail)),
+			 -VMC_E_INVALID);
+	ck_assert_msg(strstr(detail, "at most 1") != NULL, "detail '%s'", detail);
+	ck_assert_ptr_null(one[0]);
+	json_object_put(bad);
+	json_object_put(good);
+}
+END_TEST
+
+#define MAC_A "52:54:00:12:34:5e"
+#define MAC_B "52:54:00:ab:cd:ef"
+
+/* A GROUP_ADD body whose second NIC has this MAC (the first has none). */
+static char *add_with_mac(const char *name, const char *mac)
+{
+	char *body = NULL;
+
+	ck_assert_int_gt(asprintf(&body,
+				  "{\"definition\":{\"name\":\"%s\",\"memory_mib\":512,"
+				  "\"boot\":{\"kernel\":\"/k\"},"
+				  "\"nics\":[{\"bridge\":\"br1\"},{\"bridge\":\"br0\",\"mac\":\"%s\"}]}}",
+				  name, mac),
+			 0);
+	return body;
+}
+
+/* MAC_A as another definition may spell it: MAC addresses ignore case. */
+static const char *const mac_a_spellings[] = { MAC_A, "52:54:00:12:34:5E" };
+
+START_TEST(test_request_add_mac_of_another_vm_refused)
+{
+	struct vmc_state *s = state_make();
+	char *first = add_with_mac("web1", MAC_A);
+	char *second = add_with_mac("web2", mac_a_spellings[_i]);
+	char *other = add_with_mac("web3", MAC_B);
+
+	request_ok(s, VMC_MSG_GROUP_ADD, first);
+	assert_refused_unchanged2(s, VMC_MSG_GROUP_ADD, second, -VMC_E_EXISTS,
+				  "field 'nics[1].mac'", "vm 'web1'");
+	ck_assert_ptr_null(vmc_state_group_find(s, "web2"));
+	/* NICs without a MAC never clash */
+	request_ok(s, VMC_MSG_GROUP_ADD, other);
+	free(other);
+	free(second);
+	free(first);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_request_set_mac_of_another_vm_refused)
+{
+	struct vmc_state *s = state_make();
+	char *first = add_with_mac("web1", MAC_A);
+
+	request_ok(s, VMC_MSG_GROUP_ADD, first);
+	request_add_ok(s, "web2", 512);
+	assert_refused_unchanged2(s, VMC_MSG_GROUP_SET,
+				  "{\"name\":\"web2\",\"set\":[\"nics=[{\\\"bridge\\\":\\\"br0\\\","
+				  "\\\"mac\\\":\\\"52:54:00:12:34:5E\\\"}]\"]}",
+				  -VMC_E_EXISTS, "field 'nics[0].mac'", "vm 'web1'");
+	ck_assert_uint_eq(vmc_state_group_find(s, "web2")->def->n_nics, 0);
+	/* a VM keeps its own MAC through a change of something else */
+	request_ok(s, VMC_MSG_GROUP_SET, "{\"name\":\"web1\",\"set\":[\"vcpus=2\"]}");
+	request_ok(s, VMC_MSG_GROUP_SET,
+		   "{\"name\":\"web2\",\"set\":[\"nics=[{\\\"bridge\\\":\\\"br0\\\","
+		   "\\\"mac\\\":\\\"" MAC_B "\\\"}]\"]}");
+	ck_assert_str_eq(vmc_state_group_find(s, "web2")->def->nics[0].mac, MAC_B);
+	free(first);
+	vmc_state_free(s);
+}
+END_TEST
+
 /* ---- snapshots ---- */
 
 /* A state with a bit of everything in it. */
@@ -668,6 +815,36 @@ static void corrupt_config_version_string(json_object *snap)
 	json_object_object_add(snap, "config_version", json_object_new_string("42"));
 }
 
+static void corrupt_format_string(json_object *snap)
+{
+	json_object_object_add(snap, "format", json_object_new_string("1"));
+}
+
+static void corrupt_format_fraction(json_object *snap)
+{
+	json_object_object_add(snap, "format", json_object_new_double(1.5));
+}
+
+static void corrupt_config_version_negative(json_object *snap)
+{
+	json_object_object_add(snap, "config_version", json_object_new_int(-5));
+}
+
+static void corrupt_epoch_negative(json_object *snap)
+{
+	json_object_object_add(snap, "epoch", json_object_new_int(-1));
+}
+
+static void corrupt_epoch_string(json_object *snap)
+{
+	json_object_object_add(snap, "epoch", json_object_new_string("3"));
+}
+
+static void corrupt_epoch_missing(json_object *snap)
+{
+	json_object_object_del(snap, "epoch");
+}
+
 static void corrupt_group_without_definition(json_object *snap)
 {
 	json_object_object_del(snapshot_group0(snap), "definition");
@@ -742,6 +919,12 @@ static const struct snapshot_corruption corruptions[] = {
 	{ "no groups", corrupt_groups_missing, "groups" },
 	{ "groups not an array", corrupt_groups_not_array, "groups" },
 	{ "config_version a string", corrupt_config_version_string, "config_version" },
+	{ "format a string", corrupt_format_string, "format" },
+	{ "format with a fraction", corrupt_format_fraction, "format" },
+	{ "negative config_version", corrupt_config_version_negative, "config_version" },
+	{ "negative epoch", corrupt_epoch_negative, "epoch" },
+	{ "epoch a string", corrupt_epoch_string, "epoch" },
+	{ "no epoch", corrupt_epoch_missing, "epoch" },
 	{ "group without definition", corrupt_group_without_definition, "groups[0]" },
 	{ "group without owner", corrupt_group_without_owner, "groups[0]" },
 	{ "group without state", corrupt_group_without_state, "groups[0]" },
@@ -794,6 +977,66 @@ START_TEST(test_snapshot_not_json_is_refused)
 	}
 	free(text);
 	vmc_state_free(s);
+}
+END_TEST
+
+static const char *const after_snapshot[] = {
+	" trailing",
+	"x",
+	"}",
+	"{}",
+	" {\"format\":1}",
+	"\n[]",
+};
+
+START_TEST(test_snapshot_with_text_after_it_is_refused)
+{
+	struct vmc_state *s = state_make_busy();
+	char *text = vmc_state_to_string(s);
+	char *longer = NULL;
+
+	ck_assert_int_gt(asprintf(&longer, "%s%s", text, after_snapshot[_i]), 0);
+	assert_snapshot_refused(longer, "snapshot", after_snapshot[_i]);
+	free(longer);
+	free(text);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_snapshot_with_white_space_after_it_is_read)
+{
+	struct vmc_state *s = state_make_busy();
+	char *text = vmc_state_to_string(s);
+	char *longer = NULL;
+	struct vmc_state *back;
+	struct digest a = state_digest(s);
+	struct digest b;
+
+	ck_assert_int_gt(asprintf(&longer, "%s \n\t\n", text), 0);
+	back = state_from_text(longer);
+	b = state_digest(back);
+	ck_assert_str_eq(b.hex, a.hex);
+	vmc_state_free(back);
+	free(longer);
+	free(text);
+	vmc_state_free(s);
+}
+END_TEST
+
+/* A snapshot file holding only "null": the reason must say so. */
+static const char *const null_snapshots[] = { "null", "null\n", " null " };
+
+START_TEST(test_snapshot_null_is_refused_saying_null)
+{
+	struct vmc_state *s = UNTOUCHED;
+	char err[ERR_LEN] = "";
+	int rc = vmc_state_from_string(null_snapshots[_i], &s, err, sizeof(err));
+
+	ck_assert_int_lt(rc, 0);
+	ck_assert(s == UNTOUCHED);
+	ck_assert_msg(strstr(err, "null") != NULL, "'%s': reason '%s' does not say null",
+		      null_snapshots[_i], err);
+	ck_assert_msg(strstr(err, "success") == NULL, "'%s': reason '%s'", null_snapshots[_i], err);
 }
 END_TEST
 
@@ -996,12 +1239,24 @@ static Suite *state_suite(void)
 	tcase_add_test(tc, test_request_set_applies_and_bumps_version);
 	tcase_add_test(tc, test_request_set_refusals_state_unchanged);
 	tcase_add_test(tc, test_request_of_other_type_is_refused);
+	tcase_add_test(tc, test_request_remove_online_group_says_it_must_be_stopped);
+	tcase_add_loop_test(tc, test_request_set_non_string_assignment_refused, 0,
+			    (int)ARRAY_LEN(non_string_sets));
+	tcase_add_test(tc, test_set_assignments_takes_strings_only);
+	tcase_add_loop_test(tc, test_request_add_mac_of_another_vm_refused, 0,
+			    (int)ARRAY_LEN(mac_a_spellings));
+	tcase_add_test(tc, test_request_set_mac_of_another_vm_refused);
 
 	tc = tcase_make(s, "snapshot");
 	tcase_add_test(tc, test_snapshot_round_trip_same_digest);
 	tcase_add_test(tc, test_snapshot_round_trip_empty_state);
 	tcase_add_loop_test(tc, test_snapshot_corrupt_is_refused, 0, (int)ARRAY_LEN(corruptions));
 	tcase_add_test(tc, test_snapshot_not_json_is_refused);
+	tcase_add_loop_test(tc, test_snapshot_with_text_after_it_is_refused, 0,
+			    (int)ARRAY_LEN(after_snapshot));
+	tcase_add_test(tc, test_snapshot_with_white_space_after_it_is_read);
+	tcase_add_loop_test(tc, test_snapshot_null_is_refused_saying_null, 0,
+			    (int)ARRAY_LEN(null_snapshots));
 
 	tc = tcase_make(s, "digest");
 	tcase_add_test(tc, test_digest_is_64_lowercase_hex);
