@@ -222,9 +222,13 @@ static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group,
 	struct vmcd *d = NULL;
 
 	cpg_context_get(h, (void **)&d);
+	/* One entry per node: another process in the group on a node (a tool, a
+	 * stray second daemon) must not count as a member whose hello we wait for. */
 	n_members = 0;
 	for (size_t i = 0; i < member_entries && n_members < VMC_NODES_MAX; i++) {
-		members[n_members++] = member_list[i].nodeid;
+		if (!vmcd_cpg_is_member(d, member_list[i].nodeid)) {
+			members[n_members++] = member_list[i].nodeid;
+		}
 	}
 	for (size_t i = 0; i < left_entries; i++) {
 		log_notice("node %s left the vmcluster group (reason %u)",

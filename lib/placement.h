@@ -1,0 +1,84 @@
+/*
+ * Placement: where a VM group should run. Pure policy — a function of the
+ * nodes' facts and the groups already placed — so every node computes the
+ * same answer from the same replicated state, and so the rules are tested
+ * with golden cases (the .case files in tests/placement) like pacemaker's
+ * scheduler.
+ *
+ * The rules, in order:
+ *  1. hard: the node is up (in the quorate partition, fencing of lost nodes
+ *     done), active (not paused or draining), among possible_owners when
+ *     that list is not empty, not excluded by the caller, and has the
+ *     group's memory free;
+ *  2. soft: anti-affinity — a node running no other group that shares an
+ *     anti-affinity class is preferred; if every candidate has one, the
+ *     group still runs (Windows treats AntiAffinityClassNames the same way);
+ *  3. preferred_owners in their order; then any other candidate, the one
+ *     with the most free memory first, ties to the lowest node id.
+ * Recovery after nodes are lost places their groups high priority first
+ * (then medium, then low; by name within a priority), each decision taking
+ * the memory and anti-affinity of the ones before it into account.
+ * no-auto-start groups are never started by the cluster on its own.
+ */
+#ifndef VMC_PLACEMENT_H
+#define VMC_PLACEMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "group_def.h"
+
+struct vmc_place_node {
+	uint32_t id;
+	const char *name;
+	bool up;           /* member of the quorate partition */
+	bool active;       /* not paused, not draining */
+	uint32_t mem_mib;  /* memory for VMs on this node, in total */
+};
+
+struct vmc_place_group {
+	const struct vmc_group_def *def;
+	uint32_t owner;    /* node id; 0 when it runs nowhere */
+	bool wanted;       /* desired state: started */
+};
+
+struct vmc_place_view {
+	const struct vmc_place_node *nodes;
+	size_t n_nodes;
+	const struct vmc_place_group *groups;
+	size_t n_groups;
+};
+
+enum vmc_place_verdict {
+	VMC_PLACE_START = 0,   /* start (or restart) it on node */
+	VMC_PLACE_NO_NODE,     /* wanted, but no node can take it now */
+	VMC_PLACE_LEAVE,       /* not the cluster's to start (no-auto-start, not wanted, pacemaker) */
+};
+
+struct vmc_place_decision {
+	const struct vmc_place_group *group;
+	enum vmc_place_verdict verdict;
+	uint32_t node;
+	char why[192];
+};
+
+/*
+ * Where group g should start, ignoring node `exclude` (0: none) and
+ * counting the groups in view as placed where their owner says.
+ */
+enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
+				       const struct vmc_place_group *g, uint32_t exclude,
+				       uint32_t *node, char *why, size_t why_len);
+
+/*
+ * The groups owned by the lost nodes, in recovery order, each with its
+ * decision. out must hold view->n_groups entries; returns how many were
+ * written. Groups on lost nodes count as running nowhere.
+ */
+size_t vmc_plan_recovery(const struct vmc_place_view *view, const uint32_t *lost, size_t n_lost,
+			 struct vmc_place_decision *out);
+
+const char *vmc_place_verdict_to_str(enum vmc_place_verdict v);
+
+#endif
