@@ -46,7 +46,7 @@ struct command {
 	const char *args;
 	const char *help;
 	int (*run)(struct cli *cli, int argc, char **argv);
-	bool large_reply; /* listings: ask for the large IPC buffer */
+	bool large_reply; /* listings: start with a larger IPC buffer */
 	const char *details; /* more for the command's own --help */
 };
 
@@ -133,6 +133,18 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 		*result = NULL;
 		rc = vmc_client_call(cli->client, cmd, args, left > 0 ? (int)left : 1, result, err,
 				     sizeof(err));
+		if (rc == -EMSGSIZE && cli->max_msg < VMC_IPC_MAX_MSG) {
+			/* A big cluster: ask again over a connection with the largest buffer. */
+			json_object_put(*result);
+			vmc_client_close(cli->client);
+			cli->client = NULL;
+			cli->max_msg = VMC_IPC_MAX_MSG;
+			rc = connect_daemon(cli);
+			if (rc != 0) {
+				return rc;
+			}
+			continue;
+		}
 		if (rc != -VMC_E_RETRY || now_ms() >= deadline) {
 			break;
 		}
@@ -552,7 +564,7 @@ int main(int argc, char **argv)
 		return fail(EXIT_USAGE, "wrong number of arguments: usage is 'clusterctl %s%s%s %s'",
 			    c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->args);
 	}
-	cli.max_msg = c->large_reply ? VMC_IPC_MAX_MSG : VMC_IPC_SMALL_MSG;
+	cli.max_msg = c->large_reply ? VMC_IPC_LIST_MSG : VMC_IPC_SMALL_MSG;
 	rc = c->run(&cli, nargs, argv + (c->verb ? 3 : 2));
 	vmc_client_close(cli.client);
 	return rc;

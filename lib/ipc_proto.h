@@ -18,6 +18,8 @@
  * and only listings ask for the large one.
  */
 #define VMC_IPC_SMALL_MSG (256 * 1024)
+#define VMC_IPC_LIST_MSG (1024 * 1024)
+/* Asked for only after an answer did not fit (-EMSGSIZE): ~60,000 groups. */
 #define VMC_IPC_MAX_MSG (16 * 1024 * 1024)
 #define VMC_IPC_GROUP "haclient"
 

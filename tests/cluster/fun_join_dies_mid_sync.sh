@@ -13,8 +13,9 @@ cluster_up 3
 for i in 1 2 3; do wait_for 30 "node $i quorate" node_sees "$i" 3 true; done
 node_poweroff 3
 wait_for 30 "node 3 to leave" node_sees 1 2 true
-# A few thousand groups make the snapshot several CPG messages long.
-node_exec 1 "$VMC_BUILDDIR/bench/vmc-load" --adds-only --count 3000 --window 16 --prefix bulk >/dev/null
+# Thousands of groups make the snapshot several CPG messages long (and the
+# vm list answer larger than clusterctl's first IPC buffer).
+node_exec 1 "$VMC_BUILDDIR/bench/vmc-load" --adds-only --count 5000 --window 16 --prefix bulk >/dev/null
 
 log1=$(node_dir 1)/log/vmclusterd.log
 joined_count() { grep -c "node node3 joined the vmcluster group" "$log1" || true; }
@@ -36,5 +37,6 @@ node_start 3
 expect "node 3 finally joins and catches up" wait_for 60 "node 3 synced" node_sees 3 3 true
 expect "all three agree" wait_for 60 "digests to agree" nodes_agree 1 2 3
 expect_eq "node 3 has every group" "$(vm_count 1)" "$(vm_count 3)"
+expect_eq "vm list --json returns all 5005 groups (larger than the first IPC buffer)" 5005 "$(vm_count 3)"
 
 finish
