@@ -208,6 +208,13 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 	if (rc != 0) {
 		return rc;
 	}
+	json_object *warnings = jget(r, "warnings");
+
+	/* Warnings go to stderr as well, so a script that reads --json still shows them. */
+	for (size_t i = 0; warnings && i < json_object_array_length(warnings); i++) {
+		fprintf(stderr, "clusterctl: warning: %s\n",
+			json_object_get_string(json_object_array_get_idx(warnings, i)));
+	}
 	if (cli->json) {
 		print_json(r);
 	} else {
@@ -219,7 +226,7 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 		       json_object_get_boolean(jget(r, "accepting_changes")) ? "accepted" : "REFUSED");
 		printf("State:   config_version %s, digest %s, sync %s\n", jstr(r, "config_version"),
 		       jstr(r, "state_digest"), jstr(r, "sync"));
-		printf("VMs:     %s\n\n", jstr(r, "vms"));
+		printf("VMs:     %s\nFencing: %s\n\n", jstr(r, "vms"), jstr(r, "fence_method"));
 		print_nodes_table(jget(r, "nodes"));
 	}
 	json_object_put(r);
@@ -392,23 +399,35 @@ static int cmd_vm_remove(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_vm_set(struct cli *cli, int argc, char **argv)
+static json_object *assignments_args(int argc, char **argv, int *bad)
 {
-	json_object *args = name_args(argv[0]);
+	json_object *args = json_object_new_object();
 	json_object *set = json_object_new_array();
-	json_object *r;
-	int rc;
 
-	for (int i = 1; i < argc; i++) {
+	*bad = -1;
+	for (int i = 0; i < argc; i++) {
 		if (strchr(argv[i], '=') == NULL || argv[i][0] == '=') {
-			json_object_put(set);
-			json_object_put(args);
-			return fail(EXIT_USAGE, "'%s' is not KEY=VALUE (see 'clusterctl vm set --help')",
-				    argv[i]);
+			*bad = i;
 		}
 		json_object_array_add(set, json_object_new_string(argv[i]));
 	}
 	json_object_object_add(args, "set", set);
+	return args;
+}
+
+static int cmd_vm_set(struct cli *cli, int argc, char **argv)
+{
+	int bad;
+	json_object *args = assignments_args(argc - 1, argv + 1, &bad);
+	json_object *r;
+	int rc;
+
+	if (bad >= 0) {
+		json_object_put(args);
+		return fail(EXIT_USAGE, "'%s' is not KEY=VALUE (see 'clusterctl vm set --help')",
+			    argv[bad + 1]);
+	}
+	json_object_object_add(args, "name", json_object_new_string(argv[0]));
 	rc = call(cli, VMC_IPC_VM_SET, args, &r);
 	json_object_put(args);
 	if (rc == 0) {
@@ -422,9 +441,65 @@ static int cmd_vm_set(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+static int cmd_cluster_show(struct cli *cli, int argc, char **argv)
+{
+	json_object *r;
+	int rc = call(cli, VMC_IPC_CLUSTER_SHOW, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+	} else {
+		json_object_object_foreach(r, key, val) {
+			printf("%-16s %s\n", key, json_object_get_string(val)[0] ? json_object_get_string(val) : "-");
+		}
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_cluster_set(struct cli *cli, int argc, char **argv)
+{
+	int bad;
+	json_object *args = assignments_args(argc, argv, &bad);
+	json_object *r;
+	int rc;
+
+	if (bad >= 0) {
+		json_object_put(args);
+		return fail(EXIT_USAGE, "'%s' is not KEY=VALUE (see 'clusterctl cluster set --help')",
+			    argv[bad]);
+	}
+	rc = call(cli, VMC_IPC_CLUSTER_SET, args, &r);
+	json_object_put(args);
+	if (rc == 0) {
+		if (cli->json) {
+			print_json(r);
+		} else {
+			printf("cluster settings changed (config_version %s)\n", jstr(r, "config_version"));
+		}
+		json_object_put(r);
+	}
+	return rc;
+}
+
 static const struct command commands[] = {
 	{ "status", NULL, 0, 0, "", "show quorum, nodes, config_version and state digest", cmd_status },
 	{ "node", "list", 0, 0, "", "list the cluster's nodes and whether each is up", cmd_node_list },
+	{ "cluster", "show", 0, 0, "", "show the cluster-wide settings", cmd_cluster_show },
+	{ "cluster", "set", 1, -1, "KEY=VALUE...",
+	  "change cluster-wide settings (clusterctl cluster set --help lists the keys)", cmd_cluster_set,
+	  false,
+	  "KEY is one of:\n"
+	  "  fence_method     agent | pacemaker | none: how a lost node is proven dead before its\n"
+	  "                   VMs are restarted elsewhere (none must be chosen explicitly, and\n"
+	  "                   status warns about it on every call)\n"
+	  "  fence_agent      absolute path of a fence-agents-style executable (for agent)\n"
+	  "  fence_timeout_s  how long a fencing attempt may take, 1-3600 (default 60)\n"
+	  "  accel            auto | kvm | tcg: how QEMU runs VMs (auto probes that KVM works)\n"
+	  "Example: clusterctl cluster set fence_method=agent fence_agent=/usr/sbin/fence_ipmilan" },
 	{ "vm", "add", 1, 1, "FILE", "add the VM group defined in FILE (JSON; - for stdin)", cmd_vm_add },
 	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list, true },
 	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <qb/qbipcs.h>
 
 #include "ipc_proto.h"
@@ -114,6 +115,18 @@ static json_object *nodes_to_json(struct vmcd *d)
 	return a;
 }
 
+/* What an operator must hear about on every status. */
+static json_object *warnings_to_json(struct vmcd *d)
+{
+	json_object *a = json_object_new_array();
+	const char *w = vmc_settings_warning(&d->replica.state->settings);
+
+	if (w != NULL) {
+		json_object_array_add(a, json_object_new_string(w));
+	}
+	return a;
+}
+
 static int cmd_status(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
 		      json_object **result, char *err, size_t errlen)
 {
@@ -135,7 +148,17 @@ static int cmd_status(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args
 	json_object_object_add(o, "state_digest", json_object_new_string(digest));
 	json_object_object_add(o, "vms", json_object_new_int64((int64_t)d->replica.state->n_groups));
 	json_object_object_add(o, "nodes", nodes_to_json(d));
+	json_object_object_add(o, "fence_method", json_object_new_string(vmc_fence_method_to_str(
+								 d->replica.state->settings.fence_method)));
+	json_object_object_add(o, "warnings", warnings_to_json(d));
 	*result = o;
+	return 0;
+}
+
+static int cmd_cluster_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
+			    json_object **result, char *err, size_t errlen)
+{
+	*result = vmc_settings_to_json(&d->replica.state->settings);
 	return 0;
 }
 
@@ -394,6 +417,44 @@ static int cmd_vm_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args
 	return rc;
 }
 
+static int cmd_cluster_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
+			   json_object **result, char *err, size_t errlen)
+{
+	const char *assignments[16];
+	struct vmc_settings next;
+	json_object *set, *body;
+	size_t n;
+	int rc;
+
+	if (args == NULL || !json_object_object_get_ex(args, "set", &set) ||
+	    !json_object_is_type(set, json_type_array)) {
+		snprintf(err, errlen, "cluster set needs KEY=VALUE assignments");
+		return -VMC_E_INVALID;
+	}
+	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
+				 err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	if (vmc_settings_set(&d->replica.state->settings, assignments, n, &next, err, errlen) != 0) {
+		return -VMC_E_INVALID;
+	}
+	if (next.fence_agent[0] != '\0' && access(next.fence_agent, X_OK) != 0) {
+		snprintf(err, errlen, "setting 'fence_agent': %s is not an executable on %s: %s",
+			 next.fence_agent, vmcd_node_name(d, d->my_id), strerror(errno));
+		return -VMC_E_INVALID;
+	}
+	rc = change_gate(d, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "set", json_object_get(set));
+	rc = pending_add(d, c, args, VMC_IPC_CLUSTER_SET, VMC_MSG_SETTINGS_SET, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
 static const struct ipc_command ipc_commands[] = {
 	{ VMC_IPC_STATUS, "status", cmd_status },
 	{ VMC_IPC_NODE_LIST, "node list", cmd_node_list },
@@ -402,6 +463,8 @@ static const struct ipc_command ipc_commands[] = {
 	{ VMC_IPC_VM_SHOW, "vm show", cmd_vm_show },
 	{ VMC_IPC_VM_REMOVE, "vm remove", cmd_vm_remove },
 	{ VMC_IPC_VM_SET, "vm set", cmd_vm_set },
+	{ VMC_IPC_CLUSTER_SHOW, "cluster show", cmd_cluster_show },
+	{ VMC_IPC_CLUSTER_SET, "cluster set", cmd_cluster_set },
 };
 
 void vmcd_ipc_request_done(struct vmcd *d, uint64_t request_id, int rc, const char *detail)

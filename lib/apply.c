@@ -175,6 +175,34 @@ static int apply_group_set(struct vmc_state *s, json_object *body, char *detail,
 	return vmc_state_group_redefine(s, def);
 }
 
+static int apply_settings_set(struct vmc_state *s, json_object *body, char *detail, size_t len)
+{
+	const char *assignments[16];
+	struct vmc_settings next;
+	json_object *set;
+	size_t n;
+	int rc;
+
+	if (!json_object_object_get_ex(body, "set", &set) || !json_object_is_type(set, json_type_array)) {
+		snprintf(detail, len, "settings-set without set");
+		return -VMC_E_PROTOCOL;
+	}
+	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
+				 detail, len);
+	if (rc != 0) {
+		return rc;
+	}
+	if (vmc_settings_set(&s->settings, assignments, n, &next, detail, len) != 0) {
+		return -VMC_E_INVALID;
+	}
+	s->settings = next;
+	snprintf(detail, len, "cluster settings changed:");
+	for (size_t i = 0; i < n && strlen(detail) + 1 < len; i++) {
+		snprintf(detail + strlen(detail), len - strlen(detail), " %s", assignments[i]);
+	}
+	return 0;
+}
+
 struct request_type {
 	uint16_t type;
 	request_handler apply;
@@ -184,6 +212,7 @@ static const struct request_type request_types[] = {
 	{ VMC_MSG_GROUP_ADD, apply_group_add },
 	{ VMC_MSG_GROUP_REMOVE, apply_group_remove },
 	{ VMC_MSG_GROUP_SET, apply_group_set },
+	{ VMC_MSG_SETTINGS_SET, apply_settings_set },
 };
 
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,

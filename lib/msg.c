@@ -72,6 +72,8 @@ const char *vmc_msg_type_to_str(uint16_t type)
 		return "group-remove";
 	case VMC_MSG_GROUP_SET:
 		return "group-set";
+	case VMC_MSG_SETTINGS_SET:
+		return "settings-set";
 	default:
 		return "invalid";
 	}

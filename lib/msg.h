@@ -13,7 +13,7 @@
  *   16     8   request_id   chosen by the sender; 0 for sync traffic
  *
  * Protocol history (never reuse a type number; add, don't change):
- *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET
+ *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET, SETTINGS_SET
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others.
@@ -39,6 +39,7 @@ enum vmc_msg_type {
 	VMC_MSG_GROUP_ADD = 3,
 	VMC_MSG_GROUP_REMOVE = 4,
 	VMC_MSG_GROUP_SET = 5,
+	VMC_MSG_SETTINGS_SET = 6,
 	VMC_MSG_TYPE_COUNT,
 };
 

@@ -370,7 +370,12 @@ static void qmp_output_drop_all(struct vmc_qmp *q)
 	q->out_tail = &q->out_head;
 }
 
-/* {"execute": name, "arguments": args, "id": id} CRLF, in a new buffer. */
+/*
+ * {"execute": name, "arguments": args, "id": id} in a new buffer, with no
+ * line end: QEMU runs a command as soon as its closing brace arrives and
+ * may exit on "quit" without reading further, and bytes left unread make
+ * the kernel report our next read as ECONNRESET instead of EOF.
+ */
 static char *qmp_command_serialize(const struct qmp_command *c, size_t *len)
 {
 	json_object *msg = json_object_new_object();
@@ -389,12 +394,11 @@ static char *qmp_command_serialize(const struct qmp_command *c, size_t *len)
 	text = json_object_to_json_string_length(
 		msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &text_len);
 	if (text != NULL) {
-		buf = malloc(text_len + 3);
+		buf = malloc(text_len + 1);
 	}
 	if (buf != NULL) {
-		memcpy(buf, text, text_len);
-		memcpy(buf + text_len, "\r\n", 3);
-		*len = text_len + 2;
+		memcpy(buf, text, text_len + 1);
+		*len = text_len;
 	}
 	json_object_put(msg);
 	return buf;

@@ -58,8 +58,8 @@
 #include <sys/types.h>
 #include <json-c/json.h>
 
-/* Longest message accepted from QEMU (query-qmp-schema is ~200 KiB). */
-#define VMC_QMP_MESSAGE_MAX_DEFAULT (16u * 1024 * 1024)
+/* Longest message accepted from QEMU (7.2's query-qmp-schema reply: 202 KiB). */
+#define VMC_QMP_MESSAGE_MAX_DEFAULT ((size_t)16 * 1024 * 1024)
 /* JSON nesting accepted (backing chains in query-block nest deeply). */
 #define VMC_QMP_JSON_DEPTH_MAX 256
 /* error_class of commands that never got a reply from QEMU. */
@@ -146,7 +146,7 @@ struct vmc_qmp_stats {
 struct vmc_qmp *vmc_qmp_new(const struct vmc_qmp_ops *ops, void *ctx);
 /* Completes pending commands with VMC_QMP_DISCONNECTED, then frees (deferred in callbacks). */
 void vmc_qmp_free(struct vmc_qmp *q);
-/* Before the first vmc_qmp_feed(); 0 or -EINVAL (zero, or already feeding). */
+/* Between messages (not mid-message); 0, or -EINVAL for 0, > INT_MAX or mid-message. */
 int vmc_qmp_set_message_max(struct vmc_qmp *q, size_t bytes);
 
 /*
@@ -210,9 +210,10 @@ ssize_t vmc_qmp_fd_send(int sock, const void *buf, size_t len, int fd);
  */
 int vmc_qmp_fd_flush(struct vmc_qmp *q, int sock);
 /*
- * One read, fed to the engine: bytes read (> 0), -EAGAIN, or 0 at EOF and
- * -errno on error, both of which fail the engine first. q may be freed
- * when this returns if a callback freed it.
+ * One read, fed to the engine: bytes read (> 0), -EAGAIN, or 0 when QEMU
+ * closed the socket (EOF or ECONNRESET) and -errno on another error, both
+ * of which fail the engine first. q may be freed when this returns if a
+ * callback freed it.
  */
 ssize_t vmc_qmp_fd_receive(struct vmc_qmp *q, int sock);
 

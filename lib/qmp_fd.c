@@ -110,7 +110,12 @@ ssize_t vmc_qmp_fd_receive(struct vmc_qmp *q, int sock)
 		vmc_qmp_feed(q, buf, (size_t)n);
 		return n;
 	}
-	if (n == 0) {
+	/*
+	 * On AF_UNIX, ECONNRESET only means the peer closed with some of our
+	 * bytes unread (QEMU exiting on "quit" with commands queued behind it):
+	 * a close like any other.
+	 */
+	if (n == 0 || errno == ECONNRESET) {
 		vmc_qmp_fail(q, "QEMU closed the QMP socket");
 		return 0;
 	}

@@ -42,7 +42,12 @@ int vmc_group_state_from_str(const char *str, enum vmc_group_state *out)
 
 struct vmc_state *vmc_state_new(void)
 {
-	return calloc(1, sizeof(struct vmc_state));
+	struct vmc_state *s = calloc(1, sizeof(struct vmc_state));
+
+	if (s != NULL) {
+		vmc_settings_defaults(&s->settings);
+	}
+	return s;
 }
 
 void vmc_state_free(struct vmc_state *s)
@@ -179,6 +184,7 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	json_object_object_add(o, "format", json_object_new_int(VMC_SNAPSHOT_FORMAT));
 	json_object_object_add(o, "epoch", json_object_new_uint64(s->epoch));
 	json_object_object_add(o, "config_version", json_object_new_uint64(s->config_version));
+	json_object_object_add(o, "settings", vmc_settings_to_json(&s->settings));
 	for (size_t i = 0; i < s->n_groups; i++) {
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
 	}
@@ -232,8 +238,9 @@ static int group_from_json(json_object *o, size_t i, struct vmc_group *g, char *
 
 int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, size_t errlen)
 {
-	json_object *format, *epoch, *version, *groups;
+	json_object *format, *epoch, *version, *groups, *settings;
 	struct vmc_state *s;
+	char why[256];
 
 	if (!json_object_is_type(obj, json_type_object) ||
 	    !json_object_object_get_ex(obj, "format", &format) ||
@@ -259,6 +266,13 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	}
 	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
+	/* Snapshots from before settings existed carry none: defaults. */
+	if (json_object_object_get_ex(obj, "settings", &settings) &&
+	    vmc_settings_from_json(settings, &s->settings, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "snapshot: %s", why);
+		vmc_state_free(s);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < json_object_array_length(groups); i++) {
 		struct vmc_group g = { 0 };
 		int rc = group_from_json(json_object_array_get_idx(groups, i), i, &g, err, errlen);

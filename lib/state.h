@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "group_def.h"
+#include "settings.h"
 
 #define VMC_SNAPSHOT_FORMAT 1
 #define VMC_DIGEST_HEX_LEN 64
@@ -34,6 +35,7 @@ struct vmc_group {
 struct vmc_state {
 	uint64_t epoch;          /* primary views completed; only quorate partitions raise it */
 	uint64_t config_version; /* changes applied */
+	struct vmc_settings settings;
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */

@@ -42,6 +42,7 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 			      "\"boot\":{\"kernel\":\"/var/lib/vmcluster/guest/vmlinuz\"}}}",
 	[VMC_MSG_GROUP_REMOVE] = "{\"name\":\"web1\"}",
 	[VMC_MSG_GROUP_SET] = "{\"name\":\"web1\",\"set\":[\"vcpus=2\",\"priority=high\"]}",
+	[VMC_MSG_SETTINGS_SET] = "{\"set\":[\"fence_method=none\"]}",
 };
 
 static unsigned int garbage_seed(void)

@@ -1,0 +1,228 @@
+/*
+ * Cluster-wide settings: defaults, codec, `cluster set` and validation.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "settings.h"
+
+static const char *const fence_method_names[] = {
+	[VMC_FENCE_UNSET] = "unset",
+	[VMC_FENCE_AGENT] = "agent",
+	[VMC_FENCE_PACEMAKER] = "pacemaker",
+	[VMC_FENCE_NONE] = "none",
+};
+
+static const char *const accel_names[] = {
+	[VMC_ACCEL_AUTO] = "auto",
+	[VMC_ACCEL_KVM] = "kvm",
+	[VMC_ACCEL_TCG] = "tcg",
+};
+
+#define N_FENCE (sizeof(fence_method_names) / sizeof(fence_method_names[0]))
+#define N_ACCEL (sizeof(accel_names) / sizeof(accel_names[0]))
+
+const char *vmc_fence_method_to_str(enum vmc_fence_method m)
+{
+	return (size_t)m < N_FENCE ? fence_method_names[m] : "unknown";
+}
+
+const char *vmc_accel_to_str(enum vmc_accel a)
+{
+	return (size_t)a < N_ACCEL ? accel_names[a] : "unknown";
+}
+
+void vmc_settings_defaults(struct vmc_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->fence_method = VMC_FENCE_UNSET;
+	s->fence_timeout_s = VMC_FENCE_TIMEOUT_S_DEFAULT;
+	s->accel = VMC_ACCEL_AUTO;
+}
+
+json_object *vmc_settings_to_json(const struct vmc_settings *s)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "fence_method",
+			       json_object_new_string(vmc_fence_method_to_str(s->fence_method)));
+	json_object_object_add(o, "fence_agent", json_object_new_string(s->fence_agent));
+	json_object_object_add(o, "fence_timeout_s", json_object_new_int64(s->fence_timeout_s));
+	json_object_object_add(o, "accel", json_object_new_string(vmc_accel_to_str(s->accel)));
+	return o;
+}
+
+static int word_index(const char *value, const char *const *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(value, words[i]) == 0) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+/* One key from its string form; the whole is validated afterwards. */
+static int setting_assign(struct vmc_settings *s, const char *key, const char *value, char *err,
+			  size_t errlen)
+{
+	int i;
+
+	if (strcmp(key, "fence_method") == 0) {
+		i = word_index(value, fence_method_names, N_FENCE);
+		if (i <= 0) {
+			snprintf(err, errlen, "setting 'fence_method': '%s' is not agent, pacemaker or none",
+				 value);
+			return -EINVAL;
+		}
+		s->fence_method = (enum vmc_fence_method)i;
+	} else if (strcmp(key, "fence_agent") == 0) {
+		if (strlen(value) >= sizeof(s->fence_agent)) {
+			snprintf(err, errlen, "setting 'fence_agent': longer than %zu characters",
+				 sizeof(s->fence_agent) - 1);
+			return -EINVAL;
+		}
+		memcpy(s->fence_agent, value, strlen(value) + 1);
+	} else if (strcmp(key, "fence_timeout_s") == 0) {
+		char *end;
+		long x;
+		errno = 0;
+		x = strtol(value, &end, 10);
+		if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 || x < 1 ||
+		    x > VMC_FENCE_TIMEOUT_S_MAX) {
+			snprintf(err, errlen, "setting 'fence_timeout_s': '%s' is not a number of seconds from 1 to %d",
+				 value, VMC_FENCE_TIMEOUT_S_MAX);
+			return -EINVAL;
+		}
+		s->fence_timeout_s = (uint32_t)x;
+	} else if (strcmp(key, "accel") == 0) {
+		i = word_index(value, accel_names, N_ACCEL);
+		if (i < 0) {
+			snprintf(err, errlen, "setting 'accel': '%s' is not auto, kvm or tcg", value);
+			return -EINVAL;
+		}
+		s->accel = (enum vmc_accel)i;
+	} else {
+		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
+				      "fence_timeout_s, accel)", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int settings_validate(const struct vmc_settings *s, char *err, size_t errlen)
+{
+	for (const char *p = s->fence_agent; *p != '\0'; p++) {
+		if (iscntrl((unsigned char)*p)) {
+			snprintf(err, errlen, "setting 'fence_agent': contains control characters");
+			return -EINVAL;
+		}
+	}
+	if (s->fence_agent[0] != '\0' && s->fence_agent[0] != '/') {
+		snprintf(err, errlen, "setting 'fence_agent': '%s' is not an absolute path", s->fence_agent);
+		return -EINVAL;
+	}
+	if (s->fence_method == VMC_FENCE_AGENT && s->fence_agent[0] == '\0') {
+		snprintf(err, errlen, "setting 'fence_agent': fence_method=agent needs one "
+				      "(set both: fence_method=agent fence_agent=/usr/sbin/fence_...)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vmc_settings_set(const struct vmc_settings *cur, const char *const *assignments, size_t n,
+		     struct vmc_settings *out, char *err, size_t errlen)
+{
+	struct vmc_settings s = *cur;
+
+	if (n == 0) {
+		snprintf(err, errlen, "nothing to set: give at least one KEY=VALUE");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = assignments[i] ? strchr(assignments[i], '=') : NULL;
+		char key[32];
+		int rc;
+
+		if (eq == NULL || eq == assignments[i] || (size_t)(eq - assignments[i]) >= sizeof(key)) {
+			snprintf(err, errlen, "'%s' is not KEY=VALUE", assignments[i] ? assignments[i] : "(null)");
+			return -EINVAL;
+		}
+		memcpy(key, assignments[i], (size_t)(eq - assignments[i]));
+		key[eq - assignments[i]] = '\0';
+		rc = setting_assign(&s, key, eq + 1, err, errlen);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	if (settings_validate(&s, err, errlen) != 0) {
+		return -EINVAL;
+	}
+	*out = s;
+	return 0;
+}
+
+static int from_json_key(json_object *o, const char *key, struct vmc_settings *s, char *err,
+			 size_t errlen)
+{
+	json_object *v;
+	char value[300];
+
+	if (!json_object_object_get_ex(o, key, &v)) {
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_int)) {
+		snprintf(value, sizeof(value), "%lld", (long long)json_object_get_int64(v));
+	} else if (json_object_is_type(v, json_type_string)) {
+		snprintf(value, sizeof(value), "%s", json_object_get_string(v));
+	} else {
+		snprintf(err, errlen, "setting '%s': wrong type", key);
+		return -EINVAL;
+	}
+	if (strcmp(key, "fence_method") == 0 && strcmp(value, "unset") == 0) {
+		s->fence_method = VMC_FENCE_UNSET;
+		return 0;
+	}
+	return setting_assign(s, key, value, err, errlen);
+}
+
+int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "fence_method", "fence_agent", "fence_timeout_s", "accel" };
+	struct vmc_settings s;
+
+	vmc_settings_defaults(&s);
+	if (!json_object_is_type(o, json_type_object)) {
+		snprintf(err, errlen, "settings: not an object");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (from_json_key(o, keys[i], &s, err, errlen) != 0) {
+			return -EINVAL;
+		}
+	}
+	if (settings_validate(&s, err, errlen) != 0) {
+		return -EINVAL;
+	}
+	*out = s;
+	return 0;
+}
+
+const char *vmc_settings_warning(const struct vmc_settings *s)
+{
+	switch (s->fence_method) {
+	case VMC_FENCE_UNSET:
+		return "fencing is not configured: a lost node's VMs are not failed over until "
+		       "'clusterctl cluster set fence_method=agent|pacemaker|none'";
+	case VMC_FENCE_NONE:
+		return "fencing is disabled (fence_method=none): a lost node's VMs are restarted "
+		       "without proof that the node is dead";
+	default:
+		return NULL;
+	}
+}
