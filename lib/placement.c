@@ -20,7 +20,7 @@ struct place_ctx {
 
 /* A candidate's rank: lower is better, compared field by field. */
 struct rank {
-	bool conflict;          /* shares an anti-affinity class with a group there */
+	unsigned int conflicts; /* groups there sharing an anti-affinity class with it */
 	size_t preferred;       /* index in preferred_owners, or SIZE_MAX */
 	uint32_t free_mib;
 	uint32_t id;
@@ -41,8 +41,8 @@ const char *vmc_place_verdict_to_str(enum vmc_place_verdict v)
 
 static bool rank_better(const struct rank *a, const struct rank *b)
 {
-	if (a->conflict != b->conflict) {
-		return !a->conflict;
+	if (a->conflicts != b->conflicts) {
+		return a->conflicts < b->conflicts;
 	}
 	if (a->preferred != b->preferred) {
 		return a->preferred < b->preferred;
@@ -65,11 +65,11 @@ static bool shares_class(const struct vmc_group_def *a, const struct vmc_group_d
 
 /* Memory in use on node by the groups placed there (owners[]), all but skip. */
 static uint64_t node_mem_used(const struct vmc_place_view *v, const uint32_t *owners, uint32_t node,
-			      const struct vmc_place_group *skip, bool *conflict)
+			      const struct vmc_place_group *skip, unsigned int *conflicts)
 {
 	uint64_t used = 0;
 
-	*conflict = false;
+	*conflicts = 0;
 	for (size_t j = 0; j < v->n_groups; j++) {
 		const struct vmc_place_group *o = &v->groups[j];
 		if (owners[j] != node || o == skip) {
@@ -77,7 +77,7 @@ static uint64_t node_mem_used(const struct vmc_place_view *v, const uint32_t *ow
 		}
 		used += o->def->memory_mib;
 		if (shares_class(skip->def, o->def)) {
-			*conflict = true;
+			(*conflicts)++;
 		}
 	}
 	return used;
@@ -121,7 +121,7 @@ static const char *node_refusal(const struct place_ctx *ctx, const struct vmc_pl
 	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, n->name)) {
 		return "not a possible owner";
 	}
-	used = node_mem_used(ctx->view, ctx->owners, n->id, g, &r->conflict);
+	used = node_mem_used(ctx->view, ctx->owners, n->id, g, &r->conflicts);
 	if (used + g->def->memory_mib > n->mem_mib) {
 		return "not enough free memory";
 	}
@@ -164,10 +164,10 @@ static enum vmc_place_verdict place_with(const struct place_ctx *ctx, const stru
 	*node = best->id;
 	if (best_rank.preferred != SIZE_MAX) {
 		snprintf(why, len, "%s is preferred owner %zu of %zu%s", best->name, best_rank.preferred + 1,
-			 g->def->preferred_owners.n, best_rank.conflict ? " (anti-affinity not met)" : "");
+			 g->def->preferred_owners.n, best_rank.conflicts ? " (anti-affinity not met)" : "");
 	} else {
 		snprintf(why, len, "%s has the most free memory (%u MiB)%s", best->name, best_rank.free_mib,
-			 best_rank.conflict ? " (anti-affinity not met)" : "");
+			 best_rank.conflicts ? " (anti-affinity not met)" : "");
 	}
 	return VMC_PLACE_START;
 }

@@ -10,13 +10,21 @@
  *     done), active (not paused or draining), among possible_owners when
  *     that list is not empty, not excluded by the caller, and has the
  *     group's memory free;
- *  2. soft: anti-affinity — a node running no other group that shares an
- *     anti-affinity class is preferred; if every candidate has one, the
- *     group still runs (Windows treats AntiAffinityClassNames the same way);
- *  3. preferred_owners in their order; then any other candidate, the one
- *     with the most free memory first, ties to the lowest node id.
- * Recovery after nodes are lost places their groups high priority first
- * (then medium, then low; by name within a priority), each decision taking
+ *  2. soft: anti-affinity — the fewer groups sharing an anti-affinity
+ *     class already run on a node, the better; if every candidate has
+ *     some, the group still runs (Windows treats AntiAffinityClassNames the
+ *     same way), where it adds to the fewest;
+ *  3. preferred_owners in their order (names not in the cluster are
+ *     skipped); then any other candidate, the one with the most free memory
+ *     in MiB first, ties to the lowest node id.
+ * Groups are placed one at a time (as Windows and pacemaker do); nothing
+ * is preempted to make room. A group with an owner counts — memory and
+ * anti-affinity — on that node, whatever its state, except the group being
+ * placed, so restarting it where it was finds its own memory free.
+ * Recovery after nodes are lost (the caller passes only nodes whose
+ * fencing is confirmed: a down node not in that list keeps its groups)
+ * places their groups high priority first (then medium, then low; by name
+ * in byte order within a priority), each decision taking
  * the memory and anti-affinity of the ones before it into account.
  * no-auto-start groups are never started by the cluster on its own.
  */
@@ -64,8 +72,9 @@ struct vmc_place_decision {
 };
 
 /*
- * Where group g should start, ignoring node `exclude` (0: none) and
- * counting the groups in view as placed where their owner says.
+ * Where group g would start, ignoring node `exclude` (0: none). This
+ * answers "where", not "whether": the caller decides if the cluster may
+ * start it (wanted, not no-auto-start, not managed by pacemaker).
  */
 enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
 				       const struct vmc_place_group *g, uint32_t exclude,

@@ -134,7 +134,7 @@ static int group_insert(struct vmc_state *s, const struct vmc_group *g)
 
 int vmc_state_group_add(struct vmc_state *s, struct vmc_group_def *def)
 {
-	struct vmc_group g = { .def = def, .owner = 0, .state = VMC_GROUP_OFFLINE };
+	struct vmc_group g = { .def = def, .owner = 0, .state = VMC_GROUP_OFFLINE, .reason = "" };
 
 	return group_insert(s, &g);
 }
@@ -165,15 +165,67 @@ int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def)
 	return 0;
 }
 
+const struct vmc_node_facts *vmc_state_node(const struct vmc_state *s, uint32_t id)
+{
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		if (s->nodes[i].id == id) {
+			return &s->nodes[i];
+		}
+	}
+	return NULL;
+}
+
+int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f)
+{
+	size_t i = 0;
+
+	while (i < s->n_nodes && s->nodes[i].id < f->id) {
+		i++;
+	}
+	if (i < s->n_nodes && s->nodes[i].id == f->id) {
+		s->nodes[i] = *f;
+		return 0;
+	}
+	if (s->n_nodes == VMC_STATE_NODES_MAX) {
+		return -ENOSPC;
+	}
+	memmove(&s->nodes[i + 1], &s->nodes[i], (s->n_nodes - i) * sizeof(s->nodes[0]));
+	s->nodes[i] = *f;
+	s->n_nodes++;
+	return 0;
+}
+
 static json_object *group_to_json(const struct vmc_group *g)
 {
 	json_object *o = json_object_new_object();
+	json_object *failures = json_object_new_array();
 
 	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
 	json_object_object_add(o, "owner", json_object_new_int64(g->owner));
 	json_object_object_add(o, "state", json_object_new_string(vmc_group_state_to_str(g->state)));
 	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
+	json_object_object_add(o, "reason", json_object_new_string(g->reason));
+	for (size_t i = 0; i < g->n_failures; i++) {
+		json_object *f = json_object_new_array();
+		json_object_array_add(f, json_object_new_uint64(g->failures[i].at_s));
+		json_object_array_add(f, json_object_new_int64(g->failures[i].node));
+		json_object_array_add(failures, f);
+	}
+	json_object_object_add(o, "failures", failures);
 	return o;
+}
+
+static json_object *nodes_to_json(const struct vmc_state *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		json_object *n = json_object_new_object();
+		json_object_object_add(n, "id", json_object_new_int64(s->nodes[i].id));
+		json_object_object_add(n, "mem_mib", json_object_new_int64(s->nodes[i].mem_mib));
+		json_object_array_add(a, n);
+	}
+	return a;
 }
 
 json_object *vmc_state_to_json(const struct vmc_state *s)
@@ -185,6 +237,7 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	json_object_object_add(o, "epoch", json_object_new_uint64(s->epoch));
 	json_object_object_add(o, "config_version", json_object_new_uint64(s->config_version));
 	json_object_object_add(o, "settings", vmc_settings_to_json(&s->settings));
+	json_object_object_add(o, "nodes", nodes_to_json(s));
 	for (size_t i = 0; i < s->n_groups; i++) {
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
 	}
@@ -199,6 +252,66 @@ char *vmc_state_to_string(const struct vmc_state *s)
 
 	json_object_put(o);
 	return text;
+}
+
+/* Fields added after the first snapshot format are optional. */
+static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g, char *err,
+				   size_t errlen)
+{
+	json_object *reason, *failures;
+
+	if (json_object_object_get_ex(o, "reason", &reason)) {
+		if (!json_object_is_type(reason, json_type_string)) {
+			snprintf(err, errlen, "snapshot: groups[%zu].reason is not a string", i);
+			vmc_group_def_free(g->def);
+			return -EINVAL;
+		}
+		snprintf(g->reason, sizeof(g->reason), "%s", json_object_get_string(reason));
+	}
+	if (!json_object_object_get_ex(o, "failures", &failures)) {
+		return 0;
+	}
+	for (size_t k = 0; json_object_is_type(failures, json_type_array) &&
+			   k < json_object_array_length(failures) && k < VMC_FAILURES_KEPT; k++) {
+		json_object *f = json_object_array_get_idx(failures, k);
+		json_object *at = json_object_array_get_idx(f, 0), *node = json_object_array_get_idx(f, 1);
+		if (!json_object_is_type(at, json_type_int) || !json_object_is_type(node, json_type_int)) {
+			snprintf(err, errlen, "snapshot: groups[%zu].failures[%zu] is not [at_s, node]", i, k);
+			vmc_group_def_free(g->def);
+			return -EINVAL;
+		}
+		g->failures[k].at_s = json_object_get_uint64(at);
+		g->failures[k].node = (uint32_t)json_object_get_int64(node);
+		g->n_failures = k + 1;
+	}
+	return 0;
+}
+
+static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, size_t errlen)
+{
+	json_object *nodes;
+
+	if (!json_object_object_get_ex(obj, "nodes", &nodes)) {
+		return 0;
+	}
+	for (size_t k = 0; json_object_is_type(nodes, json_type_array) && k < json_object_array_length(nodes);
+	     k++) {
+		json_object *n = json_object_array_get_idx(nodes, k), *id, *mem;
+		struct vmc_node_facts f;
+		if (!json_object_object_get_ex(n, "id", &id) || !json_object_object_get_ex(n, "mem_mib", &mem) ||
+		    !json_object_is_type(id, json_type_int) || !json_object_is_type(mem, json_type_int) ||
+		    json_object_get_int64(id) <= 0 || json_object_get_int64(mem) < 0) {
+			snprintf(err, errlen, "snapshot: nodes[%zu] is not {id, mem_mib}", k);
+			return -EINVAL;
+		}
+		f.id = (uint32_t)json_object_get_int64(id);
+		f.mem_mib = (uint32_t)json_object_get_int64(mem);
+		if (vmc_state_node_set(s, &f) != 0) {
+			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int group_from_json(json_object *o, size_t i, struct vmc_group *g, char *err, size_t errlen)
@@ -233,7 +346,7 @@ static int group_from_json(json_object *o, size_t i, struct vmc_group *g, char *
 	}
 	g->owner = (uint32_t)id;
 	g->want_started = json_object_get_boolean(want);
-	return 0;
+	return group_runtime_from_json(o, i, g, err, errlen);
 }
 
 int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, size_t errlen)
@@ -266,6 +379,10 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	}
 	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
+	if (nodes_from_json(obj, s, err, errlen) != 0) {
+		vmc_state_free(s);
+		return -EINVAL;
+	}
 	/* Snapshots from before settings existed carry none: defaults. */
 	if (json_object_object_get_ex(obj, "settings", &settings) &&
 	    vmc_settings_from_json(settings, &s->settings, why, sizeof(why)) != 0) {

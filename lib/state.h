@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "group_def.h"
+#include "health.h"
 #include "settings.h"
 
 #define VMC_SNAPSHOT_FORMAT 1
@@ -30,12 +31,25 @@ struct vmc_group {
 	uint32_t owner; /* corosync node id, 0 when no node owns it */
 	enum vmc_group_state state;
 	bool want_started;
+	char reason[192];  /* why it is in this state, for `vm show` */
+	struct vmc_failure failures[VMC_FAILURES_KEPT];
+	size_t n_failures;
 };
+
+/* What each node reported about itself (NODE_FACTS). */
+struct vmc_node_facts {
+	uint32_t id;
+	uint32_t mem_mib;  /* memory it offers to VMs */
+};
+
+#define VMC_STATE_NODES_MAX 64
 
 struct vmc_state {
 	uint64_t epoch;          /* primary views completed; only quorate partitions raise it */
 	uint64_t config_version; /* changes applied */
 	struct vmc_settings settings;
+	struct vmc_node_facts nodes[VMC_STATE_NODES_MAX]; /* sorted by id */
+	size_t n_nodes;
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */
@@ -51,6 +65,10 @@ int vmc_state_group_add(struct vmc_state *s, struct vmc_group_def *def);
 int vmc_state_group_remove(struct vmc_state *s, const char *name);
 /* Replaces the definition (ownership taken); owner and state are kept. */
 int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def);
+
+const struct vmc_node_facts *vmc_state_node(const struct vmc_state *s, uint32_t id);
+/* Adds or replaces a node's facts; -ENOSPC when the table is full. */
+int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f);
 
 json_object *vmc_state_to_json(const struct vmc_state *s);
 char *vmc_state_to_string(const struct vmc_state *s);
