@@ -11,10 +11,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lifecycle.h"
 #include "replica.h"
 #include "vmc_errors.h"
 
-typedef int (*request_handler)(struct vmc_state *s, json_object *body, char *detail, size_t len);
+typedef int (*request_handler)(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			       char *detail, size_t len);
 
 static const char *body_string(json_object *body, const char *key)
 {
@@ -69,7 +71,8 @@ int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *
 	return 0;
 }
 
-static int apply_group_add(struct vmc_state *s, json_object *body, char *detail, size_t len)
+static int apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			char *detail, size_t len)
 {
 	struct vmc_group_def *def = NULL;
 	json_object *j;
@@ -103,7 +106,8 @@ static int apply_group_add(struct vmc_state *s, json_object *body, char *detail,
 	return 0;
 }
 
-static int apply_group_remove(struct vmc_state *s, json_object *body, char *detail, size_t len)
+static int apply_group_remove(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			char *detail, size_t len)
 {
 	const char *name = body_string(body, "name");
 	struct vmc_group *g;
@@ -137,7 +141,8 @@ static void describe_set(const char *name, const char **assignments, size_t n, c
 	}
 }
 
-static int apply_group_set(struct vmc_state *s, json_object *body, char *detail, size_t len)
+static int apply_group_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			char *detail, size_t len)
 {
 	const char *name = body_string(body, "name");
 	const char *assignments[64];
@@ -175,7 +180,8 @@ static int apply_group_set(struct vmc_state *s, json_object *body, char *detail,
 	return vmc_state_group_redefine(s, def);
 }
 
-static int apply_settings_set(struct vmc_state *s, json_object *body, char *detail, size_t len)
+static int apply_settings_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			char *detail, size_t len)
 {
 	const char *assignments[16];
 	struct vmc_settings next;
@@ -213,15 +219,27 @@ static const struct request_type request_types[] = {
 	{ VMC_MSG_GROUP_REMOVE, apply_group_remove },
 	{ VMC_MSG_GROUP_SET, apply_group_set },
 	{ VMC_MSG_SETTINGS_SET, apply_settings_set },
+	{ VMC_MSG_NODE_FACTS, vmc_apply_node_facts },
+	{ VMC_MSG_GROUP_START, vmc_apply_group_start },
+	{ VMC_MSG_GROUP_STOP, vmc_apply_group_stop },
+	{ VMC_MSG_GROUP_REPORT, vmc_apply_group_report },
 };
 
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
 			    size_t detail_len)
 {
+	struct vmc_apply_ctx ctx = { .sender = m->sender };
+
+	return vmc_state_apply(s, &ctx, m, detail, detail_len);
+}
+
+int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_msg *m,
+		    char *detail, size_t detail_len)
+{
 	detail[0] = '\0';
 	for (size_t i = 0; i < sizeof(request_types) / sizeof(request_types[0]); i++) {
 		if (request_types[i].type == m->type) {
-			int rc = request_types[i].apply(s, m->body, detail, detail_len);
+			int rc = request_types[i].apply(s, ctx, m->body, detail, detail_len);
 			if (rc == 0) {
 				s->config_version++;
 			} else if (detail[0] == '\0') {

@@ -30,8 +30,19 @@ static char *line_from(json_object *o)
 
 char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after)
 {
-	json_object *o = json_object_new_object();
+	return vmc_journal_line_change_in_view(m, version_after, NULL, 0);
+}
 
+char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_after,
+				      const uint32_t *members, size_t n_members)
+{
+	json_object *o = json_object_new_object();
+	json_object *view = json_object_new_array();
+
+	for (size_t i = 0; i < n_members; i++) {
+		json_object_array_add(view, json_object_new_int64(members[i]));
+	}
+	json_object_object_add(o, "members", view);
 	json_object_object_add(o, "v", json_object_new_uint64(version_after));
 	json_object_object_add(o, "type", json_object_new_int(m->type));
 	json_object_object_add(o, "sender", json_object_new_int64(m->sender));
@@ -52,7 +63,9 @@ char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version)
 static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char *err,
 		       size_t errlen)
 {
-	json_object *v, *epoch, *type, *sender, *rid, *body;
+	json_object *v, *epoch, *type, *sender, *rid, *body, *view;
+	uint32_t members[VMC_NODES_MAX];
+	struct vmc_apply_ctx ctx = { .members = members };
 	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
 	char detail[400];
 	uint64_t version;
@@ -89,7 +102,14 @@ static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char 
 	m.sender = (uint32_t)json_object_get_int64(sender);
 	m.request_id = json_object_get_uint64(rid);
 	m.body = body;
-	if (vmc_state_apply_request(s, &m, detail, sizeof(detail)) != 0) {
+	ctx.sender = m.sender;
+	if (json_object_object_get_ex(o, "members", &view) && json_object_is_type(view, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(view) && i < VMC_NODES_MAX; i++) {
+			members[i] = (uint32_t)json_object_get_int64(json_object_array_get_idx(view, i));
+			ctx.n_members = i + 1;
+		}
+	}
+	if (vmc_state_apply(s, &ctx, &m, detail, sizeof(detail)) != 0) {
 		snprintf(err, errlen, "change no longer applies: %s", detail);
 		return -VMC_E_PROTOCOL;
 	}

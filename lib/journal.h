@@ -22,6 +22,9 @@
 
 /* Newly allocated line, newline-terminated. */
 char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after);
+/* The same, with the view it was applied in (placement depends on it). */
+char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_after,
+				      const uint32_t *members, size_t n_members);
 char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version);
 
 /*

@@ -74,6 +74,14 @@ const char *vmc_msg_type_to_str(uint16_t type)
 		return "group-set";
 	case VMC_MSG_SETTINGS_SET:
 		return "settings-set";
+	case VMC_MSG_NODE_FACTS:
+		return "node-facts";
+	case VMC_MSG_GROUP_START:
+		return "group-start";
+	case VMC_MSG_GROUP_STOP:
+		return "group-stop";
+	case VMC_MSG_GROUP_REPORT:
+		return "group-report";
 	default:
 		return "invalid";
 	}

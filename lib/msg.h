@@ -13,7 +13,8 @@
  *   16     8   request_id   chosen by the sender; 0 for sync traffic
  *
  * Protocol history (never reuse a type number; add, don't change):
- *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET, SETTINGS_SET
+ *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET, SETTINGS_SET,
+ *      NODE_FACTS, GROUP_START, GROUP_STOP, GROUP_REPORT
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others.
@@ -40,6 +41,10 @@ enum vmc_msg_type {
 	VMC_MSG_GROUP_REMOVE = 4,
 	VMC_MSG_GROUP_SET = 5,
 	VMC_MSG_SETTINGS_SET = 6,
+	VMC_MSG_NODE_FACTS = 7,
+	VMC_MSG_GROUP_START = 8,
+	VMC_MSG_GROUP_STOP = 9,
+	VMC_MSG_GROUP_REPORT = 10,
 	VMC_MSG_TYPE_COUNT,
 };
 

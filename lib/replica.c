@@ -453,9 +453,13 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 		r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_NO_QUORUM, detail);
 		return;
 	}
-	rc = vmc_state_apply_request(r->state, m, detail, sizeof(detail));
+	struct vmc_apply_ctx ctx = { .sender = m->sender, .members = r->members,
+				     .n_members = r->n_members };
+
+	rc = vmc_state_apply(r->state, &ctx, m, detail, sizeof(detail));
 	if (rc == 0) {
-		journal_add(r, vmc_journal_line_change(m, r->state->config_version));
+		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->members,
+							       r->n_members));
 	}
 	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
 }

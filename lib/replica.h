@@ -139,11 +139,21 @@ const char *vmc_replica_digest(struct vmc_replica *r);
 bool vmc_replica_writable(const struct vmc_replica *r);
 const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
 
+/* What a change may depend on besides the state: who sent it, who is in the view. */
+struct vmc_apply_ctx {
+	uint32_t sender;
+	const uint32_t *members; /* the view it was delivered in; placement's "up" nodes */
+	size_t n_members;
+};
+
 /*
- * Apply one change request to a state (pure; used by the replica and by
- * tests). Returns 0 and bumps config_version, or a negative error with a
- * one-line reason in detail.
+ * Apply one change request to a state (pure; used by the replica, journal
+ * replay and tests). Returns 0 and bumps config_version, or a negative
+ * error with a one-line reason in detail.
  */
+int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_msg *m,
+		    char *detail, size_t detail_len);
+/* The same with an empty view (changes that place nothing). */
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
 			    size_t detail_len);
 /* The KEY=VALUE strings of a group-set body, refusing anything but strings. */

@@ -222,6 +222,7 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		json_object *n = json_object_new_object();
 		json_object_object_add(n, "id", json_object_new_int64(s->nodes[i].id));
+		json_object_object_add(n, "name", json_object_new_string(s->nodes[i].name));
 		json_object_object_add(n, "mem_mib", json_object_new_int64(s->nodes[i].mem_mib));
 		json_object_array_add(a, n);
 	}
@@ -296,8 +297,8 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 	}
 	for (size_t k = 0; json_object_is_type(nodes, json_type_array) && k < json_object_array_length(nodes);
 	     k++) {
-		json_object *n = json_object_array_get_idx(nodes, k), *id, *mem;
-		struct vmc_node_facts f;
+		json_object *n = json_object_array_get_idx(nodes, k), *id, *mem, *name;
+		struct vmc_node_facts f = { 0 };
 		if (!json_object_object_get_ex(n, "id", &id) || !json_object_object_get_ex(n, "mem_mib", &mem) ||
 		    !json_object_is_type(id, json_type_int) || !json_object_is_type(mem, json_type_int) ||
 		    json_object_get_int64(id) <= 0 || json_object_get_int64(mem) < 0) {
@@ -306,6 +307,9 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		}
 		f.id = (uint32_t)json_object_get_int64(id);
 		f.mem_mib = (uint32_t)json_object_get_int64(mem);
+		if (json_object_object_get_ex(n, "name", &name) && json_object_is_type(name, json_type_string)) {
+			snprintf(f.name, sizeof(f.name), "%s", json_object_get_string(name));
+		}
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
 			return -EINVAL;

@@ -39,6 +39,7 @@ struct vmc_group {
 /* What each node reported about itself (NODE_FACTS). */
 struct vmc_node_facts {
 	uint32_t id;
+	char name[64];
 	uint32_t mem_mib;  /* memory it offers to VMs */
 };
 

@@ -43,6 +43,10 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_GROUP_REMOVE] = "{\"name\":\"web1\"}",
 	[VMC_MSG_GROUP_SET] = "{\"name\":\"web1\",\"set\":[\"vcpus=2\",\"priority=high\"]}",
 	[VMC_MSG_SETTINGS_SET] = "{\"set\":[\"fence_method=none\"]}",
+	[VMC_MSG_NODE_FACTS] = "{\"name\":\"node1\",\"mem_mib\":2048}",
+	[VMC_MSG_GROUP_START] = "{\"name\":\"web1\"}",
+	[VMC_MSG_GROUP_STOP] = "{\"name\":\"web1\"}",
+	[VMC_MSG_GROUP_REPORT] = "{\"name\":\"web1\",\"event\":\"running\",\"at_s\":1700000000}",
 };
 
 static unsigned int garbage_seed(void)

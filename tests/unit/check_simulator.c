@@ -80,6 +80,7 @@ static struct sim *current;
 /* Totals over all seeds, printed so a run shows what it exercised. */
 static struct {
 	unsigned long applied, refused_no_quorum, dropped_retry, views, snapshots, partitions;
+	unsigned long groups_placed; /* starting or online at the end of a seed */
 } totals;
 
 static uint64_t rng_next(struct sim *s)
@@ -372,12 +373,41 @@ static void pick_name(struct sim *s, struct sim_node *n, char *name, size_t len)
 	}
 }
 
+/* Lifecycle traffic: node facts, operator start/stop, owner reports (often stale). */
+static void event_lifecycle(struct sim *s, struct sim_node *n, unsigned int kind, json_object *body)
+{
+	static const char *const events[] = { "running", "stopped", "crashed", "start_failed" };
+	char name[64], nodename[16];
+
+	if (kind == 0) {
+		snprintf(nodename, sizeof(nodename), "node%u", n->id);
+		json_object_object_add(body, "name", json_object_new_string(nodename));
+		json_object_object_add(body, "mem_mib", json_object_new_int64(256 + 256 * rng_below(s, 4)));
+		request_send(s, n, VMC_MSG_NODE_FACTS, body);
+		return;
+	}
+	pick_name(s, n, name, sizeof(name));
+	json_object_object_add(body, "name", json_object_new_string(name));
+	if (kind <= 2) {
+		request_send(s, n, kind == 1 ? VMC_MSG_GROUP_START : VMC_MSG_GROUP_STOP, body);
+		return;
+	}
+	json_object_object_add(body, "event", json_object_new_string(events[rng_below(s, 4)]));
+	json_object_object_add(body, "reason", json_object_new_string("simulated"));
+	json_object_object_add(body, "at_s", json_object_new_int64(1000 + s->step));
+	request_send(s, n, VMC_MSG_GROUP_REPORT, body);
+}
+
 static void event_request(struct sim *s, struct sim_node *n)
 {
 	json_object *body = json_object_new_object();
 	char name[64], def[256], kv[64];
-	unsigned int kind = rng_below(s, 10);
+	unsigned int kind = rng_below(s, 16);
 
+	if (kind >= 10) {
+		event_lifecycle(s, n, kind - 10, body);
+		return;
+	}
 	if (kind < 5) {
 		/* Names carry the request id, so an appearing group can be traced to its request. */
 		snprintf(name, sizeof(name), "r%llu", (unsigned long long)s->next_request + 1);
@@ -533,6 +563,10 @@ static void sim_fini(struct sim *s)
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->nodes[i].up) {
 			totals.snapshots += s->nodes[i].r.snapshots_installed;
+			for (size_t g = 0; g < s->nodes[i].r.state->n_groups; g++) {
+				enum vmc_group_state st = s->nodes[i].r.state->groups[g].state;
+				totals.groups_placed += st == VMC_GROUP_STARTING || st == VMC_GROUP_ONLINE;
+			}
 			vmc_replica_fini(&s->nodes[i].r);
 		}
 		vmc_state_free(s->nodes[i].snapshot);
@@ -611,9 +645,10 @@ START_TEST(test_simulator_seeds)
 		}
 	}
 	printf("simulator: %u seeds run, %u failed; %lu changes applied, %lu refused without quorum, "
-	       "%lu dropped at view changes, %lu views, %lu partitions, %lu snapshots installed\n",
+	       "%lu dropped at view changes, %lu views, %lu partitions, %lu snapshots installed, "
+	       "%lu groups placed and running at the end\n",
 	       last - first + 1, failed, totals.applied, totals.refused_no_quorum, totals.dropped_retry,
-	       totals.views, totals.partitions, totals.snapshots);
+	       totals.views, totals.partitions, totals.snapshots, totals.groups_placed);
 	ck_assert_uint_eq(failed, 0);
 }
 END_TEST

@@ -1,0 +1,255 @@
+/*
+ * VM group lifecycle changes (diagram in lifecycle.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+#include "placement.h"
+#include "vmc_errors.h"
+
+static const char *body_str(json_object *body, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(body, key, &v) || !json_object_is_type(v, json_type_string)) {
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+static struct vmc_group *group_of(struct vmc_state *s, json_object *body, char *detail, size_t len,
+				  int *rc)
+{
+	const char *name = body_str(body, "name");
+	struct vmc_group *g;
+
+	if (name == NULL) {
+		snprintf(detail, len, "a group change without a name");
+		*rc = -VMC_E_PROTOCOL;
+		return NULL;
+	}
+	g = vmc_state_group_find(s, name);
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
+		*rc = -VMC_E_NOT_FOUND;
+	}
+	return g;
+}
+
+static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
+{
+	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
+		if (ctx->members[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The placement view of the state: nodes in the view that reported their
+ * facts are up; every group counts where its owner is.
+ */
+static enum vmc_place_verdict group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+					  const struct vmc_group *g, uint32_t exclude, uint32_t *node,
+					  char *why, size_t why_len)
+{
+	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
+	struct vmc_place_group *groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
+	struct vmc_place_view view = { nodes, 0, groups, s->n_groups };
+	const struct vmc_place_group *me = NULL;
+	enum vmc_place_verdict v;
+	char names[VMC_STATE_NODES_MAX][16];
+
+	if (groups == NULL) {
+		snprintf(why, why_len, "out of memory");
+		return VMC_PLACE_NO_NODE;
+	}
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		snprintf(names[i], sizeof(names[i]), "node%u", s->nodes[i].id);
+		nodes[view.n_nodes++] = (struct vmc_place_node){
+			.id = s->nodes[i].id, .name = s->nodes[i].name[0] ? s->nodes[i].name : names[i],
+			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
+		};
+	}
+	for (size_t j = 0; j < s->n_groups; j++) {
+		groups[j] = (struct vmc_place_group){ s->groups[j].def, s->groups[j].owner,
+						      s->groups[j].want_started };
+		if (&s->groups[j] == g) {
+			me = &groups[j];
+		}
+	}
+	v = vmc_place_group(&view, me, exclude, node, why, why_len);
+	free(groups);
+	return v;
+}
+
+int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			 char *detail, size_t len)
+{
+	json_object *mem;
+	const char *name = body_str(body, "name");
+	struct vmc_node_facts f = { .id = ctx->sender };
+
+	if (!json_object_object_get_ex(body, "mem_mib", &mem) || !json_object_is_type(mem, json_type_int) ||
+	    json_object_get_int64(mem) < 0 || json_object_get_int64(mem) > UINT32_MAX || name == NULL ||
+	    strlen(name) >= sizeof(f.name) || !vmc_valid_name(name)) {
+		snprintf(detail, len, "node-facts without a valid name and mem_mib");
+		return -VMC_E_PROTOCOL;
+	}
+	f.mem_mib = (uint32_t)json_object_get_int64(mem);
+	memcpy(f.name, name, strlen(name) + 1);
+	if (vmc_state_node_set(s, &f) != 0) {
+		snprintf(detail, len, "too many nodes");
+		return -VMC_E_INVALID;
+	}
+	snprintf(detail, len, "node %s offers %u MiB to VMs", f.name, f.mem_mib);
+	return 0;
+}
+
+int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			  char *detail, size_t len)
+{
+	int rc = 0;
+	struct vmc_group *g = group_of(s, body, detail, len, &rc);
+	char why[192];
+	uint32_t node = 0;
+
+	if (g == NULL) {
+		return rc;
+	}
+	if (g->state == VMC_GROUP_STARTING || g->state == VMC_GROUP_ONLINE ||
+	    g->state == VMC_GROUP_MIGRATING || g->state == VMC_GROUP_STOPPING) {
+		snprintf(detail, len, "vm %s is %s already", g->def->name, vmc_group_state_to_str(g->state));
+		return -VMC_E_BUSY;
+	}
+	if (group_place(s, ctx, g, 0, &node, why, sizeof(why)) != VMC_PLACE_START) {
+		snprintf(detail, len, "vm %s cannot start: %s", g->def->name, why);
+		return -VMC_E_BUSY;
+	}
+	g->want_started = true;
+	g->owner = node;
+	g->state = VMC_GROUP_STARTING;
+	g->n_failures = 0; /* an operator's start forgives the past */
+	snprintf(g->reason, sizeof(g->reason), "started by an operator: %.160s", why);
+	snprintf(detail, len, "vm %s starting: %s", g->def->name, why);
+	return 0;
+}
+
+int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			 char *detail, size_t len)
+{
+	int rc = 0;
+	struct vmc_group *g = group_of(s, body, detail, len, &rc);
+
+	if (g == NULL) {
+		return rc;
+	}
+	g->want_started = false;
+	if (g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED) {
+		g->state = VMC_GROUP_OFFLINE;
+		g->owner = 0;
+		snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
+		snprintf(detail, len, "vm %s stopped (it was not running)", g->def->name);
+		return 0;
+	}
+	g->state = VMC_GROUP_STOPPING;
+	snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
+	snprintf(detail, len, "vm %s stopping", g->def->name);
+	return 0;
+}
+
+/* A crash or failed start: restart here, fail over, or give up (lib/health.h). */
+static void group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
+			 uint64_t at_s, const char *what, char *detail, size_t len)
+{
+	char why[192], where[192];
+	uint32_t node = 0;
+	enum vmc_health_action a = vmc_health_on_failure(g->def, g->failures, g->n_failures,
+							  ctx->sender, at_s, why, sizeof(why));
+
+	vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
+	if (a == VMC_HEALTH_FAIL_OVER &&
+	    group_place(s, ctx, g, ctx->sender, &node, where, sizeof(where)) != VMC_PLACE_START) {
+		snprintf(why, sizeof(why), "failed again and no other node can take it (%.140s)", where);
+		a = VMC_HEALTH_GIVE_UP;
+	}
+	switch (a) {
+	case VMC_HEALTH_RESTART_HERE:
+		g->state = VMC_GROUP_STARTING;
+		break;
+	case VMC_HEALTH_FAIL_OVER:
+		g->owner = node;
+		g->state = VMC_GROUP_STARTING;
+		break;
+	case VMC_HEALTH_GIVE_UP:
+		g->owner = 0;
+		g->state = VMC_GROUP_FAILED;
+		break;
+	}
+	snprintf(g->reason, sizeof(g->reason), "%.80s: %.100s", what, why);
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+}
+
+int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			   char *detail, size_t len)
+{
+	int rc = 0;
+	struct vmc_group *g = group_of(s, body, detail, len, &rc);
+	const char *event = body_str(body, "event");
+	const char *reason = body_str(body, "reason");
+	json_object *at;
+
+	if (g == NULL) {
+		return rc;
+	}
+	if (event == NULL || !json_object_object_get_ex(body, "at_s", &at) ||
+	    !json_object_is_type(at, json_type_int)) {
+		snprintf(detail, len, "group-report without event or at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	if (g->owner != ctx->sender) {
+		snprintf(detail, len, "vm %s: stale report '%s' from node %u, which does not own it",
+			 g->def->name, event, ctx->sender);
+		return -VMC_E_BUSY;
+	}
+	if (strcmp(event, VMC_REPORT_RUNNING) == 0) {
+		if (g->state == VMC_GROUP_STARTING) {
+			g->state = VMC_GROUP_ONLINE;
+			snprintf(g->reason, sizeof(g->reason), "running");
+		}
+		snprintf(detail, len, "vm %s online on node %u", g->def->name, ctx->sender);
+		return 0;
+	}
+	if (strcmp(event, VMC_REPORT_STOPPED) == 0) {
+		if (g->want_started && g->state != VMC_GROUP_STOPPING) {
+			snprintf(g->reason, sizeof(g->reason), "the guest shut itself down");
+		}
+		g->want_started = false;
+		g->state = VMC_GROUP_OFFLINE;
+		g->owner = 0;
+		snprintf(detail, len, "vm %s offline (%s)", g->def->name, g->reason);
+		return 0;
+	}
+	if (strcmp(event, VMC_REPORT_CRASHED) == 0 || strcmp(event, VMC_REPORT_START_FAILED) == 0) {
+		char what[160];
+		if (g->state == VMC_GROUP_STOPPING) {
+			g->state = VMC_GROUP_OFFLINE; /* it was going away anyway */
+			g->owner = 0;
+			snprintf(detail, len, "vm %s offline (it died while stopping)", g->def->name);
+			return 0;
+		}
+		snprintf(what, sizeof(what), "%s on node %u: %s",
+			 strcmp(event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start", ctx->sender,
+			 reason ? reason : "no reason given");
+		group_failed(s, ctx, g, json_object_get_uint64(at), what, detail, len);
+		return 0;
+	}
+	snprintf(detail, len, "vm %s: unknown report '%s'", g->def->name, event);
+	return -VMC_E_PROTOCOL;
+}
