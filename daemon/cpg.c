@@ -156,6 +156,7 @@ static void replica_synced(void *ctx)
 		   d->replica.n_members, d->replica.primary ? "primary" : "NOT primary (no quorum)",
 		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
 		   (unsigned long long)d->replica.state->config_version, digest);
+	vmcd_facts_announce(d);
 }
 
 static void replica_warn(void *ctx, const char *what)

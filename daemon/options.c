@@ -27,6 +27,7 @@ struct opt_def {
 	const char *arg;
 	const char *help;
 	bool in_file;      /* may appear in vmcluster.conf */
+	unsigned long max; /* OPT_UINT: largest value */
 };
 
 #define FIELD(f) offsetof(struct vmcd_options, f), sizeof(((struct vmcd_options *)0)->f)
@@ -41,7 +42,11 @@ static const struct opt_def opt_defs[] = {
 	{ "log-target", 'l', OPT_WORD, FIELD(log_target), "syslog", "syslog|stderr",
 	  "where logs go (-f implies stderr)", true },
 	{ "corosync-wait", 'w', OPT_UINT, FIELD(corosync_wait_s), "60", "SECONDS",
-	  "how long to wait for corosync at start before giving up", true },
+	  "how long to wait for corosync at start before giving up", true, 86400 },
+	{ "vm-memory", 'm', OPT_UINT, FIELD(vm_memory_mib), "0", "MIB",
+	  "memory this node offers to VMs (0: its RAM less 1 GiB)", true, 64 * 1024 * 1024 },
+	{ "stop-timeout", 't', OPT_UINT, FIELD(stop_timeout_s), "60", "SECONDS",
+	  "how long a VM gets to shut down (ACPI) before it is stopped by force", true, 86400 },
 	{ "foreground", 'f', OPT_FLAG, FIELD(foreground), "no", NULL,
 	  "stay in the foreground and log to stderr", false },
 	{ "debug", 'd', OPT_FLAG, FIELD(debug), "no", NULL, "log debug messages", true },
@@ -110,9 +115,9 @@ static int opt_set(struct vmcd_options *opt, const struct opt_def *o, const char
 	case OPT_UINT:
 		errno = 0;
 		x = strtoul(value, &end, 10);
-		if (*value == '\0' || *end != '\0' || errno != 0 || x > 86400) {
-			fprintf(stderr, "vmclusterd: %s'%s' must be a number of seconds (0-86400), not '%s'\n",
-				where, o->name, value);
+		if (*value == '\0' || *end != '\0' || errno != 0 || x > o->max) {
+			fprintf(stderr, "vmclusterd: %s'%s' must be a number from 0 to %lu, not '%s'\n",
+				where, o->name, o->max, value);
 			return -1;
 		}
 		*(unsigned int *)field = (unsigned int)x;

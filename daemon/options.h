@@ -20,6 +20,8 @@ struct vmcd_options {
 	bool foreground;
 	bool debug;
 	unsigned int corosync_wait_s; /* how long to wait for corosync at start */
+	unsigned int vm_memory_mib;   /* memory this node offers VMs; 0: RAM less 1 GiB */
+	unsigned int stop_timeout_s;  /* ACPI shutdown, then forced, after this long */
 };
 
 /*

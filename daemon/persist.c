@@ -78,7 +78,10 @@ static int snapshot_save(const char *state_dir, const struct vmc_state *s)
 		return rc;
 	}
 	rc = write_all(fd, text, strlen(text));
-	if (rc == 0 && write_all(fd, "\n", 1) == 0 && fsync(fd) != 0) {
+	if (rc == 0) {
+		rc = write_all(fd, "\n", 1);
+	}
+	if (rc == 0 && fsync(fd) != 0) {
 		rc = -errno;
 	}
 	free(text);
@@ -178,6 +181,9 @@ static int journal_load(const char *state_dir, struct vmc_state *s)
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL_FILE);
 	text = file_read(path, &len, &rc);
+	if (text == NULL && rc != -ENOENT) {
+		log_err("cannot read %s: %s", path, strerror(-rc));
+	}
 	if (text == NULL) {
 		return rc == -ENOENT ? 0 : rc;
 	}

@@ -69,6 +69,14 @@ void vmcd_cpg_fini(struct vmcd *d);
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body);
 bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id);
 
+/* Bring what runs here in line with the replicated state (reconcile.c) */
+int vmcd_reconcile_init(struct vmcd *d);
+void vmcd_reconcile_fini(struct vmcd *d);
+void vmcd_reconcile(struct vmcd *d);
+
+/* This node's facts in the replicated state (facts.c) */
+void vmcd_facts_announce(struct vmcd *d);
+
 /* IPC server (ipc.c) */
 int vmcd_ipc_init(struct vmcd *d);
 void vmcd_ipc_fini(struct vmcd *d);

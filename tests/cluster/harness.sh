@@ -519,8 +519,10 @@ harness_start_corosync() {
 harness_start_vmclusterd() {
 	local dir
 	dir=$(node_dir "$1")
+	# VMC_DAEMON_ARGS: extra vmclusterd options for every node (e.g. --vm-memory=1024)
+	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
-		"$VMC_BUILDDIR/daemon/vmclusterd" -f
+		"$VMC_BUILDDIR/daemon/vmclusterd" -f ${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {
@@ -790,4 +792,19 @@ node_start_racing() {
 	harness_wait_while_running corosync "$i" "$HARNESS_START_TIMEOUT" \
 		"corosync to answer on node $i" harness_corosync_answers "$i" || return 1
 	harness_start_vmclusterd "$i"
+}
+
+# node_kill_daemon I: SIGKILL only vmclusterd on node I (its VMs live on);
+# node_start_daemon I: start it again and wait until it answers.
+node_kill_daemon() {
+	local pid
+	pid=$(node_pid_of "$1" vmclusterd) || return 1
+	kill -KILL "$pid" 2>/dev/null || true
+	wait_for 10 "vmclusterd $pid on node $1 to die" harness_pid_gone_from_node "$1" "$pid"
+}
+
+node_start_daemon() {
+	harness_start_vmclusterd "$1" || return 1
+	harness_wait_while_running vmclusterd "$1" "$HARNESS_START_TIMEOUT" \
+		"clusterctl status on node $1" harness_daemon_answers "$1"
 }

@@ -1,0 +1,56 @@
+/*
+ * This node's facts in the replicated state (NODE_FACTS): its name and the
+ * memory it offers to VMs, which placement needs to be the same answer on
+ * every node. Re-announced after each sync when the state's copy differs
+ * (a new node, a changed --vm-memory, a state restored from elsewhere).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "vmclusterd.h"
+
+#define RESERVED_MIB 1024 /* for the host itself when the operator sets nothing */
+
+static uint32_t vm_memory_mib(const struct vmcd *d)
+{
+	unsigned long long kib = 0;
+	char line[128];
+	FILE *f;
+
+	if (d->opt.vm_memory_mib != 0) {
+		return d->opt.vm_memory_mib;
+	}
+	f = fopen("/proc/meminfo", "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "MemTotal: %llu kB", &kib) == 1) {
+			break;
+		}
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	return kib / 1024 > RESERVED_MIB ? (uint32_t)(kib / 1024 - RESERVED_MIB) : 0;
+}
+
+void vmcd_facts_announce(struct vmcd *d)
+{
+	const struct vmc_node_facts *have = vmc_state_node(d->replica.state, d->my_id);
+	const char *name = vmcd_node_name(d, d->my_id);
+	uint32_t mem = vm_memory_mib(d);
+	json_object *body;
+
+	if (!vmc_replica_writable(&d->replica) ||
+	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0)) {
+		return;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(name));
+	json_object_object_add(body, "mem_mib", json_object_new_int64(mem));
+	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
+		log_warn("node %s: cannot announce its facts", name);
+	}
+	json_object_put(body);
+}
