@@ -223,6 +223,7 @@ static const struct request_type request_types[] = {
 	{ VMC_MSG_GROUP_START, vmc_apply_group_start },
 	{ VMC_MSG_GROUP_STOP, vmc_apply_group_stop },
 	{ VMC_MSG_GROUP_REPORT, vmc_apply_group_report },
+	{ VMC_MSG_NODE_FENCED, vmc_apply_node_fenced },
 };
 
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,

@@ -253,3 +253,88 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	snprintf(detail, len, "vm %s: unknown report '%s'", g->def->name, event);
 	return -VMC_E_PROTOCOL;
 }
+
+bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node)
+{
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const struct vmc_group *g = &s->groups[i];
+		if (g->owner == node && g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Carry out one recovery decision on the group it is about. */
+static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision *d, uint32_t lost)
+{
+	switch (d->verdict) {
+	case VMC_PLACE_START:
+		g->owner = d->node;
+		g->state = VMC_GROUP_STARTING;
+		snprintf(g->reason, sizeof(g->reason), "node %u was lost; restarting: %.140s", lost, d->why);
+		break;
+	case VMC_PLACE_NO_NODE:
+		g->owner = 0;
+		g->state = VMC_GROUP_FAILED;
+		snprintf(g->reason, sizeof(g->reason), "node %u was lost and %.150s", lost, d->why);
+		break;
+	case VMC_PLACE_LEAVE:
+		g->owner = 0;
+		g->state = VMC_GROUP_OFFLINE;
+		snprintf(g->reason, sizeof(g->reason), "node %u was lost; not restarted: %.140s", lost, d->why);
+		break;
+	}
+}
+
+int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			  char *detail, size_t len)
+{
+	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
+	struct vmc_place_group *groups;
+	struct vmc_place_decision *plan;
+	struct vmc_place_view view = { nodes, 0, NULL, s->n_groups };
+	size_t n, started = 0;
+	json_object *node;
+	uint32_t lost;
+
+	if (!json_object_object_get_ex(body, "node", &node) || !json_object_is_type(node, json_type_int) ||
+	    json_object_get_int64(node) <= 0 || json_object_get_int64(node) > UINT32_MAX) {
+		snprintf(detail, len, "node-fenced without a node");
+		return -VMC_E_PROTOCOL;
+	}
+	lost = (uint32_t)json_object_get_int64(node);
+	if (in_view(ctx, lost)) {
+		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
+		return -VMC_E_BUSY;
+	}
+	groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
+	plan = calloc(s->n_groups ? s->n_groups : 1, sizeof(*plan));
+	if (groups == NULL || plan == NULL) {
+		free(groups);
+		free(plan);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		nodes[view.n_nodes++] = (struct vmc_place_node){
+			.id = s->nodes[i].id, .name = s->nodes[i].name, .up = in_view(ctx, s->nodes[i].id),
+			.active = true, .mem_mib = s->nodes[i].mem_mib,
+		};
+	}
+	for (size_t j = 0; j < s->n_groups; j++) {
+		const struct vmc_group *g = &s->groups[j];
+		bool gone = g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED;
+		groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started };
+	}
+	view.groups = groups;
+	n = vmc_plan_recovery(&view, &lost, 1, plan);
+	for (size_t k = 0; k < n; k++) {
+		struct vmc_group *g = &s->groups[plan[k].group - groups];
+		recovery_apply(g, &plan[k], lost);
+		started += plan[k].verdict == VMC_PLACE_START;
+	}
+	snprintf(detail, len, "node %u fenced: %zu of its %zu VMs restarting elsewhere", lost, started, n);
+	free(groups);
+	free(plan);
+	return 0;
+}

@@ -20,6 +20,7 @@
 #ifndef VMC_LIFECYCLE_H
 #define VMC_LIFECYCLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
 
@@ -40,5 +41,14 @@ int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, j
 			 char *detail, size_t len);
 int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
 			   char *detail, size_t len);
+/*
+ * A lost node is proven dead (fenced, or fence_method none): its groups are
+ * recovered on the nodes of this view, high priority first (placement.h).
+ * Refused while the node is a member of the view again.
+ */
+int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			  char *detail, size_t len);
+/* Does any group still run, or is about to, on this node? (fencing is needed) */
+bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node);
 
 #endif

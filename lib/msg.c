@@ -82,6 +82,8 @@ const char *vmc_msg_type_to_str(uint16_t type)
 		return "group-stop";
 	case VMC_MSG_GROUP_REPORT:
 		return "group-report";
+	case VMC_MSG_NODE_FENCED:
+		return "node-fenced";
 	default:
 		return "invalid";
 	}

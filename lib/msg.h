@@ -14,7 +14,7 @@
  *
  * Protocol history (never reuse a type number; add, don't change):
  *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET, SETTINGS_SET,
- *      NODE_FACTS, GROUP_START, GROUP_STOP, GROUP_REPORT
+ *      NODE_FACTS, GROUP_START, GROUP_STOP, GROUP_REPORT, NODE_FENCED
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others.
@@ -45,6 +45,7 @@ enum vmc_msg_type {
 	VMC_MSG_GROUP_START = 8,
 	VMC_MSG_GROUP_STOP = 9,
 	VMC_MSG_GROUP_REPORT = 10,
+	VMC_MSG_NODE_FENCED = 11,
 	VMC_MSG_TYPE_COUNT,
 };
 

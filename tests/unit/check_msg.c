@@ -47,6 +47,7 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_GROUP_START] = "{\"name\":\"web1\"}",
 	[VMC_MSG_GROUP_STOP] = "{\"name\":\"web1\"}",
 	[VMC_MSG_GROUP_REPORT] = "{\"name\":\"web1\",\"event\":\"running\",\"at_s\":1700000000}",
+	[VMC_MSG_NODE_FENCED] = "{\"node\":2,\"method\":\"agent\"}",
 };
 
 static unsigned int garbage_seed(void)

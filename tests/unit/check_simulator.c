@@ -379,6 +379,12 @@ static void event_lifecycle(struct sim *s, struct sim_node *n, unsigned int kind
 	static const char *const events[] = { "running", "stopped", "crashed", "start_failed" };
 	char name[64], nodename[16];
 
+	if (kind == 6) {
+		json_object_object_add(body, "node", json_object_new_int64(1 + rng_below(s, (unsigned int)s->n)));
+		json_object_object_add(body, "method", json_object_new_string("none"));
+		request_send(s, n, VMC_MSG_NODE_FENCED, body);
+		return;
+	}
 	if (kind == 0) {
 		snprintf(nodename, sizeof(nodename), "node%u", n->id);
 		json_object_object_add(body, "name", json_object_new_string(nodename));
@@ -402,7 +408,7 @@ static void event_request(struct sim *s, struct sim_node *n)
 {
 	json_object *body = json_object_new_object();
 	char name[64], def[256], kv[64];
-	unsigned int kind = rng_below(s, 16);
+	unsigned int kind = rng_below(s, 17);
 
 	if (kind >= 10) {
 		event_lifecycle(s, n, kind - 10, body);
