@@ -168,6 +168,7 @@ static int daemon_connect(struct vmcd *d)
 
 static void daemon_stop(struct vmcd *d)
 {
+	vmcd_fence_fini(d);
 	vmcd_ipc_fini(d);
 	vmcd_cpg_fini(d);
 	vmcd_quorum_fini(d);

@@ -74,6 +74,10 @@ int vmcd_reconcile_init(struct vmcd *d);
 void vmcd_reconcile_fini(struct vmcd *d);
 void vmcd_reconcile(struct vmcd *d);
 
+/* Fencing of lost nodes that own VMs (fence.c) */
+void vmcd_fence_check(struct vmcd *d);
+void vmcd_fence_fini(struct vmcd *d);
+
 /* This node's facts in the replicated state (facts.c) */
 void vmcd_facts_announce(struct vmcd *d);
 

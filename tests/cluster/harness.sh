@@ -274,6 +274,7 @@ cluster_up() {
 		harness_all_nodes_see_members "$n" || return 1
 	harness_log "$n nodes quorate $(harness_elapsed_since "$started")s after corosync start"
 
+	harness_write_fence_agent || return 1
 	harness_no_daemon && return 0
 	for ((i = 1; i <= n; i++)); do
 		harness_start_vmclusterd "$i" || return 1
@@ -807,4 +808,45 @@ node_start_daemon() {
 	harness_start_vmclusterd "$1" || return 1
 	harness_wait_while_running vmclusterd "$1" "$HARNESS_START_TIMEOUT" \
 		"clusterctl status on node $1" harness_daemon_answers "$1"
+}
+
+# The test cluster's power switch: $HARNESS_RUNDIR/fence_agent, a
+# fence-agents-style executable (options on stdin, "action=off" and
+# "plug=nodeN") that any node can run to power another one off, for
+# `clusterctl cluster set fence_method=agent fence_agent=...`. Inside a
+# node /run/netns is private, so the namespace inodes of every node are
+# written out for it, and it kills by those (never by process name).
+harness_write_fence_agent() {
+	local i agent=$HARNESS_RUNDIR/fence_agent
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		echo "$(harness_ns_inode "$(harness_node_netns_file "$i")") $(harness_ns_inode "$(harness_node_mntns_file "$i")")" \
+			>"$HARNESS_RUNDIR/n$i.nsids"
+	done
+	cat >"$agent" <<AGENT
+#!/bin/bash
+# fence agent of test cluster $HARNESS_RUNDIR (written by tests/cluster/harness.sh)
+set -u
+action="" plug=""
+while IFS='=' read -r key value; do
+	case \$key in
+	action) action=\$value ;;
+	plug | port | nodename) plug=\$value ;;
+	esac
+done
+[[ \$action == off || \$action == reboot ]] || { echo "fence_agent: action '\$action' not supported" >&2; exit 1; }
+n=\${plug#node}
+ids=$HARNESS_RUNDIR/n\$n.nsids
+[[ -r \$ids ]] || { echo "fence_agent: no node '\$plug'" >&2; exit 1; }
+read -r net mnt <"\$ids"
+for round in 1 2 3 4 5; do
+	pids=\$({ find /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt -maxdepth 0 -printf '%p %l\\n' 2>/dev/null || true; } |
+		awk -v net="net:[\$net]" -v mnt="mnt:[\$mnt]" '\$2 == net || \$2 == mnt { split(\$1, f, "/"); print f[3] }' | sort -un)
+	[[ -z \$pids ]] && { echo "fence_agent: \$plug is off" >&2; exit 0; }
+	kill -KILL \$pids 2>/dev/null
+	sleep 0.2
+done
+echo "fence_agent: \$plug still has processes" >&2
+exit 1
+AGENT
+	chmod 755 "$agent"
 }
