@@ -77,6 +77,16 @@ static enum vmc_place_verdict group_place(const struct vmc_state *s, const struc
 			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
 		};
 	}
+	/* Members that have not reported their facts yet are named, with nothing to offer. */
+	for (size_t i = 0; ctx != NULL && i < ctx->n_members && view.n_nodes < VMC_STATE_NODES_MAX; i++) {
+		if (vmc_state_node(s, ctx->members[i]) == NULL) {
+			snprintf(names[view.n_nodes], sizeof(names[0]), "node id %u", ctx->members[i]);
+			nodes[view.n_nodes] = (struct vmc_place_node){ .id = ctx->members[i],
+								       .name = names[view.n_nodes], .up = true,
+								       .active = true, .mem_mib = 0 };
+			view.n_nodes++;
+		}
+	}
 	for (size_t j = 0; j < s->n_groups; j++) {
 		groups[j] = (struct vmc_place_group){ s->groups[j].def, s->groups[j].owner,
 						      s->groups[j].want_started };
@@ -96,11 +106,19 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, j
 	const char *name = body_str(body, "name");
 	struct vmc_node_facts f = { .id = ctx->sender };
 
-	if (!json_object_object_get_ex(body, "mem_mib", &mem) || !json_object_is_type(mem, json_type_int) ||
-	    json_object_get_int64(mem) < 0 || json_object_get_int64(mem) > UINT32_MAX || name == NULL ||
-	    strlen(name) >= sizeof(f.name) || !vmc_valid_name(name)) {
-		snprintf(detail, len, "node-facts without a valid name and mem_mib");
+	if (ctx->sender == 0 || !json_object_object_get_ex(body, "mem_mib", &mem) ||
+	    !json_object_is_type(mem, json_type_int) || json_object_get_int64(mem) < 0 ||
+	    json_object_get_int64(mem) > UINT32_MAX || name == NULL || strlen(name) >= sizeof(f.name) ||
+	    !vmc_valid_name(name)) {
+		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
 		return -VMC_E_PROTOCOL;
+	}
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		if (s->nodes[i].id != f.id && strcmp(s->nodes[i].name, name) == 0) {
+			snprintf(detail, len, "node %u calls itself %s, the name of node %u", f.id, name,
+				 s->nodes[i].id);
+			return -VMC_E_EXISTS;
+		}
 	}
 	f.mem_mib = (uint32_t)json_object_get_int64(mem);
 	memcpy(f.name, name, strlen(name) + 1);
@@ -164,6 +182,25 @@ int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, j
 	return 0;
 }
 
+/* May the group restart where it is? The same hard rules as placement. */
+static bool node_still_fits(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			    const struct vmc_group *g)
+{
+	const struct vmc_node_facts *f = vmc_state_node(s, g->owner);
+	uint64_t used = 0;
+
+	if (f == NULL || !in_view(ctx, g->owner) ||
+	    (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, f->name))) {
+		return false;
+	}
+	for (size_t j = 0; j < s->n_groups; j++) {
+		if (&s->groups[j] != g && s->groups[j].owner == g->owner) {
+			used += s->groups[j].def->memory_mib;
+		}
+	}
+	return used + g->def->memory_mib <= f->mem_mib;
+}
+
 /* A crash or failed start: restart here, fail over, or give up (lib/health.h). */
 static void group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
 			 uint64_t at_s, const char *what, char *detail, size_t len)
@@ -174,6 +211,9 @@ static void group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, s
 							  ctx->sender, at_s, why, sizeof(why));
 
 	vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
+	if (a == VMC_HEALTH_RESTART_HERE && !node_still_fits(s, ctx, g)) {
+		a = VMC_HEALTH_FAIL_OVER; /* the rules changed under it: restart it elsewhere */
+	}
 	if (a == VMC_HEALTH_FAIL_OVER &&
 	    group_place(s, ctx, g, ctx->sender, &node, where, sizeof(where)) != VMC_PLACE_START) {
 		snprintf(why, sizeof(why), "failed again and no other node can take it (%.140s)", where);
@@ -192,7 +232,7 @@ static void group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, s
 		g->state = VMC_GROUP_FAILED;
 		break;
 	}
-	snprintf(g->reason, sizeof(g->reason), "%.80s: %.100s", what, why);
+	snprintf(g->reason, sizeof(g->reason), "%.120s: %.190s", what, why);
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 }
 
@@ -213,7 +253,11 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		snprintf(detail, len, "group-report without event or at_s");
 		return -VMC_E_PROTOCOL;
 	}
-	if (g->owner != ctx->sender) {
+	if (json_object_get_int64(at) < 0) {
+		snprintf(detail, len, "group-report with a negative at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	if (g->owner == 0 || g->owner != ctx->sender) {
 		snprintf(detail, len, "vm %s: stale report '%s' from node %u, which does not own it",
 			 g->def->name, event, ctx->sender);
 		return -VMC_E_BUSY;
@@ -223,7 +267,8 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			g->state = VMC_GROUP_ONLINE;
 			snprintf(g->reason, sizeof(g->reason), "running");
 		}
-		snprintf(detail, len, "vm %s online on node %u", g->def->name, ctx->sender);
+		snprintf(detail, len, "vm %s %s on node %u", g->def->name, vmc_group_state_to_str(g->state),
+			 ctx->sender);
 		return 0;
 	}
 	if (strcmp(event, VMC_REPORT_STOPPED) == 0) {

@@ -115,6 +115,9 @@ static const char *node_refusal(const struct place_ctx *ctx, const struct vmc_pl
 	if (!n->active) {
 		return "paused";
 	}
+	if (n->mem_mib == 0) {
+		return "offers no memory to VMs (or has not reported it yet)";
+	}
 	if (n->id == ctx->exclude) {
 		return "excluded";
 	}

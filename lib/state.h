@@ -31,7 +31,7 @@ struct vmc_group {
 	uint32_t owner; /* corosync node id, 0 when no node owns it */
 	enum vmc_group_state state;
 	bool want_started;
-	char reason[192];  /* why it is in this state, for `vm show` */
+	char reason[320];  /* why it is in this state, for `vm show` */
 	struct vmc_failure failures[VMC_FAILURES_KEPT];
 	size_t n_failures;
 };
