@@ -33,6 +33,8 @@ enum exit_code {
 
 struct cli {
 	bool json;
+	bool wait;        /* --wait: until the VM is online (start) or offline (stop) */
+	bool start;       /* vm add --start */
 	int timeout_ms;
 	size_t max_msg;
 	struct vmc_client *client;
@@ -51,6 +53,7 @@ struct command {
 };
 
 static const struct command commands[];
+static int start_or_stop(struct cli *cli, const char *name, bool start);
 
 static int exit_for(int rc)
 {
@@ -311,6 +314,9 @@ static int cmd_vm_add(struct cli *cli, int argc, char **argv)
 			print_json(r);
 		}
 		json_object_put(r);
+		if (cli->start) {
+			rc = start_or_stop(cli, def->name, true);
+		}
 	}
 	vmc_group_def_free(def);
 	return rc;
@@ -485,6 +491,79 @@ static int cmd_cluster_set(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * --wait: follow the VM until it reaches `want` (or failed), printing each
+ * state it passes through, within the --timeout deadline.
+ */
+static int wait_for_state(struct cli *cli, const char *name, const char *want)
+{
+	long long deadline = now_ms() + cli->timeout_ms;
+	char last[32] = "";
+
+	for (;;) {
+		json_object *args = name_args(name), *r = NULL;
+		char err[1024];
+		int rc = vmc_client_call(cli->client, VMC_IPC_VM_SHOW, args, 5000, &r, err, sizeof(err));
+		const char *st;
+
+		json_object_put(args);
+		if (rc != 0) {
+			json_object_put(r);
+			return fail(exit_for(rc), "%s", err);
+		}
+		st = jstr(r, "state");
+		if (strcmp(st, last) != 0 && !cli->json) {
+			printf("vm %s: %s%s%s\n", name, st, strcmp(jstr(r, "owner"), "-") ? " on " : "",
+			       strcmp(jstr(r, "owner"), "-") ? jstr(r, "owner") : "");
+			snprintf(last, sizeof(last), "%s", st);
+		}
+		if (strcmp(st, want) == 0) {
+			json_object_put(r);
+			return EXIT_DONE;
+		}
+		if (strcmp(st, "failed") == 0) {
+			rc = fail(EXIT_REFUSED, "vm %s failed: %s", name, jstr(r, "reason"));
+			json_object_put(r);
+			return rc;
+		}
+		json_object_put(r);
+		if (now_ms() >= deadline) {
+			return fail(EXIT_TIMEOUT, "vm %s is still %s after %d s (see 'clusterctl vm show %s')",
+				    name, st, cli->timeout_ms / 1000, name);
+		}
+		struct timespec pause = { 0, 200 * 1000 * 1000 };
+		nanosleep(&pause, NULL);
+	}
+}
+
+static int start_or_stop(struct cli *cli, const char *name, bool start)
+{
+	json_object *args = name_args(name);
+	json_object *r;
+	int rc = call(cli, start ? VMC_IPC_VM_START : VMC_IPC_VM_STOP, args, &r);
+
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	if (!cli->json) {
+		printf("vm %s %s (config_version %s)\n", name, start ? "starting" : "stopping",
+		       jstr(r, "config_version"));
+	}
+	json_object_put(r);
+	return cli->wait ? wait_for_state(cli, name, start ? "online" : "offline") : EXIT_DONE;
+}
+
+static int cmd_vm_start(struct cli *cli, int argc, char **argv)
+{
+	return start_or_stop(cli, argv[0], true);
+}
+
+static int cmd_vm_stop(struct cli *cli, int argc, char **argv)
+{
+	return start_or_stop(cli, argv[0], false);
+}
+
 static const struct command commands[] = {
 	{ "status", NULL, 0, 0, "", "show quorum, nodes, config_version and state digest", cmd_status },
 	{ "node", "list", 0, 0, "", "list the cluster's nodes and whether each is up", cmd_node_list },
@@ -500,9 +579,15 @@ static const struct command commands[] = {
 	  "  fence_timeout_s  how long a fencing attempt may take, 1-3600 (default 60)\n"
 	  "  accel            auto | kvm | tcg: how QEMU runs VMs (auto probes that KVM works)\n"
 	  "Example: clusterctl cluster set fence_method=agent fence_agent=/usr/sbin/fence_ipmilan" },
-	{ "vm", "add", 1, 1, "FILE", "add the VM group defined in FILE (JSON; - for stdin)", cmd_vm_add },
+	{ "vm", "add", 1, 1, "FILE [--start [--wait]]",
+	  "add the VM group defined in FILE (JSON; - for stdin), and start it with --start", cmd_vm_add },
 	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list, true },
 	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },
+	{ "vm", "start", 1, 1, "VM [--wait]", "start a VM group where placement puts it; --wait until online",
+	  cmd_vm_start },
+	{ "vm", "stop", 1, 1, "VM [--wait]",
+	  "stop a VM group (ACPI shutdown, forced after the daemon's stop timeout); --wait until offline",
+	  cmd_vm_stop },
 	{ "vm", "remove", 1, 1, "VM", "remove a stopped VM group", cmd_vm_remove },
 	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
 	  "change fields of a VM's definition (clusterctl vm set --help lists the keys)",
@@ -587,6 +672,10 @@ static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
 				return fail(EXIT_USAGE, "--timeout takes a number of seconds from 1 to 3600, not '%s'", v);
 			}
 			cli->timeout_ms = (int)s * 1000;
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			cli->wait = true;
+		} else if (strcmp(argv[i], "--start") == 0) {
+			cli->start = true;
 		} else if (strcmp(argv[i], "--") == 0) {
 			while (++i < *argc) {
 				argv[out++] = argv[i];
@@ -634,10 +723,15 @@ int main(int argc, char **argv)
 		command_usage(stdout, c);
 		return EXIT_DONE;
 	}
+	if ((cli.wait && strstr(c->args, "--wait") == NULL) || (cli.start && strstr(c->args, "--start") == NULL)) {
+		return fail(EXIT_USAGE, "'%s %s' takes no %s (see 'clusterctl %s %s --help')", c->noun,
+			    c->verb ? c->verb : "", cli.wait ? "--wait" : "--start", c->noun, c->verb ? c->verb : "");
+	}
 	nargs = argc - (c->verb ? 3 : 2);
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {
-		return fail(EXIT_USAGE, "wrong number of arguments: usage is 'clusterctl %s%s%s %s'",
-			    c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->args);
+		return fail(EXIT_USAGE, "wrong number of arguments: usage is 'clusterctl %s%s%s%s%s'",
+			    c->noun, c->verb ? " " : "", c->verb ? c->verb : "", c->args[0] ? " " : "",
+			    c->args);
 	}
 	cli.max_msg = c->large_reply ? VMC_IPC_LIST_MSG : VMC_IPC_SMALL_MSG;
 	rc = c->run(&cli, nargs, argv + (c->verb ? 3 : 2));

@@ -4,8 +4,11 @@
  *
  * After every sync of a primary view and every batch of deliveries, the
  * member with the lowest node id (every member computes the same one)
- * looks for nodes that are not in the view but still own VMs, and proves
- * each dead with the cluster's fence_method:
+ * looks for nodes that are not in the view but still own VMs. A node still
+ * in corosync's membership has only lost its vmclusterd (a restart, an
+ * upgrade): its VMs run on, so it gets DAEMON_GRACE_S to come back before
+ * it is treated as lost. A lost node is proven dead with the cluster's
+ * fence_method:
  *   agent      runs fence_agent with "action=off", "plug=NODE" on stdin
  *              (fence-agents style), killed after fence_timeout_s;
  *   pacemaker  runs `stonith_admin --fence NODE` (pacemaker's fencer);
@@ -37,6 +40,7 @@
 #include "vmclusterd.h"
 
 #define RETRY_S 5
+#define DAEMON_GRACE_S 30
 
 struct fence_run {
 	uint32_t node;
@@ -44,6 +48,7 @@ struct fence_run {
 	int pidfd;
 	time_t deadline;
 	time_t retry_at;      /* after a failure: not before this */
+	time_t daemon_gone_at; /* node still in corosync, its daemon missing since */
 	bool warned_unset;
 };
 
@@ -221,6 +226,19 @@ static void node_needs_fencing(struct vmcd *d, uint32_t node)
 	if (r == NULL || r->pid > 0 || time(NULL) < r->retry_at) {
 		return;
 	}
+	if (vmcd_corosync_member(d, node)) {
+		if (r->daemon_gone_at == 0) {
+			r->daemon_gone_at = time(NULL);
+			log_notice("node %s: its vmclusterd left but the node is still in corosync's "
+				   "membership: waiting %d s for it to come back", vmcd_node_name(d, node),
+				   DAEMON_GRACE_S);
+		}
+		if (time(NULL) - r->daemon_gone_at < DAEMON_GRACE_S) {
+			return;
+		}
+		log_warn("node %s: its vmclusterd has not come back for %d s: treating the node as lost",
+			 vmcd_node_name(d, node), DAEMON_GRACE_S);
+	}
 	switch (st->fence_method) {
 	case VMC_FENCE_UNSET:
 		if (!r->warned_unset) {
@@ -253,6 +271,10 @@ void vmcd_fence_check(struct vmcd *d)
 	for (size_t i = 0; i < d->replica.state->n_nodes; i++) {
 		uint32_t node = d->replica.state->nodes[i].id;
 		if (vmcd_cpg_is_member(d, node) || !vmc_state_node_has_groups(d->replica.state, node)) {
+			struct fence_run *r = run_get(node);
+			if (r != NULL) {
+				r->daemon_gone_at = 0; /* back, or nothing to fence */
+			}
 			continue;
 		}
 		node_needs_fencing(d, node);

@@ -18,6 +18,7 @@
 #include <qb/qbipcs.h>
 
 #include "ipc_proto.h"
+#include "json_util.h"
 #include "log.h"
 #include "vmc_errors.h"
 #include "vmclusterd.h"
@@ -235,6 +236,8 @@ static int cmd_vm_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *arg
 	}
 	o = group_summary(d, g);
 	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
+	json_object_object_add(o, "reason", json_object_new_string(g->reason));
+	json_object_object_add(o, "recent_failures", json_object_new_int64((int64_t)g->n_failures));
 	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
 	*result = o;
 	return 0;
@@ -253,9 +256,9 @@ static int change_gate(struct vmcd *d, char *err, size_t errlen)
 	}
 	if (d->replica.phase == VMC_SYNC_DONE && !d->replica.primary) {
 		snprintf(err, errlen,
-			 "no quorum: only %zu vmclusterd daemons are in this partition's vmcluster group; "
-			 "changes need a majority of the cluster's votes",
-			 d->replica.n_members);
+			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
+			 "changes need a majority",
+			 d->replica.view_votes, d->replica.expected_votes);
 		return -VMC_E_NO_QUORUM;
 	}
 	return 0;
@@ -348,16 +351,21 @@ static int cmd_vm_add(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args
 	return rc;
 }
 
-static int cmd_vm_remove(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			 json_object **result, char *err, size_t errlen)
+/* A change that names one VM and nothing else: remove, start, stop. */
+static int name_change(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args, int32_t cmd,
+		       uint16_t type, const char *verb, char *err, size_t errlen)
 {
 	const char *name = arg_string(args, "name");
 	json_object *body;
 	int rc;
 
 	if (name == NULL) {
-		snprintf(err, errlen, "vm remove needs a VM name");
+		snprintf(err, errlen, "vm %s needs a VM name", verb);
 		return -VMC_E_INVALID;
+	}
+	if (vmc_state_group_find(d->replica.state, name) == NULL) {
+		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
+		return -VMC_E_NOT_FOUND;
 	}
 	rc = change_gate(d, err, errlen);
 	if (rc != 0) {
@@ -365,9 +373,63 @@ static int cmd_vm_remove(struct vmcd *d, qb_ipcs_connection_t *c, json_object *a
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(name));
-	rc = pending_add(d, c, args, VMC_IPC_VM_REMOVE, VMC_MSG_GROUP_REMOVE, body, err, errlen);
+	rc = pending_add(d, c, args, cmd, type, body, err, errlen);
 	json_object_put(body);
 	return rc;
+}
+
+static int cmd_vm_remove(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
+			 json_object **result, char *err, size_t errlen)
+{
+	return name_change(d, c, args, VMC_IPC_VM_REMOVE, VMC_MSG_GROUP_REMOVE, "remove", err, errlen);
+}
+
+/*
+ * The VM's files must be there before the cluster is asked to start it
+ * (they live on shared storage, so what this node sees, its owner sees).
+ */
+static int check_vm_files(const struct vmc_group_def *def, char *err, size_t errlen)
+{
+	const char *paths[2 + VMC_DISKS_MAX];
+	size_t n = 0;
+
+	if (def->has_boot) {
+		paths[n++] = def->kernel;
+		if (def->initrd != NULL) {
+			paths[n++] = def->initrd;
+		}
+	}
+	for (size_t i = 0; i < def->n_disks; i++) {
+		paths[n++] = def->disks[i].path;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (access(paths[i], R_OK) != 0) {
+			snprintf(err, errlen, "vm %s cannot start: %s: %s", def->name, paths[i], strerror(errno));
+			return -VMC_E_INVALID;
+		}
+	}
+	return 0;
+}
+
+static int cmd_vm_start(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
+			json_object **result, char *err, size_t errlen)
+{
+	const char *name = arg_string(args, "name");
+	const struct vmc_group *g = name ? vmc_state_group_find(d->replica.state, name) : NULL;
+
+	if (g != NULL) {
+		int rc = check_vm_files(g->def, err, errlen);
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	return name_change(d, c, args, VMC_IPC_VM_START, VMC_MSG_GROUP_START, "start", err, errlen);
+}
+
+static int cmd_vm_stop(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
+		       json_object **result, char *err, size_t errlen)
+{
+	return name_change(d, c, args, VMC_IPC_VM_STOP, VMC_MSG_GROUP_STOP, "stop", err, errlen);
 }
 
 static int cmd_vm_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
@@ -465,6 +527,8 @@ static const struct ipc_command ipc_commands[] = {
 	{ VMC_IPC_VM_SET, "vm set", cmd_vm_set },
 	{ VMC_IPC_CLUSTER_SHOW, "cluster show", cmd_cluster_show },
 	{ VMC_IPC_CLUSTER_SET, "cluster set", cmd_cluster_set },
+	{ VMC_IPC_VM_START, "vm start", cmd_vm_start },
+	{ VMC_IPC_VM_STOP, "vm stop", cmd_vm_stop },
 };
 
 void vmcd_ipc_request_done(struct vmcd *d, uint64_t request_id, int rc, const char *detail)
@@ -526,7 +590,8 @@ static int32_t ipc_msg_process(qb_ipcs_connection_t *c, void *data, size_t size)
 
 	if (size <= sizeof(*hdr) || payload[payload_len - 1] != '\0' ||
 	    strlen(payload) != payload_len - 1 ||
-	    (args = json_tokener_parse(payload)) == NULL || !json_object_is_type(args, json_type_object)) {
+	    (args = vmc_json_parse(payload, err, sizeof(err))) == NULL ||
+	    !json_object_is_type(args, json_type_object)) {
 		log_warn("dropped a malformed IPC request (%zu bytes)", size);
 		json_object_put(args);
 		result = error_body("malformed request: expected a header and a JSON object");

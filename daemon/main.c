@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "log.h"
 #include "vmclusterd.h"
 
@@ -79,7 +80,7 @@ static void logging_init(const struct vmcd_options *opt)
 	qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, target == QB_LOG_SYSLOG);
 	qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, target == QB_LOG_STDERR);
 	qb_log_filter_ctl(target, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", level);
-	qb_log_format_set(QB_LOG_STDERR, "%t %N[%P] %p: %b");
+	qb_log_format_set(QB_LOG_STDERR, "%T %N[%P] %p: %b");
 	/* The blackbox keeps recent events in memory for post-mortems. */
 	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 1024 * 1024);
 	qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);
@@ -152,6 +153,10 @@ static int daemon_prepare(struct vmcd *d)
 	if (vmcd_persist_load(d->opt.state_dir, &d->replica.state) != 0) {
 		return VMCD_EXIT_STATE_UNREADABLE;
 	}
+	/* The KVM probe may take seconds: run it now rather than inside the loop. */
+	if (d->replica.state->settings.accel == VMC_ACCEL_AUTO) {
+		vmcd_accel_resolve(VMC_ACCEL_AUTO, NULL, NULL);
+	}
 	return corosync_wait(d);
 }
 
@@ -163,12 +168,16 @@ static int daemon_connect(struct vmcd *d)
 	if (vmcd_ipc_init(d) != 0) {
 		return VMCD_EXIT_IPC;
 	}
+	if (vmcd_reconcile_init(d) != 0) {
+		return VMCD_EXIT_DIRS;
+	}
 	return 0;
 }
 
 static void daemon_stop(struct vmcd *d)
 {
 	vmcd_fence_fini(d);
+	vmcd_reconcile_fini(d);
 	vmcd_ipc_fini(d);
 	vmcd_cpg_fini(d);
 	vmcd_quorum_fini(d);

@@ -294,6 +294,7 @@ void vmcd_commit(struct vmcd *d)
 		vmc_replica_persisted(r);
 	}
 	vmcd_ipc_flush(d);
+	vmcd_reconcile(d);
 	vmcd_fence_check(d);
 }
 

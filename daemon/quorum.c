@@ -39,7 +39,24 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 			   quorate ? "gained" : "lost", n_nodes);
 	}
 	d->quorate = quorate;
+	d->n_cs_members = 0;
+	for (uint32_t i = 0; i < n_nodes && d->n_cs_members < VMC_NODES_MAX; i++) {
+		if (nodes[i].state == VOTEQUORUM_NODESTATE_MEMBER) {
+			d->cs_members[d->n_cs_members++] = nodes[i].nodeid;
+		}
+	}
 	quorum_refresh_info(d);
+	vmcd_fence_check(d);
+}
+
+bool vmcd_corosync_member(const struct vmcd *d, uint32_t id)
+{
+	for (size_t i = 0; i < d->n_cs_members; i++) {
+		if (d->cs_members[i] == id) {
+			return true;
+		}
+	}
+	return false;
 }
 
 static int quorum_dispatch(int32_t fd, int32_t revents, void *data)

@@ -42,6 +42,8 @@ struct vmcd {
 	struct vmcd_node nodes[VMC_NODES_MAX]; /* corosync nodelist */
 	size_t n_nodes;
 	bool quorate;            /* votequorum's verdict */
+	uint32_t cs_members[VMC_NODES_MAX]; /* corosync's membership (votequorum) */
+	size_t n_cs_members;
 	uint32_t vq_expected_votes;
 	uint32_t vq_total_votes;
 	struct vmc_replica replica;
@@ -73,6 +75,8 @@ bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id);
 int vmcd_reconcile_init(struct vmcd *d);
 void vmcd_reconcile_fini(struct vmcd *d);
 void vmcd_reconcile(struct vmcd *d);
+
+bool vmcd_corosync_member(const struct vmcd *d, uint32_t id);
 
 /* Fencing of lost nodes that own VMs (fence.c) */
 void vmcd_fence_check(struct vmcd *d);

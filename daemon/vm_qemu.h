@@ -1,0 +1,103 @@
+/*
+ * The QEMU driver: starts, follows, stops and kills this node's VMs.
+ *
+ * Each VM is one qemu-system-x86_64, detached from vmclusterd (its own
+ * session, not our child) so it survives the daemon exiting or being
+ * upgraded; a new daemon finds it again through its pidfile
+ * (vmcd_vm_attach_all). Files, for a VM called NAME:
+ *
+ *   RUN_DIR/vms/NAME.pid           written by QEMU (-pidfile)
+ *   RUN_DIR/vms/NAME.qmp           QMP, a unix socket QEMU listens on
+ *   STATE_DIR/vms/NAME.serial.log  the guest's ttyS0, appended
+ *   STATE_DIR/vms/NAME.qemu.log    QEMU's stdout and stderr, appended,
+ *                                  one header line per start
+ *
+ * Everything runs on the daemon's libqb loop and never blocks it: QMP is
+ * a non-blocking socket, the QEMU process is followed with a pidfd (or a
+ * kill(pid, 0) timer on kernels without one). Events are delivered from a
+ * loop timer, never from inside a call into this module, so the event
+ * callback may call any function here (vmcd_vm_start again after a crash)
+ * except vmcd_vm_driver_fini.
+ */
+#ifndef VMCD_VM_QEMU_H
+#define VMCD_VM_QEMU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <qb/qbloop.h>
+
+#include "group_def.h"
+#include "settings.h"
+
+/* From vmcd_vm_start to QMP answering query-status with "running". */
+#define VMCD_VM_START_DEADLINE_MS 30000
+/* After QMP closed without the process exiting: then SIGKILL. */
+#define VMCD_VM_EXIT_GRACE_MS 10000
+
+enum vmcd_vm_event {
+	VMCD_VM_RUNNING,      /* started here and running (not sent on re-attach) */
+	VMCD_VM_STOPPED,      /* gone after vmcd_vm_stop or vmcd_vm_kill */
+	VMCD_VM_CRASHED,      /* gone without being asked: reason says how */
+	VMCD_VM_START_FAILED, /* never reached running: reason is QEMU's last stderr line */
+};
+
+struct vmcd_vm_ops {
+	void (*event)(void *ctx, const char *vm, enum vmcd_vm_event ev, const char *reason);
+};
+
+/* Creates RUN_DIR/vms and STATE_DIR/vms (0750). 0 or -errno. */
+int vmcd_vm_driver_init(qb_loop_t *loop, const char *run_dir, const char *state_dir,
+			const struct vmcd_vm_ops *ops, void *ctx);
+/*
+ * Detaches from every QEMU (they keep running) and drops events not yet
+ * delivered. A stop in progress is abandoned: its SIGKILL will not come.
+ */
+void vmcd_vm_driver_fini(void);
+
+/*
+ * Follows again the QEMUs a previous daemon left: every RUN_DIR/vms/NAME.pid
+ * naming a live qemu started with -name NAME. Stale pidfiles (and their QMP
+ * sockets) are removed. No event unless something changes later. Returns
+ * how many VMs are followed again.
+ */
+size_t vmcd_vm_attach_all(void);
+
+/*
+ * Checks the definition's files and sizes, refuses a VM that runs here
+ * already, and starts QEMU; 0 means "started": VMCD_VM_RUNNING or
+ * VMCD_VM_START_FAILED follows. accel VMC_ACCEL_AUTO takes the verdict
+ * cached by vmcd_accel_resolve() and is refused before the probe ran.
+ * On error nothing was started and err holds one line:
+ * -EINVAL (definition, accel), -ENOENT (a file), -EEXIST (runs here),
+ * -ENAMETOOLONG (paths), or the -errno of what failed.
+ */
+int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen);
+
+/*
+ * ACPI power button (system_powerdown), SIGKILL if QEMU still runs after
+ * timeout_s; VMCD_VM_STOPPED when it is gone. A stop while stopping keeps
+ * the earlier deadline. 0 or -ENOENT when the VM is not followed here.
+ */
+int vmcd_vm_stop(const char *vm, unsigned int timeout_s);
+
+/*
+ * SIGKILL now. A followed VM reports VMCD_VM_STOPPED when it is gone; a
+ * QEMU found only through its pidfile is killed without an event.
+ * 0, -ENOENT (no such QEMU here), or the -errno of the kill.
+ */
+int vmcd_vm_kill(const char *vm);
+
+/*
+ * A followed VM, from vmcd_vm_start returning 0 (or attach) until its
+ * final event. *pid (when pid is not NULL) is 0 for the first
+ * milliseconds of a start, before QEMU's pid is known.
+ */
+bool vmcd_vm_is_running(const char *vm, pid_t *pid);
+
+/* Names of the followed VMs (valid until the next call into this module). */
+size_t vmcd_vm_list(const char **names, size_t max);
+
+const char *vmcd_vm_event_to_str(enum vmcd_vm_event ev);
+
+#endif
