@@ -66,6 +66,23 @@ for ((run = 1; run <= runs; run++)); do
 	new_log=$(tail -n +"$((lines_before + 1))" "$log")
 	tc=$(ms_of_log_line "$(grep -m1 "node node$victim left the vmcluster group" <<<"$new_log")")
 	ta=$(ms_of_log_line "$(grep -m1 "vm bench online on node" <<<"$new_log")")
+	# Where the time went, from the survivors' logs (ms after the power-off).
+	step() { # LABEL PATTERN
+		local line
+		line=$(cat "$(node_dir 1)/log/vmclusterd.log" "$(node_dir 2)/log/vmclusterd.log" "$(node_dir 3)/log/vmclusterd.log" 2>/dev/null |
+			grep -a "$2" | sort | awk -v t0="$t0" '{ cmd = "date -d \"" $1 " " $2 " " $3 "\" +%s%3N"; cmd | getline ms; close(cmd); if (ms >= t0) { print ms - t0; exit } }')
+		printf ' %s %s' "$1" "${line:--}"
+	}
+	printf '  breakdown:'
+	step left "left the vmcluster group"
+	step synced "sync done"
+	step fence "fencing it with"
+	step fenced "fenced (agent"
+	step applied "fenced: .* restarting elsewhere"
+	step qemu "starting QEMU"
+	step qmp "running (QEMU pid"
+	step online "vm bench online on node"
+	echo
 	if [[ -z $tb || -z $new_owner ]]; then
 		echo "run $run: node$victim killed, the VM did not come back within 120 s"
 	else
