@@ -153,10 +153,9 @@ static int daemon_prepare(struct vmcd *d)
 	if (vmcd_persist_load(d->opt.state_dir, &d->replica.state) != 0) {
 		return VMCD_EXIT_STATE_UNREADABLE;
 	}
-	/* The KVM probe may take seconds: run it now rather than inside the loop. */
-	if (d->replica.state->settings.accel == VMC_ACCEL_AUTO) {
-		vmcd_accel_resolve(VMC_ACCEL_AUTO, NULL, NULL);
-	}
+	/* The KVM probe may take seconds: run it now, never inside the loop
+	 * (the setting may become auto at any time). */
+	vmcd_accel_resolve(VMC_ACCEL_AUTO, NULL, NULL);
 	return corosync_wait(d);
 }
 

@@ -23,23 +23,27 @@
  * killed. QMP events (SHUTDOWN, GUEST_PANICKED, STOP, RESUME, ...) are
  * logged and explain the exit in the event's reason.
  *
- * The life of one VM (an illegal input is logged and changes nothing):
+ * The life of one VM (an input a state has no row for is logged and
+ * changes nothing; the table is vm_fsm[] below):
  *
- *   SPAWNING --pid--> CONNECTING --QMP ready--> QUERYING --"running"--> RUNNING
- *      |                  |    ^ (attach_all starts here)  |               |
- *      |                  +-------------+------------------+               |
- *      |                  stop          |              stop                | stop
- *      |                    v           |                v                 v
- *      |               STOPPING (system_powerdown sent, SIGKILL timer armed)
- *      |                    |
- *      +--kill, deadline, stop timeout, QMP lost, status not running--+
- *                           v                                         |
- *                        EXITING (SIGKILL sent, or waiting for QEMU)  <+
- *                           |
- *      every state --process gone / spawn failed--> GONE (event; freed)
+ *                       attach_all enters here
+ *                                 |
+ *   SPAWNING --pid--> CONNECTING <+ --QMP ready--> QUERYING --"running"--> RUNNING
+ *      |                   |                          |                       |
+ *      |                   +---------- stop ----------+-----------------------+
+ *      |                                              v
+ *      |                 STOPPING: system_powerdown once QMP is up, SIGKILL timer
+ *      |                                              |
+ *      |  kill, start deadline, stop timeout, QMP lost, status not "running"
+ *      +------------------------------+---------------+  (from the states above)
+ *                                     v
+ *                 EXITING: SIGKILL sent, or QEMU on its way out
  *
- * Events are queued and delivered from a zero-length loop timer, so the event callback
- * may call back into this module.
+ *   any state with a pid --process gone--> GONE (event queued, record freed)
+ *   SPAWNING or EXITING --spawn failed--> GONE
+ *
+ * Events are queued and delivered from a zero-length loop timer, so the
+ * event callback may call back into this module.
  */
 #include "config.h"
 
@@ -82,7 +86,10 @@
 #define log_vm(level, vm, fmt, ...) qb_log(level, "VM %s: " fmt, (vm)->name, ##__VA_ARGS__)
 
 #define VMS_SUBDIR "vms"
-#define CONNECT_RETRY_FIRST_MS 20
+/* A starting QEMU opens its QMP socket within ~100-300 ms: poll it briskly for
+ * the first CONNECT_BRISK_TRIES, since every millisecond here is failover time. */
+#define CONNECT_RETRY_FIRST_MS 5
+#define CONNECT_BRISK_TRIES 200
 #define CONNECT_RETRY_MAX_MS 500
 #define ATTACH_RETRY_MAX_MS 1000
 #define ALIVE_POLL_MS 1000          /* without a pidfd */
@@ -190,6 +197,7 @@ struct vm {
 	struct vmc_qmp *qmp;
 	bool qmp_pollout;
 	unsigned int connect_retry_ms;
+	unsigned int connect_tries;
 	off_t log_offset;        /* NAME.qemu.log's size when this QEMU started */
 	char run_status[32];
 	char exit_event[160];    /* the QMP event that explains an exit */
@@ -796,7 +804,9 @@ static void vm_qmp_connect(struct vm *vm)
 			log_vm(LOG_WARNING, vm, "cannot connect to %s: %s", path, strerror(-rc));
 		}
 		timer_arm(&vm->t_connect, vm->connect_retry_ms, vm, connect_retry);
-		vm->connect_retry_ms = vm->connect_retry_ms * 2 > max_ms ? max_ms : vm->connect_retry_ms * 2;
+		if (vm->attached || ++vm->connect_tries > CONNECT_BRISK_TRIES) {
+			vm->connect_retry_ms = vm->connect_retry_ms * 2 > max_ms ? max_ms : vm->connect_retry_ms * 2;
+		}
 		return;
 	}
 	vm->qmp = vmc_qmp_new(&vm_qmp_ops, vm);
@@ -1111,6 +1121,7 @@ static enum vm_state on_pid(struct vm *vm)
 	log_vm(LOG_INFO, vm, "QEMU pid %d", (int)vm->pid);
 	vm_follow(vm);
 	vm->connect_retry_ms = CONNECT_RETRY_FIRST_MS;
+	vm->connect_tries = 0;
 	timer_arm(&vm->t_connect, CONNECT_RETRY_FIRST_MS, vm, connect_retry);
 	return VM_CONNECTING;
 }
@@ -1273,7 +1284,8 @@ static enum vm_state on_kill(struct vm *vm)
 		log_vm(LOG_NOTICE, vm, "killing QEMU pid %d (SIGKILL) on request", (int)vm->pid);
 		vm_signal(vm, SIGKILL);
 	} else {
-		log_vm(LOG_NOTICE, vm, "kill while QEMU is being spawned: killing it as soon as its pid is known");
+		log_vm(LOG_NOTICE, vm,
+		       "kill while QEMU is being spawned: killing it as soon as its pid is known");
 	}
 	return VM_EXITING;
 }
@@ -1509,13 +1521,15 @@ static void argv_add_disks(struct argv *a, const struct vmc_group_def *def)
 		char nodename[32];
 
 		snprintf(nodename, sizeof(nodename), "vmc-disk%zu", i);
-		json_object_object_add(file, "driver", json_object_new_string(blockdev ? "host_device" : "file"));
+		json_object_object_add(file, "driver",
+				       json_object_new_string(blockdev ? "host_device" : "file"));
 		json_object_object_add(file, "filename", json_object_new_string(def->disks[i].path));
 		json_object_object_add(node, "driver", json_object_new_string(def->disks[i].format));
 		json_object_object_add(node, "node-name", json_object_new_string(nodename));
 		json_object_object_add(node, "file", file);
 		argv_add(a, "-blockdev");
-		argv_add(a, "%s", json_object_to_json_string_ext(node, JSON_C_TO_STRING_PLAIN));
+		argv_add(a, "%s", json_object_to_json_string_ext(node, JSON_C_TO_STRING_PLAIN |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(node);
 		argv_add(a, "-device");
 		argv_add(a, "virtio-blk-pci,drive=%s,id=vmc-virtio-disk%zu%s", nodename, i,
@@ -1622,7 +1636,8 @@ static int file_check(const char *what, const char *path, bool block_ok, bool wr
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode) && !(block_ok && S_ISBLK(st.st_mode))) {
-		snprintf(err, errlen, "%s %s: not a regular file%s", what, path, block_ok ? " or block device" : "");
+		snprintf(err, errlen, "%s %s: not a regular file%s", what, path,
+			 block_ok ? " or block device" : "");
 		return -EINVAL;
 	}
 	if (access(path, write ? R_OK | W_OK : R_OK) < 0) {
@@ -1866,6 +1881,7 @@ static struct vm *vm_new(const char *name)
 	vm->spawn_fd = -1;
 	vm->qmp_fd = -1;
 	vm->connect_retry_ms = CONNECT_RETRY_FIRST_MS;
+	vm->connect_tries = 0;
 	vm->started_ms = now_ms();
 	return vm; /* the caller links it into drv->vms */
 }
