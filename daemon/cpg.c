@@ -18,6 +18,7 @@
 #include <corosync/cpg.h>
 
 #include "log.h"
+#include "vm_qemu.h"
 #include "vmc_errors.h"
 #include "vmclusterd.h"
 
@@ -164,11 +165,25 @@ static void replica_warn(void *ctx, const char *what)
 	log_warn("sync: %s", what);
 }
 
+/* Every hello reports what runs here: the barrier before recovering a lost node. */
+static json_object *replica_running(void *ctx)
+{
+	const char *names[256];
+	size_t n = vmcd_vm_list(names, sizeof(names) / sizeof(names[0]));
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_object_array_add(a, json_object_new_string(names[i]));
+	}
+	return a;
+}
+
 static const struct vmc_replica_ops replica_ops = {
 	.send = replica_send,
 	.outcome = replica_outcome,
 	.synced = replica_synced,
 	.warn = replica_warn,
+	.running = replica_running,
 };
 
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body)

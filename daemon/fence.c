@@ -86,9 +86,14 @@ static bool am_fencer(const struct vmcd *d)
 static void fenced_announce(struct vmcd *d, uint32_t node, const char *method)
 {
 	json_object *body = json_object_new_object();
+	json_object *reports = vmc_replica_reports(&d->replica);
 
 	json_object_object_add(body, "node", json_object_new_int64(node));
 	json_object_object_add(body, "method", json_object_new_string(method));
+	/* What every member said it runs in this view's sync (the recovery barrier). */
+	if (reports != NULL) {
+		json_object_object_add(body, "reports", reports);
+	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FENCED, body) < 0) {
 		log_err("node %s: fenced, but the news cannot be sent", vmcd_node_name(d, node));
 	}

@@ -332,6 +332,56 @@ static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision 
 	}
 }
 
+/* Which member of the view reported running this VM (0: none). */
+static uint32_t reported_runner(const struct vmc_apply_ctx *ctx, json_object *reports, const char *vm)
+{
+	for (size_t i = 0; reports != NULL && i < json_object_array_length(reports); i++) {
+		json_object *pair = json_object_array_get_idx(reports, i);
+		json_object *node = json_object_array_get_idx(pair, 0);
+		json_object *names = json_object_array_get_idx(pair, 1);
+		if (!json_object_is_type(node, json_type_int) || !json_object_is_type(names, json_type_array) ||
+		    !in_view(ctx, (uint32_t)json_object_get_int64(node))) {
+			continue;
+		}
+		for (size_t k = 0; k < json_object_array_length(names); k++) {
+			const char *n = json_object_get_string(json_object_array_get_idx(names, k));
+			if (n != NULL && strcmp(n, vm) == 0) {
+				return (uint32_t)json_object_get_int64(node);
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * The members reported what they really run in this view's sync: a VM of
+ * the lost node that a member runs is not lost, it is where it runs.
+ */
+static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+			   uint32_t lost)
+{
+	json_object *reports = NULL;
+
+	if (!json_object_object_get_ex(body, "reports", &reports) ||
+	    !json_object_is_type(reports, json_type_array)) {
+		return;
+	}
+	for (size_t j = 0; j < s->n_groups; j++) {
+		struct vmc_group *g = &s->groups[j];
+		uint32_t runner;
+		if (g->owner != lost || g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED) {
+			continue;
+		}
+		runner = reported_runner(ctx, reports, g->def->name);
+		if (runner != 0) {
+			g->owner = runner;
+			g->state = VMC_GROUP_ONLINE;
+			snprintf(g->reason, sizeof(g->reason), "node %u was lost; found running on node %u",
+				 lost, runner);
+		}
+	}
+}
+
 int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
 			  char *detail, size_t len)
 {
@@ -353,6 +403,7 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
 		return -VMC_E_BUSY;
 	}
+	adopt_reported(s, ctx, body, lost);
 	groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
 	plan = calloc(s->n_groups ? s->n_groups : 1, sizeof(*plan));
 	if (groups == NULL || plan == NULL) {

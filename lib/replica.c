@@ -41,6 +41,8 @@ void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t my_votes,
 	r->held_tail = &r->held_head;
 }
 
+static void hellos_clear(struct vmc_replica *r);
+
 static void held_drop_all(struct vmc_replica *r, bool report)
 {
 	struct vmc_held_msg *h = r->held_head;
@@ -115,6 +117,7 @@ void vmc_replica_fini(struct vmc_replica *r)
 {
 	held_drop_all(r, false);
 	snapshot_reset(r);
+	hellos_clear(r);
 	vmc_replica_persisted(r);
 	free(r->journal);
 	r->journal = NULL;
@@ -156,8 +159,42 @@ static void hello_send(struct vmc_replica *r)
 	json_object_object_add(body, "proto_max", json_object_new_int(VMC_PROTO_VERSION_MAX));
 	json_object_object_add(body, "round", json_object_new_int64(r->round));
 	json_object_object_add(body, "members", members);
+	if (r->ops->running != NULL) {
+		json_object_object_add(body, "running", r->ops->running(r->ctx));
+	}
 	r->ops->send(r->ctx, VMC_MSG_HELLO, body);
 	json_object_put(body);
+}
+
+static void hellos_clear(struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		json_object_put(r->hellos[i].running);
+		r->hellos[i].running = NULL;
+	}
+	r->n_hellos = 0;
+}
+
+json_object *vmc_replica_reports(const struct vmc_replica *r)
+{
+	json_object *a;
+
+	if (r->phase != VMC_SYNC_DONE || r->n_hellos != r->n_members) {
+		return NULL;
+	}
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].running == NULL) {
+			return NULL;
+		}
+	}
+	a = json_object_new_array();
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		json_object *pair = json_object_new_array();
+		json_object_array_add(pair, json_object_new_int64(r->hellos[i].node_id));
+		json_object_array_add(pair, json_object_get(r->hellos[i].running));
+		json_object_array_add(a, pair);
+	}
+	return a;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -178,7 +215,7 @@ void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n)
 	r->round++;
 	r->phase = VMC_SYNC_HELLO;
 	r->primary = false;
-	r->n_hellos = 0;
+	hellos_clear(r);
 	r->source = NULL;
 	snapshot_reset(r);
 	held_drop_all(r, true);
@@ -206,7 +243,7 @@ static bool hello_matches_view(const struct vmc_replica *r, json_object *members
 
 static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 {
-	json_object *epoch, *version, *digest, *prev, *votes, *own, *proto, *round;
+	json_object *epoch, *version, *digest, *prev, *votes, *own, *proto, *round, *running;
 
 	if (!json_object_object_get_ex(m->body, "epoch", &epoch) ||
 	    !json_object_object_get_ex(m->body, "config_version", &version) ||
@@ -237,6 +274,11 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 			   : 1;
 	h->proto_max = (uint16_t)json_object_get_int(proto);
 	h->round = (uint32_t)json_object_get_int64(round);
+	h->running = NULL;
+	if (json_object_object_get_ex(m->body, "running", &running) &&
+	    json_object_is_type(running, json_type_array)) {
+		h->running = json_object_get(running);
+	}
 	return 0;
 }
 
@@ -360,6 +402,9 @@ static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 		if (r->hellos[i].node_id == m->sender) {
 			break;
 		}
+	}
+	if (i < r->n_hellos) {
+		json_object_put(r->hellos[i].running);
 	}
 	r->hellos[i] = h;
 	if (i == r->n_hellos) {

@@ -56,6 +56,9 @@ struct vmc_replica_ops {
 	void (*synced)(void *ctx);
 	/* Something an operator should know about (optional). */
 	void (*warn)(void *ctx, const char *what);
+	/* The VMs running on this node, a new JSON array of names (optional):
+	 * every hello reports them, so a sync ends with every member's report. */
+	json_object *(*running)(void *ctx);
 };
 
 struct vmc_hello {
@@ -68,6 +71,7 @@ struct vmc_hello {
 	uint32_t votes;          /* the sender's own quorum votes */
 	uint16_t proto_max;
 	uint32_t round;
+	json_object *running;    /* the VMs it runs (array of names), NULL if not reported */
 };
 
 struct vmc_held_msg {
@@ -126,6 +130,13 @@ void vmc_replica_fini(struct vmc_replica *r);
 void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
 /* A delivered message (ownership of m->body stays with the caller). */
 void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m);
+
+/*
+ * What every member of the current, synced view reported running, as
+ * [[node, [names...]], ...]; NULL while a member has not reported (sync
+ * not done, or an older daemon). A new reference.
+ */
+json_object *vmc_replica_reports(const struct vmc_replica *r);
 
 /* Anything to persist since the last vmc_replica_persisted()? */
 bool vmc_replica_has_changes(const struct vmc_replica *r);

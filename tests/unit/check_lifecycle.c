@@ -1421,6 +1421,52 @@ START_TEST(test_snapshot_decides_like_the_original)
 }
 END_TEST
 
+/* ---- a lost node's recovery (NODE_FENCED) ---- */
+
+START_TEST(test_fenced_node_groups_restart_on_survivors)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"method\":\"agent\"}");
+	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
+	assert_contains(group(s, "web1")->reason, "node 1 was lost");
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_refused_while_the_node_is_a_member)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_refused(s, VIEW_ALL, 2, VMC_MSG_NODE_FENCED, "{\"node\":1}", -VMC_E_BUSY);
+	assert_group(s, "web1", VMC_GROUP_ONLINE, 1, true);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_reports_adopt_a_vm_a_member_runs)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	/* The barrier: n3 reported in this view's sync that it runs web1. */
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"reports\":[[2,[]],[3,[\"web1\"]]]}");
+	assert_group(s, "web1", VMC_GROUP_ONLINE, 3, true);
+	assert_contains(group(s, "web1")->reason, "found running on node 3");
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_reports_from_outside_the_view_ignored)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"reports\":[[1,[\"web1\"]]]}");
+	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
+	vmc_state_free(s);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
 	Suite *s = suite_create("lifecycle");
@@ -1505,6 +1551,14 @@ static Suite *lifecycle_suite(void)
 	tcase_add_test(tc, test_journal_replays_lifecycle);
 	tcase_add_test(tc, test_journal_keeps_the_view);
 	tcase_add_test(tc, test_journal_over_snapshot_mid_lifecycle);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fenced");
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, test_fenced_node_groups_restart_on_survivors);
+	tcase_add_test(tc, test_fenced_refused_while_the_node_is_a_member);
+	tcase_add_test(tc, test_fenced_reports_adopt_a_vm_a_member_runs);
+	tcase_add_test(tc, test_fenced_reports_from_outside_the_view_ignored);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("snapshot");
