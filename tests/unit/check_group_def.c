@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "group_def.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 30
 #define ERR_LEN 1024
@@ -1014,13 +1015,7 @@ static Suite *group_def_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
 
 	expected_load();
-	sr = srunner_create(group_def_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(group_def_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "health.h"
+#include "check_run.h"
 
 static struct vmc_group_def *def_make(unsigned int max_failures, unsigned int period_s)
 {
@@ -87,16 +88,10 @@ int main(void)
 {
 	Suite *s = suite_create("health");
 	TCase *tc = tcase_create("policy");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_health_case, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_record_keeps_the_newest);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(s);
 }

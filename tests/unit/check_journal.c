@@ -19,6 +19,7 @@
 #include "replica.h"
 #include "state.h"
 #include "vmc_errors.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 30
 #define ERR_LEN 512
@@ -506,11 +507,5 @@ static Suite *journal_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(journal_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(journal_suite());
 }

@@ -25,6 +25,7 @@
 #include "replica.h"
 #include "state.h"
 #include "vmc_errors.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 30
 #define DETAIL_LEN 512
@@ -1572,11 +1573,5 @@ static Suite *lifecycle_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(lifecycle_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(lifecycle_suite());
 }

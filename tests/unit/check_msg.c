@@ -17,6 +17,7 @@
 
 #include "msg.h"
 #include "vmc_errors.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 60
 #define ERR_LEN 256
@@ -777,11 +778,5 @@ static Suite *msg_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(msg_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(msg_suite());
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "placement.h"
+#include "check_run.h"
 
 #define CASE_DIR TEST_DATA_DIR "/../../placement"
 #define MAX_NODES 16
@@ -298,17 +299,11 @@ int main(void)
 {
 	Suite *s = suite_create("placement");
 	TCase *tc = tcase_create("golden");
-	SRunner *sr;
-	int failed;
 
 	cases_find();
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_enough_cases);
 	tcase_add_loop_test(tc, test_placement_case, 0, (int)n_cases);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(s);
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "qmp.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 60
 #define LOG_LEN 16384
@@ -1567,11 +1568,5 @@ static Suite *qmp_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(qmp_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(qmp_suite());
 }

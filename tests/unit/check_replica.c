@@ -18,6 +18,7 @@
 #include "journal.h"
 #include "replica.h"
 #include "vmc_errors.h"
+#include "check_run.h"
 
 #define TEST_TIMEOUT_S 30
 #define DETAIL_LEN 512
@@ -1161,11 +1162,5 @@ static Suite *replica_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(replica_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(replica_suite());
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "settings.h"
+#include "check_run.h"
 
 static int set(const struct vmc_settings *cur, struct vmc_settings *out, char *err, const char *a,
 	       const char *b)
@@ -112,8 +113,6 @@ int main(void)
 {
 	Suite *s = suite_create("settings");
 	TCase *tc = tcase_create("settings");
-	SRunner *sr;
-	int failed;
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_defaults);
@@ -122,9 +121,5 @@ int main(void)
 			    (int)(sizeof(refusals) / sizeof(refusals[0])));
 	tcase_add_test(tc, test_json_round_trip_and_defaults);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(s);
 }

@@ -36,6 +36,7 @@
 #include "journal.h"
 #include "replica.h"
 #include "vmc_errors.h"
+#include "check_run.h"
 
 #define SIM_NODES_MAX 5
 #define SIM_STEPS 160
@@ -687,11 +688,5 @@ static Suite *simulator_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(simulator_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return check_suite_run(simulator_suite());
 }
