@@ -375,10 +375,11 @@ static int cmd_vm_show(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		print_json(r);
 	} else {
-		printf("Name:       %s\nOwner:      %s\nState:      %s\nPriority:   %s\n"
-		       "Wanted:     %s\nDefinition:\n%s\n",
-		       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"), jstr(r, "priority"),
-		       json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
+		printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\nFailures:   %s recent\n"
+		       "Priority:   %s\nWanted:     %s\nDefinition:\n%s\n",
+		       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"),
+		       jstr(r, "reason")[0] ? jstr(r, "reason") : "-", jstr(r, "recent_failures"),
+		       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
 		       json_object_to_json_string_ext(jget(r, "definition"),
 						      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 							      JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -518,6 +519,9 @@ static int wait_for_state(struct cli *cli, const char *name, const char *want)
 			snprintf(last, sizeof(last), "%s", st);
 		}
 		if (strcmp(st, want) == 0) {
+			if (cli->json) {
+				print_json(r);
+			}
 			json_object_put(r);
 			return EXIT_DONE;
 		}
@@ -549,6 +553,8 @@ static int start_or_stop(struct cli *cli, const char *name, bool start)
 	if (!cli->json) {
 		printf("vm %s %s (config_version %s)\n", name, start ? "starting" : "stopping",
 		       jstr(r, "config_version"));
+	} else if (!cli->wait) {
+		print_json(r);
 	}
 	json_object_put(r);
 	return cli->wait ? wait_for_state(cli, name, start ? "online" : "offline") : EXIT_DONE;
@@ -722,6 +728,9 @@ int main(int argc, char **argv)
 	if (help) {
 		command_usage(stdout, c);
 		return EXIT_DONE;
+	}
+	if (cli.wait && cli.start == false && strcmp(c->verb ? c->verb : "", "add") == 0) {
+		return fail(EXIT_USAGE, "'vm add --wait' needs --start (there is nothing to wait for)");
 	}
 	if ((cli.wait && strstr(c->args, "--wait") == NULL) || (cli.start && strstr(c->args, "--start") == NULL)) {
 		return fail(EXIT_USAGE, "'%s %s' takes no %s (see 'clusterctl %s %s --help')", c->noun,

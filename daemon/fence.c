@@ -111,6 +111,7 @@ static void run_finished(struct vmcd *d, struct fence_run *r, bool ok, const cha
 	if (ok) {
 		log_notice("node %s fenced (%s)", vmcd_node_name(d, r->node), why);
 		fenced_announce(d, r->node, vmc_fence_method_to_str(d->replica.state->settings.fence_method));
+		r->retry_at = time(NULL) + RETRY_S; /* not again while the news is on its way */
 	} else {
 		log_err("node %s: fencing failed (%s); its VMs stay where they were; retrying in %d s",
 			vmcd_node_name(d, r->node), why, RETRY_S);

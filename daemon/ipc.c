@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <qb/qbipcs.h>
 
@@ -218,6 +219,20 @@ static const char *arg_string(json_object *args, const char *key)
 	return json_object_get_string(v);
 }
 
+/* Failures inside failover.period_s, the ones that count against the threshold. */
+static int64_t recent_failures(const struct vmc_group *g)
+{
+	time_t now = time(NULL);
+	int64_t n = 0;
+
+	for (size_t i = 0; i < g->n_failures; i++) {
+		if ((uint64_t)now >= g->failures[i].at_s && (uint64_t)now - g->failures[i].at_s < g->def->failover_period_s) {
+			n++;
+		}
+	}
+	return n;
+}
+
 static int cmd_vm_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
 		       json_object **result, char *err, size_t errlen)
 {
@@ -237,7 +252,7 @@ static int cmd_vm_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *arg
 	o = group_summary(d, g);
 	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
 	json_object_object_add(o, "reason", json_object_new_string(g->reason));
-	json_object_object_add(o, "recent_failures", json_object_new_int64((int64_t)g->n_failures));
+	json_object_object_add(o, "recent_failures", json_object_new_int64(recent_failures(g)));
 	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
 	*result = o;
 	return 0;

@@ -2,8 +2,8 @@
  * vmclusterd: start-up and shut-down order.
  *
  *   options -> logging -> directories + pid lock -> persisted state ->
- *   corosync nodelist (waits for corosync) -> detach -> votequorum -> CPG
- *   -> IPC -> loop
+ *   KVM probe -> corosync nodelist (waits for corosync) -> detach ->
+ *   votequorum -> CPG -> IPC -> VM driver (re-attach) -> loop
  *
  * and the reverse on the way out. Whatever can fail for a reason the
  * operator must fix happens before detaching, so the exit code reaches

@@ -11,7 +11,9 @@
  *   owned here, stopping, running            -> stop it (once)
  *   owned here, stopping, not running        -> report stopped
  *   running here but not owned here          -> kill it: a VM must never
- *                                               run on two nodes
+ *                                               run on two nodes (unless its
+ *                                               owner is lost: the recovery
+ *                                               adopts it where it runs)
  *   this node's view is synced but not quorate -> kill every VM here
  *                                               (self-fencing: the others
  *                                               may restart them)
@@ -88,7 +90,7 @@ static void report(struct vmcd *d, const struct vmc_group *g, const char *event,
 static void vm_start_here(struct vmcd *d, const struct vmc_group *g, struct local_vm *l)
 {
 	char err[512];
-	/* auto probes once per daemon run (at start-up when the state already says auto) */
+	/* auto uses the verdict of the probe run at start-up */
 	enum vmc_accel accel = vmcd_accel_resolve(d->replica.state->settings.accel, NULL, NULL);
 
 	log_notice("vm %s: starting on %s (accel %s)", g->def->name, vmcd_node_name(d, d->my_id),
@@ -108,6 +110,12 @@ static void group_reconcile(struct vmcd *d, const struct vmc_group *g)
 	bool running = vmcd_vm_is_running(g->def->name, NULL);
 
 	if (l == NULL) {
+		return;
+	}
+	if (running && g->owner != d->my_id && g->owner != 0 && !vmcd_cpg_is_member(d, g->owner) &&
+	    g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED) {
+		/* Its owner is lost: this node reports it running (hello) and the
+		 * recovery adopts it here rather than start a second copy. */
 		return;
 	}
 	if (g->owner != d->my_id || g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED) {

@@ -838,6 +838,11 @@ static void vm_report_exit(struct vm *vm)
 		} else {
 			snprintf(reason, sizeof(reason), "QEMU exited during start-up without a message");
 		}
+	} else if (vm->why[0] == '\0' && strcmp(vm->exit_event, "SHUTDOWN: guest-shutdown") == 0) {
+		/* The guest powered itself off: an orderly stop, not a failure. */
+		ev = VMCD_VM_STOPPED;
+		level = LOG_NOTICE;
+		snprintf(reason, sizeof(reason), "the guest shut itself down");
 	} else {
 		ev = VMCD_VM_CRASHED;
 		level = LOG_ERR;

@@ -41,6 +41,18 @@ static struct vmc_group *group_of(struct vmc_state *s, json_object *body, char *
 	return g;
 }
 
+/* A node's name as it reported it, for reasons an operator reads. */
+static const char *node_label(const struct vmc_state *s, uint32_t id, char *buf, size_t len)
+{
+	const struct vmc_node_facts *f = vmc_state_node(s, id);
+
+	if (f != NULL && f->name[0] != '\0') {
+		return f->name;
+	}
+	snprintf(buf, len, "node id %u", id);
+	return buf;
+}
+
 static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 {
 	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
@@ -243,6 +255,7 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	struct vmc_group *g = group_of(s, body, detail, len, &rc);
 	const char *event = body_str(body, "event");
 	const char *reason = body_str(body, "reason");
+	char nb[24];
 	json_object *at;
 
 	if (g == NULL) {
@@ -267,8 +280,8 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			g->state = VMC_GROUP_ONLINE;
 			snprintf(g->reason, sizeof(g->reason), "running");
 		}
-		snprintf(detail, len, "vm %s %s on node %u", g->def->name, vmc_group_state_to_str(g->state),
-			 ctx->sender);
+		snprintf(detail, len, "vm %s %s on %s", g->def->name, vmc_group_state_to_str(g->state),
+			 node_label(s, ctx->sender, nb, sizeof(nb)));
 		return 0;
 	}
 	if (strcmp(event, VMC_REPORT_STOPPED) == 0) {
@@ -289,8 +302,9 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			snprintf(detail, len, "vm %s offline (it died while stopping)", g->def->name);
 			return 0;
 		}
-		snprintf(what, sizeof(what), "%s on node %u: %s",
-			 strcmp(event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start", ctx->sender,
+		snprintf(what, sizeof(what), "%s on %s: %s",
+			 strcmp(event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start",
+			 node_label(s, ctx->sender, nb, sizeof(nb)),
 			 reason ? reason : "no reason given");
 		group_failed(s, ctx, g, json_object_get_uint64(at), what, detail, len);
 		return 0;
@@ -311,23 +325,23 @@ bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node)
 }
 
 /* Carry out one recovery decision on the group it is about. */
-static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision *d, uint32_t lost)
+static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision *d, const char *lost)
 {
 	switch (d->verdict) {
 	case VMC_PLACE_START:
 		g->owner = d->node;
 		g->state = VMC_GROUP_STARTING;
-		snprintf(g->reason, sizeof(g->reason), "node %u was lost; restarting: %.140s", lost, d->why);
+		snprintf(g->reason, sizeof(g->reason), "%s was lost; restarting: %.140s", lost, d->why);
 		break;
 	case VMC_PLACE_NO_NODE:
 		g->owner = 0;
 		g->state = VMC_GROUP_FAILED;
-		snprintf(g->reason, sizeof(g->reason), "node %u was lost and %.150s", lost, d->why);
+		snprintf(g->reason, sizeof(g->reason), "%s was lost and %.150s", lost, d->why);
 		break;
 	case VMC_PLACE_LEAVE:
 		g->owner = 0;
 		g->state = VMC_GROUP_OFFLINE;
-		snprintf(g->reason, sizeof(g->reason), "node %u was lost; not restarted: %.140s", lost, d->why);
+		snprintf(g->reason, sizeof(g->reason), "%s was lost; not restarted: %.140s", lost, d->why);
 		break;
 	}
 }
@@ -376,8 +390,9 @@ static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		if (runner != 0) {
 			g->owner = runner;
 			g->state = VMC_GROUP_ONLINE;
-			snprintf(g->reason, sizeof(g->reason), "node %u was lost; found running on node %u",
-				 lost, runner);
+			char lb[24], rb[24];
+			snprintf(g->reason, sizeof(g->reason), "%s was lost; found running on %s",
+				 node_label(s, lost, lb, sizeof(lb)), node_label(s, runner, rb, sizeof(rb)));
 		}
 	}
 }
@@ -392,6 +407,7 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	size_t n, started = 0;
 	json_object *node;
 	uint32_t lost;
+	char lb[24];
 
 	if (!json_object_object_get_ex(body, "node", &node) || !json_object_is_type(node, json_type_int) ||
 	    json_object_get_int64(node) <= 0 || json_object_get_int64(node) > UINT32_MAX) {
@@ -426,10 +442,11 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	n = vmc_plan_recovery(&view, &lost, 1, plan);
 	for (size_t k = 0; k < n; k++) {
 		struct vmc_group *g = &s->groups[plan[k].group - groups];
-		recovery_apply(g, &plan[k], lost);
+		recovery_apply(g, &plan[k], node_label(s, lost, lb, sizeof(lb)));
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
-	snprintf(detail, len, "node %u fenced: %zu of its %zu VMs restarting elsewhere", lost, started, n);
+	snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
+		 node_label(s, lost, lb, sizeof(lb)), started, n);
 	free(groups);
 	free(plan);
 	return 0;

@@ -29,7 +29,7 @@ enum vmc_accel {
 
 struct vmc_settings {
 	enum vmc_fence_method fence_method;
-	char fence_agent[256];   /* absolute path; empty unless fence_method is agent */
+	char fence_agent[256];   /* absolute path; needed when fence_method is agent */
 	uint32_t fence_timeout_s;
 	enum vmc_accel accel;
 };

@@ -878,8 +878,8 @@ static const struct {
 	const char *event;
 	const char *words;
 } failure_events[] = {
-	{ VMC_REPORT_CRASHED, "crashed on node 1" },
-	{ VMC_REPORT_START_FAILED, "could not start on node 1" },
+	{ VMC_REPORT_CRASHED, "crashed on n1" },
+	{ VMC_REPORT_START_FAILED, "could not start on n1" },
 };
 
 START_TEST(test_failure_first_restarts_here)
@@ -1026,7 +1026,7 @@ START_TEST(test_failure_fail_over_no_node_with_memory)
 	ck_assert_msg(g->state == VMC_GROUP_FAILED, "state %s", vmc_group_state_to_str(g->state));
 	ck_assert_uint_eq(g->owner, 0);
 	assert_contains(g->reason, "no other node");
-	assert_contains(g->reason, "crashed on node 1");
+	assert_contains(g->reason, "crashed on n1");
 	vmc_state_free(s);
 }
 END_TEST
@@ -1430,7 +1430,7 @@ START_TEST(test_fenced_node_groups_restart_on_survivors)
 
 	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"method\":\"agent\"}");
 	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
-	assert_contains(group(s, "web1")->reason, "node 1 was lost");
+	assert_contains(group(s, "web1")->reason, "n1 was lost");
 	vmc_state_free(s);
 }
 END_TEST
@@ -1453,7 +1453,7 @@ START_TEST(test_fenced_reports_adopt_a_vm_a_member_runs)
 	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
 		     "{\"node\":1,\"reports\":[[2,[]],[3,[\"web1\"]]]}");
 	assert_group(s, "web1", VMC_GROUP_ONLINE, 3, true);
-	assert_contains(group(s, "web1")->reason, "found running on node 3");
+	assert_contains(group(s, "web1")->reason, "found running on n3");
 	vmc_state_free(s);
 }
 END_TEST
