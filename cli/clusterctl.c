@@ -195,11 +195,14 @@ static json_object *jget(json_object *o, const char *key)
 
 static void print_nodes_table(json_object *nodes)
 {
-	printf("%-16s %5s  %-40s %s\n", "NODE", "ID", "ADDRESS", "STATE");
+	printf("%-16s %5s  %-24s %-6s %4s %15s\n", "NODE", "ID", "ADDRESS", "STATE", "VMS",
+	       "MEMORY USED");
 	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
-		printf("%-16s %5s  %-40s %s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
-		       jstr(n, "state"));
+		char mem[32];
+		snprintf(mem, sizeof(mem), "%s/%s MiB", jstr(n, "used_memory_mib"), jstr(n, "vm_memory_mib"));
+		printf("%-16s %5s  %-24s %-6s %4s %15s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
+		       jstr(n, "state"), jstr(n, "vms"), mem);
 	}
 }
 

@@ -101,6 +101,25 @@ static const char *node_state(const struct vmcd *d, uint32_t id)
 	return vmcd_cpg_is_member(d, id) ? "up" : "down";
 }
 
+/* What a node offers VMs and what it carries now (from the replicated state). */
+static void node_load_to_json(struct vmcd *d, uint32_t id, json_object *n)
+{
+	const struct vmc_node_facts *f = vmc_state_node(d->replica.state, id);
+	uint64_t used = 0;
+	int64_t vms = 0;
+
+	for (size_t i = 0; i < d->replica.state->n_groups; i++) {
+		const struct vmc_group *g = &d->replica.state->groups[i];
+		if (g->owner == id) {
+			used += g->def->memory_mib;
+			vms++;
+		}
+	}
+	json_object_object_add(n, "vm_memory_mib", json_object_new_int64(f ? f->mem_mib : 0));
+	json_object_object_add(n, "used_memory_mib", json_object_new_int64((int64_t)used));
+	json_object_object_add(n, "vms", json_object_new_int64(vms));
+}
+
 static json_object *nodes_to_json(struct vmcd *d)
 {
 	json_object *a = json_object_new_array();
@@ -112,6 +131,7 @@ static json_object *nodes_to_json(struct vmcd *d)
 		json_object_object_add(n, "address", json_object_new_string(d->nodes[i].addr));
 		json_object_object_add(n, "state", json_object_new_string(node_state(d, d->nodes[i].id)));
 		json_object_object_add(n, "votes", json_object_new_int64(d->nodes[i].votes));
+		node_load_to_json(d, d->nodes[i].id, n);
 		json_object_array_add(a, n);
 	}
 	return a;
