@@ -95,8 +95,10 @@ static void outbox_flush(struct vmcd *d)
 
 static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_object *body)
 {
+	/* Sync traffic goes out in the lowest version: the new view has not agreed on one yet. */
+	bool sync = type == VMC_MSG_HELLO || type == VMC_MSG_STATE_CHUNK;
 	struct vmc_msg m = {
-		.version = d->replica.proto ? d->replica.proto : VMC_PROTO_VERSION_MIN,
+		.version = !sync && d->replica.proto ? d->replica.proto : VMC_PROTO_VERSION_MIN,
 		.type = type,
 		.sender = d->my_id,
 		.request_id = request_id,
@@ -158,6 +160,7 @@ static void replica_synced(void *ctx)
 		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
 		   (unsigned long long)d->replica.state->config_version, digest);
 	vmcd_facts_announce(d);
+	vmcd_reconcile_resync(d);
 }
 
 static void replica_warn(void *ctx, const char *what)
@@ -188,7 +191,11 @@ static const struct vmc_replica_ops replica_ops = {
 
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body)
 {
-	uint64_t id = ++d->next_request_id;
+	return vmcd_cpg_send_request_as(d, type, body, ++d->next_request_id);
+}
+
+int64_t vmcd_cpg_send_request_as(struct vmcd *d, uint16_t type, json_object *body, uint64_t id)
+{
 	int rc = outbox_push(d, type, id, body);
 
 	return rc != 0 ? rc : (int64_t)id;

@@ -255,6 +255,11 @@ static void node_needs_fencing(struct vmcd *d, uint32_t node)
 		}
 		return;
 	case VMC_FENCE_NONE:
+		if (vmcd_corosync_member(d, node)) {
+			/* Without a fence there is no proof: a node corosync still sees
+			 * may run its VMs, whatever its daemon does. Wait for it to go. */
+			return;
+		}
 		log_warn("node %s was lost while owning VMs: fence_method is none, so they are restarted "
 			 "elsewhere without proof the node is dead", vmcd_node_name(d, node));
 		fenced_announce(d, node, "none");

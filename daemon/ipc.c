@@ -338,13 +338,8 @@ static int pending_add(struct vmcd *d, qb_ipcs_connection_t *c, json_object *arg
 	if (p == NULL) {
 		return -ENOMEM;
 	}
-	id = vmcd_cpg_send_request(d, type, body);
-	if (id < 0) {
-		free(p);
-		snprintf(err, errlen, "cannot send the change to the cluster: %s", strerror((int)-id));
-		return (int)id;
-	}
-	p->request_id = (uint64_t)id;
+	/* Listed before sending: a send that fails at once must find its pending. */
+	p->request_id = ++d->next_request_id;
 	p->conn = c;
 	p->cmd = cmd;
 	if (args != NULL && json_object_object_get_ex(args, "tag", &tag)) {
@@ -354,6 +349,15 @@ static int pending_add(struct vmcd *d, qb_ipcs_connection_t *c, json_object *arg
 	qb_ipcs_connection_ref(c);
 	p->next = pending_head;
 	pending_head = p;
+	id = vmcd_cpg_send_request_as(d, type, body, p->request_id);
+	if (id < 0) {
+		pending_head = p->next;
+		qb_ipcs_connection_unref(c);
+		free(p->detail);
+		free(p);
+		snprintf(err, errlen, "cannot send the change to the cluster: %s", strerror((int)-id));
+		return (int)id;
+	}
 	return 1; /* answered later */
 }
 
@@ -603,11 +607,14 @@ void vmcd_ipc_flush(struct vmcd *d)
 			pp = &p->next;
 			continue;
 		}
-		if (p->conn != NULL) {
-			pending_answer(p);
-			qb_ipcs_connection_unref(p->conn);
-		}
+		/* Unlinked before the unref: the last unref runs connection_destroyed. */
 		*pp = p->next;
+		if (p->conn != NULL) {
+			qb_ipcs_connection_t *c = p->conn;
+			pending_answer(p);
+			p->conn = NULL;
+			qb_ipcs_connection_unref(c);
+		}
 		free(p->detail);
 		free(p);
 	}
@@ -713,12 +720,12 @@ static int32_t ipc_connection_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t g
 	return -EACCES;
 }
 
+/* Pendings hold a reference, so none can point here any more; be safe anyway. */
 static void ipc_connection_destroyed(qb_ipcs_connection_t *c)
 {
 	for (struct pending *p = pending_head; p != NULL; p = p->next) {
 		if (p->conn == c) {
 			p->conn = NULL;
-			qb_ipcs_connection_unref(c);
 		}
 	}
 }

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,8 @@ int main(int argc, char **argv)
 		return rc > 0 ? VMCD_EXIT_OK : VMCD_EXIT_USAGE;
 	}
 	logging_init(&d.opt);
+	/* A fence agent or client that goes away mid-write is an error to handle, not a death. */
+	signal(SIGPIPE, SIG_IGN);
 	rc = daemon_prepare(&d);
 	if (rc != 0) {
 		log_err("vmclusterd not started (exit %d)", rc);

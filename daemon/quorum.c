@@ -39,6 +39,7 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 			   quorate ? "gained" : "lost", n_nodes);
 	}
 	d->quorate = quorate;
+	d->quorum_known = true;
 	d->n_cs_members = 0;
 	for (uint32_t i = 0; i < n_nodes && d->n_cs_members < VMC_NODES_MAX; i++) {
 		if (nodes[i].state == VOTEQUORUM_NODESTATE_MEMBER) {
@@ -46,6 +47,7 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 		}
 	}
 	quorum_refresh_info(d);
+	vmcd_reconcile(d); /* a lost quorum stops this node's VMs at once */
 	vmcd_fence_check(d);
 }
 

@@ -14,9 +14,11 @@
  *                                               run on two nodes (unless its
  *                                               owner is lost: the recovery
  *                                               adopts it where it runs)
- *   this node's view is synced but not quorate -> kill every VM here
+ *   corosync says this partition lost quorum -> kill every VM here
  *                                               (self-fencing: the others
- *                                               may restart them)
+ *                                               may restart them); a quorate
+ *                                               node whose daemon group is
+ *                                               too small just waits
  *
  * Reports are CPG messages (GROUP_REPORT); a report is not repeated while
  * the group's state is still the one it was sent from.
@@ -130,9 +132,10 @@ static void group_reconcile(struct vmcd *d, const struct vmc_group *g)
 	}
 	switch (g->state) {
 	case VMC_GROUP_STARTING:
-		if (running) {
+		/* Running only once QMP said so (the RUNNING event clears start_pending). */
+		if (running && !l->start_pending) {
 			report(d, g, VMC_REPORT_RUNNING, NULL);
-		} else if (!l->start_pending) {
+		} else if (!running && !l->start_pending) {
 			vm_start_here(d, g, l);
 		}
 		break;
@@ -185,13 +188,45 @@ static void self_fence(struct vmcd *d)
 	self_fenced = true;
 }
 
+/* Names the state no longer has are forgotten, so the table never fills. */
+static void locals_prune(const struct vmcd *d)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n_locals; i++) {
+		if (vmc_state_group_find(d->replica.state, locals[i].name) != NULL) {
+			locals[k++] = locals[i];
+		}
+	}
+	n_locals = k;
+}
+
+/*
+ * A report can be dropped (a view change) or refused (no quorum) on its way:
+ * after every sync, reports may be sent again.
+ */
+void vmcd_reconcile_resync(struct vmcd *d)
+{
+	for (size_t i = 0; i < n_locals; i++) {
+		locals[i].reported[0] = '\0';
+	}
+	locals_prune(d);
+}
+
 void vmcd_reconcile(struct vmcd *d)
 {
+	if (d->quorum_known && !d->quorate) {
+		/* Corosync says this partition lost quorum: the others may restart our
+		 * VMs after fencing us, so they stop now, sync or no sync. */
+		self_fence(d);
+		return;
+	}
 	if (d->replica.phase != VMC_SYNC_DONE) {
 		return; /* the state is about to be replaced: act on it once synced */
 	}
 	if (!d->replica.primary) {
-		self_fence(d);
+		/* Quorate, but too few daemons in the group to decide anything (a
+		 * cluster-wide daemon restart): leave the VMs alone and wait. */
 		return;
 	}
 	self_fenced = false;
@@ -225,9 +260,15 @@ static void vm_event(void *ctx, const char *vm, enum vmcd_vm_event ev, const cha
 	switch (ev) {
 	case VMCD_VM_RUNNING:
 		log_notice("vm %s: running on %s", vm, vmcd_node_name(d, d->my_id));
+		if (g->state == VMC_GROUP_STARTING) {
+			report(d, g, VMC_REPORT_RUNNING, NULL);
+		}
 		break;
 	case VMCD_VM_STOPPED:
-		log_notice("vm %s: stopped", vm);
+		log_notice("vm %s: stopped%s%s", vm, reason ? ": " : "", reason ? reason : "");
+		if (g->state == VMC_GROUP_ONLINE || g->state == VMC_GROUP_STARTING) {
+			report(d, g, VMC_REPORT_STOPPED, reason); /* the guest powered itself off */
+		}
 		break;
 	case VMCD_VM_CRASHED:
 		log_warn("vm %s: crashed: %s", vm, reason ? reason : "no reason given");

@@ -42,6 +42,7 @@ struct vmcd {
 	struct vmcd_node nodes[VMC_NODES_MAX]; /* corosync nodelist */
 	size_t n_nodes;
 	bool quorate;            /* votequorum's verdict */
+	bool quorum_known;       /* votequorum has told us at least once */
 	uint32_t cs_members[VMC_NODES_MAX]; /* corosync's membership (votequorum) */
 	size_t n_cs_members;
 	uint32_t vq_expected_votes;
@@ -69,12 +70,16 @@ int vmcd_cpg_init(struct vmcd *d);
 void vmcd_cpg_fini(struct vmcd *d);
 /* Multicast a change request; returns the request id (>0) or -errno. */
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body);
+/* The same with an id the caller took from ++d->next_request_id. */
+int64_t vmcd_cpg_send_request_as(struct vmcd *d, uint16_t type, json_object *body, uint64_t id);
 bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id);
 
 /* Bring what runs here in line with the replicated state (reconcile.c) */
 int vmcd_reconcile_init(struct vmcd *d);
 void vmcd_reconcile_fini(struct vmcd *d);
 void vmcd_reconcile(struct vmcd *d);
+/* After a sync: reports may have been lost, send them again when due. */
+void vmcd_reconcile_resync(struct vmcd *d);
 
 bool vmcd_corosync_member(const struct vmcd *d, uint32_t id);
 

@@ -419,7 +419,6 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
 		return -VMC_E_BUSY;
 	}
-	adopt_reported(s, ctx, body, lost);
 	groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
 	plan = calloc(s->n_groups ? s->n_groups : 1, sizeof(*plan));
 	if (groups == NULL || plan == NULL) {
@@ -427,6 +426,7 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		free(plan);
 		return -ENOMEM;
 	}
+	adopt_reported(s, ctx, body, lost);
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		nodes[view.n_nodes++] = (struct vmc_place_node){
 			.id = s->nodes[i].id, .name = s->nodes[i].name, .up = in_view(ctx, s->nodes[i].id),

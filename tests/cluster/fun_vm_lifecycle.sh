@@ -75,6 +75,20 @@ expect "vm1's counter never went back (no restart, no second copy)" counter_neve
 expect "vm1 is still online" vm_is vm1 online
 expect "node 1's log says it re-attached" grep -q "re-attached to 2 VMs" "$(node_dir 1)/log/vmclusterd.log"
 
+# Every daemon restarted at once (an upgrade): corosync stays quorate, so a
+# daemon that comes back alone must leave its VMs running while it waits.
+pids_before=$(for i in 1 2 3; do for k in 1 2 3 4 5 6; do qemu_pids "$i" "vm$k"; done; done | sort | tr '\n' ' ')
+for i in 1 2 3; do node_kill_daemon "$i"; done
+node_start_daemon 1
+daemon_synced_alone() { [[ $(status_field 1 .sync) == done ]]; }
+expect "node 1's daemon syncs alone" wait_for 30 "node 1 synced alone" daemon_synced_alone
+expect_eq "alone and without a quorum of daemons, node 1 still runs vm1" "$pid_before" "$(qemu_pids 1 vm1)"
+node_start_daemon 2
+node_start_daemon 3
+for i in 1 2 3; do wait_for 60 "node $i synced" node_sees "$i" 3 true; done
+pids_after=$(for i in 1 2 3; do for k in 1 2 3 4 5 6; do qemu_pids "$i" "vm$k"; done; done | sort | tr '\n' ' ')
+expect_eq "every VM kept its QEMU across a restart of every daemon" "$pids_before" "$pids_after"
+
 # Crash policy: vm3 (node2, max_failures 3): restart here, then fail over, then ...
 node_exec 1 clusterctl vm set vm3 failover.max_failures=2 >/dev/null
 pid=$(qemu_pids 2 vm3)
