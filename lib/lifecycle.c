@@ -64,50 +64,65 @@ static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 }
 
 /*
- * The placement view of the state: nodes in the view that reported their
- * facts are up; every group counts where its owner is.
+ * The placement view of the state, one filler for starts, failures and
+ * recoveries: nodes in the view that reported their facts are up, members
+ * that have not are named with nothing to offer, and every group counts
+ * where its owner is (offline and failed ones run nowhere).
  */
+struct place_view {
+	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
+	char names[VMC_STATE_NODES_MAX][24];
+	struct vmc_place_group *groups;
+	struct vmc_place_view view;
+};
+
+static int place_view_alloc(const struct vmc_state *s, struct place_view *pv)
+{
+	pv->groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*pv->groups));
+	return pv->groups ? 0 : -ENOMEM;
+}
+
+static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			    struct place_view *pv)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_nodes; i++, n++) {
+		pv->nodes[n] = (struct vmc_place_node){
+			.id = s->nodes[i].id, .name = node_label(s, s->nodes[i].id, pv->names[n], sizeof(pv->names[n])),
+			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
+		};
+	}
+	for (size_t i = 0; ctx != NULL && i < ctx->n_members && n < VMC_STATE_NODES_MAX; i++) {
+		if (vmc_state_node(s, ctx->members[i]) == NULL) {
+			snprintf(pv->names[n], sizeof(pv->names[n]), "node id %u", ctx->members[i]);
+			pv->nodes[n] = (struct vmc_place_node){ .id = ctx->members[i], .name = pv->names[n],
+								.up = true, .active = true, .mem_mib = 0 };
+			n++;
+		}
+	}
+	for (size_t j = 0; j < s->n_groups; j++) {
+		const struct vmc_group *g = &s->groups[j];
+		bool gone = g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED;
+		pv->groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started };
+	}
+	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, s->n_groups };
+}
+
 static enum vmc_place_verdict group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 					  const struct vmc_group *g, uint32_t exclude, uint32_t *node,
 					  char *why, size_t why_len)
 {
-	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
-	struct vmc_place_group *groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
-	struct vmc_place_view view = { nodes, 0, groups, s->n_groups };
-	const struct vmc_place_group *me = NULL;
+	struct place_view pv;
 	enum vmc_place_verdict v;
-	char names[VMC_STATE_NODES_MAX][16];
 
-	if (groups == NULL) {
+	if (place_view_alloc(s, &pv) != 0) {
 		snprintf(why, why_len, "out of memory");
 		return VMC_PLACE_NO_NODE;
 	}
-	for (size_t i = 0; i < s->n_nodes; i++) {
-		snprintf(names[i], sizeof(names[i]), "node%u", s->nodes[i].id);
-		nodes[view.n_nodes++] = (struct vmc_place_node){
-			.id = s->nodes[i].id, .name = s->nodes[i].name[0] ? s->nodes[i].name : names[i],
-			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
-		};
-	}
-	/* Members that have not reported their facts yet are named, with nothing to offer. */
-	for (size_t i = 0; ctx != NULL && i < ctx->n_members && view.n_nodes < VMC_STATE_NODES_MAX; i++) {
-		if (vmc_state_node(s, ctx->members[i]) == NULL) {
-			snprintf(names[view.n_nodes], sizeof(names[0]), "node id %u", ctx->members[i]);
-			nodes[view.n_nodes] = (struct vmc_place_node){ .id = ctx->members[i],
-								       .name = names[view.n_nodes], .up = true,
-								       .active = true, .mem_mib = 0 };
-			view.n_nodes++;
-		}
-	}
-	for (size_t j = 0; j < s->n_groups; j++) {
-		groups[j] = (struct vmc_place_group){ s->groups[j].def, s->groups[j].owner,
-						      s->groups[j].want_started };
-		if (&s->groups[j] == g) {
-			me = &groups[j];
-		}
-	}
-	v = vmc_place_group(&view, me, exclude, node, why, why_len);
-	free(groups);
+	place_view_fill(s, ctx, &pv);
+	v = vmc_place_group(&pv.view, &pv.groups[g - s->groups], exclude, node, why, why_len);
+	free(pv.groups);
 	return v;
 }
 
@@ -400,10 +415,8 @@ static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
 			  char *detail, size_t len)
 {
-	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
-	struct vmc_place_group *groups;
 	struct vmc_place_decision *plan;
-	struct vmc_place_view view = { nodes, 0, NULL, s->n_groups };
+	struct place_view pv;
 	size_t n, started = 0;
 	json_object *node;
 	uint32_t lost;
@@ -419,35 +432,23 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
 		return -VMC_E_BUSY;
 	}
-	groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*groups));
+	/* Everything allocated before the state changes: a failure leaves it as it was. */
 	plan = calloc(s->n_groups ? s->n_groups : 1, sizeof(*plan));
-	if (groups == NULL || plan == NULL) {
-		free(groups);
+	if (plan == NULL || place_view_alloc(s, &pv) != 0) {
 		free(plan);
 		return -ENOMEM;
 	}
 	adopt_reported(s, ctx, body, lost);
-	for (size_t i = 0; i < s->n_nodes; i++) {
-		nodes[view.n_nodes++] = (struct vmc_place_node){
-			.id = s->nodes[i].id, .name = s->nodes[i].name, .up = in_view(ctx, s->nodes[i].id),
-			.active = true, .mem_mib = s->nodes[i].mem_mib,
-		};
-	}
-	for (size_t j = 0; j < s->n_groups; j++) {
-		const struct vmc_group *g = &s->groups[j];
-		bool gone = g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED;
-		groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started };
-	}
-	view.groups = groups;
-	n = vmc_plan_recovery(&view, &lost, 1, plan);
+	place_view_fill(s, ctx, &pv);
+	n = vmc_plan_recovery(&pv.view, &lost, 1, plan);
 	for (size_t k = 0; k < n; k++) {
-		struct vmc_group *g = &s->groups[plan[k].group - groups];
+		struct vmc_group *g = &s->groups[plan[k].group - pv.groups];
 		recovery_apply(g, &plan[k], node_label(s, lost, lb, sizeof(lb)));
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
 	snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
 		 node_label(s, lost, lb, sizeof(lb)), started, n);
-	free(groups);
+	free(pv.groups);
 	free(plan);
 	return 0;
 }
