@@ -14,14 +14,19 @@
 
 #define RESERVED_MIB 1024 /* for the host itself when the operator sets nothing */
 
+/* Read once: a node's RAM does not change while the daemon runs. */
 static uint32_t vm_memory_mib(const struct vmcd *d)
 {
+	static uint32_t from_ram;
 	unsigned long long kib = 0;
 	char line[128];
 	FILE *f;
 
 	if (d->opt.vm_memory_mib != 0) {
 		return d->opt.vm_memory_mib;
+	}
+	if (from_ram != 0) {
+		return from_ram;
 	}
 	f = fopen("/proc/meminfo", "r");
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
@@ -32,7 +37,8 @@ static uint32_t vm_memory_mib(const struct vmcd *d)
 	if (f != NULL) {
 		fclose(f);
 	}
-	return kib / 1024 > RESERVED_MIB ? (uint32_t)(kib / 1024 - RESERVED_MIB) : 0;
+	from_ram = kib / 1024 > RESERVED_MIB ? (uint32_t)(kib / 1024 - RESERVED_MIB) : 0;
+	return from_ram;
 }
 
 void vmcd_facts_announce(struct vmcd *d)
