@@ -90,6 +90,7 @@ static void fenced_announce(struct vmcd *d, uint32_t node, const char *method)
 
 	json_object_object_add(body, "node", json_object_new_int64(node));
 	json_object_object_add(body, "method", json_object_new_string(method));
+	json_object_object_add(body, "epoch", json_object_new_uint64(d->replica.state->epoch));
 	/* What every member said it runs in this view's sync (the recovery barrier). */
 	if (reports != NULL) {
 		json_object_object_add(body, "reports", reports);

@@ -45,7 +45,7 @@ struct local_vm {
 	bool start_pending;          /* driver start called, no event yet */
 	bool stop_pending;           /* driver stop called */
 	char reported[16];           /* last report sent ... */
-	enum vmc_group_state reported_from; /* ... while the group was in this state */
+	uint32_t reported_attempt;   /* ... about this start attempt */
 };
 
 static struct local_vm locals[LOCAL_MAX];
@@ -73,7 +73,7 @@ static void report(struct vmcd *d, const struct vmc_group *g, const char *event,
 	struct local_vm *l = local_get(g->def->name);
 	json_object *body;
 
-	if (l != NULL && strcmp(l->reported, event) == 0 && l->reported_from == g->state) {
+	if (l != NULL && strcmp(l->reported, event) == 0 && l->reported_attempt == g->attempt) {
 		return;
 	}
 	body = json_object_new_object();
@@ -81,9 +81,10 @@ static void report(struct vmcd *d, const struct vmc_group *g, const char *event,
 	json_object_object_add(body, "event", json_object_new_string(event));
 	json_object_object_add(body, "reason", json_object_new_string(reason ? reason : ""));
 	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
+	json_object_object_add(body, "attempt", json_object_new_int64(g->attempt));
 	if (vmcd_cpg_send_request(d, VMC_MSG_GROUP_REPORT, body) >= 0 && l != NULL) {
 		snprintf(l->reported, sizeof(l->reported), "%s", event);
-		l->reported_from = g->state;
+		l->reported_attempt = g->attempt;
 	}
 	log_info("vm %s: reporting %s%s%s", g->def->name, event, reason ? ": " : "", reason ? reason : "");
 	json_object_put(body);

@@ -15,9 +15,9 @@
 
 static char *line_from(json_object *o)
 {
-	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	size_t len = strlen(text);
-	char *line = malloc(len + 2);
+	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+	size_t len = text ? strlen(text) : 0;
+	char *line = text ? malloc(len + 2) : NULL;
 
 	if (line != NULL) {
 		memcpy(line, text, len);
@@ -45,6 +45,8 @@ char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_
 	json_object_object_add(o, "members", view);
 	json_object_object_add(o, "v", json_object_new_uint64(version_after));
 	json_object_object_add(o, "type", json_object_new_int(m->type));
+	/* The apply may depend on the protocol the change was written in. */
+	json_object_object_add(o, "version", json_object_new_int(m->version ? m->version : 1));
 	json_object_object_add(o, "sender", json_object_new_int64(m->sender));
 	json_object_object_add(o, "request_id", json_object_new_uint64(m->request_id));
 	json_object_object_add(o, "body", json_object_get(m->body));
@@ -66,7 +68,7 @@ static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char 
 	json_object *v, *epoch, *type, *sender, *rid, *body, *view;
 	uint32_t members[VMC_NODES_MAX];
 	struct vmc_apply_ctx ctx = { .members = members };
-	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
+	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MIN };
 	char detail[400];
 	uint64_t version;
 
@@ -99,10 +101,21 @@ static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char 
 		return -VMC_E_PROTOCOL;
 	}
 	m.type = (uint16_t)json_object_get_int(type);
+	/* Lines written before the version was recorded are version 1. */
+	if (json_object_object_get_ex(o, "version", NULL)) {
+		uint32_t version_of_line;
+		if (!vmc_json_u32(o, "version", &version_of_line) || version_of_line < VMC_PROTO_VERSION_MIN ||
+		    version_of_line > VMC_PROTO_VERSION_MAX) {
+			snprintf(err, errlen, "a change in a protocol version this build does not speak");
+			return -VMC_E_PROTOCOL;
+		}
+		m.version = (uint16_t)version_of_line;
+	}
 	m.sender = (uint32_t)json_object_get_int64(sender);
 	m.request_id = json_object_get_uint64(rid);
 	m.body = body;
 	ctx.sender = m.sender;
+	ctx.version = m.version;
 	if (json_object_object_get_ex(o, "members", &view) && json_object_is_type(view, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(view) && i < VMC_NODES_MAX; i++) {
 			members[i] = (uint32_t)json_object_get_int64(json_object_array_get_idx(view, i));

@@ -1,5 +1,8 @@
 /*
- * VM group lifecycle changes (diagram in lifecycle.h).
+ * VM group lifecycle changes (lifecycle.h). Each handler first computes
+ * and allocates everything, then changes the state through
+ * vmc_group_transition() (group_fsm.h): an -ENOMEM leaves the state as it
+ * was (apply.h).
  */
 #include "config.h"
 
@@ -8,32 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_fsm.h"
 #include "lifecycle.h"
 #include "placement.h"
 #include "vmc_errors.h"
 
-static const char *body_str(json_object *body, const char *key)
+static struct vmc_group *group_named(struct vmc_state *s, const char *name, char *detail, size_t len,
+				     int *rc)
 {
-	json_object *v;
+	struct vmc_group *g = vmc_state_group_find(s, name);
 
-	if (!json_object_object_get_ex(body, key, &v) || !json_object_is_type(v, json_type_string)) {
-		return NULL;
-	}
-	return json_object_get_string(v);
-}
-
-static struct vmc_group *group_of(struct vmc_state *s, json_object *body, char *detail, size_t len,
-				  int *rc)
-{
-	const char *name = body_str(body, "name");
-	struct vmc_group *g;
-
-	if (name == NULL) {
-		snprintf(detail, len, "a group change without a name");
-		*rc = -VMC_E_PROTOCOL;
-		return NULL;
-	}
-	g = vmc_state_group_find(s, name);
 	if (g == NULL) {
 		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
 		*rc = -VMC_E_NOT_FOUND;
@@ -109,103 +96,114 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, s->n_groups };
 }
 
-static enum vmc_place_verdict group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
-					  const struct vmc_group *g, uint32_t exclude, uint32_t *node,
-					  char *why, size_t why_len)
+/* Where g would start now, excluding node exclude: 0 with the verdict, or -ENOMEM. */
+static int group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+		       const struct vmc_group *g, uint32_t exclude, enum vmc_place_verdict *verdict,
+		       uint32_t *node, char *why, size_t why_len)
 {
 	struct place_view pv;
-	enum vmc_place_verdict v;
 
 	if (place_view_alloc(s, &pv) != 0) {
-		snprintf(why, why_len, "out of memory");
-		return VMC_PLACE_NO_NODE;
+		return -ENOMEM;
 	}
 	place_view_fill(s, ctx, &pv);
-	v = vmc_place_group(&pv.view, &pv.groups[g - s->groups], exclude, node, why, why_len);
+	*verdict = vmc_place_group(&pv.view, &pv.groups[g - s->groups], exclude, node, why, why_len);
 	free(pv.groups);
-	return v;
+	return *verdict == VMC_PLACE_NO_MEMORY ? -ENOMEM : 0;
 }
 
-int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+/* The transition, which the caller has checked is in the table. */
+static void group_take(struct vmc_group *g, enum vmc_group_event ev)
+{
+	char ignored[160];
+
+	vmc_group_transition(g, ev, ignored, sizeof(ignored));
+}
+
+int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			 char *detail, size_t len)
 {
-	json_object *mem;
-	const char *name = body_str(body, "name");
-	struct vmc_node_facts f = { .id = ctx->sender };
+	const struct vmc_body_node_facts *body = &b->node_facts;
+	struct vmc_node_facts f = { .id = ctx->sender, .mem_mib = body->mem_mib };
 
-	if (ctx->sender == 0 || !json_object_object_get_ex(body, "mem_mib", &mem) ||
-	    !json_object_is_type(mem, json_type_int) || json_object_get_int64(mem) < 0 ||
-	    json_object_get_int64(mem) > UINT32_MAX || name == NULL || strlen(name) >= sizeof(f.name) ||
-	    !vmc_valid_name(name)) {
+	if (ctx->sender == 0 || strlen(body->name) >= sizeof(f.name) || !vmc_valid_name(body->name)) {
 		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
 		return -VMC_E_PROTOCOL;
 	}
 	for (size_t i = 0; i < s->n_nodes; i++) {
-		if (s->nodes[i].id != f.id && strcmp(s->nodes[i].name, name) == 0) {
-			snprintf(detail, len, "node %u calls itself %s, the name of node %u", f.id, name,
+		if (s->nodes[i].id != f.id && strcmp(s->nodes[i].name, body->name) == 0) {
+			snprintf(detail, len, "node %u calls itself %s, the name of node %u", f.id, body->name,
 				 s->nodes[i].id);
 			return -VMC_E_EXISTS;
 		}
 	}
-	f.mem_mib = (uint32_t)json_object_get_int64(mem);
-	memcpy(f.name, name, strlen(name) + 1);
+	memcpy(f.name, body->name, strlen(body->name) + 1);
 	if (vmc_state_node_set(s, &f) != 0) {
 		snprintf(detail, len, "too many nodes");
 		return -VMC_E_INVALID;
 	}
+	/* It speaks for itself again: whatever fencing the others tried is over. */
+	vmc_state_fencing_clear(s, f.id);
 	snprintf(detail, len, "node %s offers %u MiB to VMs", f.name, f.mem_mib);
 	return 0;
 }
 
-int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			  char *detail, size_t len)
 {
 	int rc = 0;
-	struct vmc_group *g = group_of(s, body, detail, len, &rc);
+	struct vmc_group *g = group_named(s, b->name.name, detail, len, &rc);
+	enum vmc_place_verdict verdict;
 	char why[192];
 	uint32_t node = 0;
 
 	if (g == NULL) {
 		return rc;
 	}
-	if (g->state == VMC_GROUP_STARTING || g->state == VMC_GROUP_ONLINE ||
-	    g->state == VMC_GROUP_MIGRATING || g->state == VMC_GROUP_STOPPING) {
+	if (!vmc_group_transition_allowed(g->state, VMC_GEV_START)) {
 		snprintf(detail, len, "vm %s is %s already", g->def->name, vmc_group_state_to_str(g->state));
 		return -VMC_E_BUSY;
 	}
-	if (group_place(s, ctx, g, 0, &node, why, sizeof(why)) != VMC_PLACE_START) {
+	rc = group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
+	if (rc != 0) {
+		return rc;
+	}
+	if (verdict != VMC_PLACE_START) {
 		snprintf(detail, len, "vm %s cannot start: %s", g->def->name, why);
 		return -VMC_E_BUSY;
 	}
+	group_take(g, VMC_GEV_START);
 	g->want_started = true;
 	g->owner = node;
-	g->state = VMC_GROUP_STARTING;
 	g->n_failures = 0; /* an operator's start forgives the past */
 	snprintf(g->reason, sizeof(g->reason), "started by an operator: %.160s", why);
 	snprintf(detail, len, "vm %s starting: %s", g->def->name, why);
 	return 0;
 }
 
-int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			 char *detail, size_t len)
 {
 	int rc = 0;
-	struct vmc_group *g = group_of(s, body, detail, len, &rc);
+	struct vmc_group *g = group_named(s, b->name.name, detail, len, &rc);
+	bool was_running;
 
 	if (g == NULL) {
 		return rc;
 	}
-	g->want_started = false;
-	if (g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED) {
-		g->state = VMC_GROUP_OFFLINE;
-		g->owner = 0;
-		snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
-		snprintf(detail, len, "vm %s stopped (it was not running)", g->def->name);
-		return 0;
+	was_running = g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED;
+	rc = vmc_group_transition(g, VMC_GEV_STOP, detail, len);
+	if (rc != 0) {
+		return rc;
 	}
-	g->state = VMC_GROUP_STOPPING;
+	g->want_started = false;
 	snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
-	snprintf(detail, len, "vm %s stopping", g->def->name);
+	if (!was_running) {
+		g->owner = 0;
+		snprintf(detail, len, "vm %s stopped (it was not running)", g->def->name);
+	} else {
+		snprintf(detail, len, "vm %s stopping", g->def->name);
+	}
 	return 0;
 }
 
@@ -229,102 +227,166 @@ static bool node_still_fits(const struct vmc_state *s, const struct vmc_apply_ct
 }
 
 /* A crash or failed start: restart here, fail over, or give up (lib/health.h). */
-static void group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
-			 uint64_t at_s, const char *what, char *detail, size_t len)
+static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
+			uint64_t at_s, const char *what, char *detail, size_t len)
 {
 	char why[192], where[192];
+	enum vmc_place_verdict verdict = VMC_PLACE_NO_NODE;
 	uint32_t node = 0;
 	enum vmc_health_action a = vmc_health_on_failure(g->def, g->failures, g->n_failures,
 							  ctx->sender, at_s, why, sizeof(why));
+	int rc;
 
-	vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
 	if (a == VMC_HEALTH_RESTART_HERE && !node_still_fits(s, ctx, g)) {
 		a = VMC_HEALTH_FAIL_OVER; /* the rules changed under it: restart it elsewhere */
 	}
-	if (a == VMC_HEALTH_FAIL_OVER &&
-	    group_place(s, ctx, g, ctx->sender, &node, where, sizeof(where)) != VMC_PLACE_START) {
-		snprintf(why, sizeof(why), "failed again and no other node can take it (%.140s)", where);
-		a = VMC_HEALTH_GIVE_UP;
+	if (a == VMC_HEALTH_FAIL_OVER) {
+		rc = group_place(s, ctx, g, ctx->sender, &verdict, &node, where, sizeof(where));
+		if (rc != 0) {
+			return rc;
+		}
+		if (verdict != VMC_PLACE_START) {
+			snprintf(why, sizeof(why), "failed again and no other node can take it (%.140s)", where);
+			a = VMC_HEALTH_GIVE_UP;
+		}
 	}
+	vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
 	switch (a) {
 	case VMC_HEALTH_RESTART_HERE:
-		g->state = VMC_GROUP_STARTING;
+		group_take(g, VMC_GEV_RESTART_HERE);
 		break;
 	case VMC_HEALTH_FAIL_OVER:
+		group_take(g, VMC_GEV_FAIL_OVER);
 		g->owner = node;
-		g->state = VMC_GROUP_STARTING;
 		break;
 	case VMC_HEALTH_GIVE_UP:
+		group_take(g, VMC_GEV_GIVE_UP);
 		g->owner = 0;
-		g->state = VMC_GROUP_FAILED;
 		break;
 	}
 	snprintf(g->reason, sizeof(g->reason), "%.120s: %.190s", what, why);
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
 }
 
-int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
-			   char *detail, size_t len)
+/*
+ * Its node killed it when it lost quorum, and it still owns it: the node
+ * did what it had to, so this is no failure. Restart it there, or where
+ * placement says when it no longer fits there.
+ */
+static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
+			     char *detail, size_t len)
 {
-	int rc = 0;
-	struct vmc_group *g = group_of(s, body, detail, len, &rc);
-	const char *event = body_str(body, "event");
-	const char *reason = body_str(body, "reason");
+	enum vmc_place_verdict verdict = VMC_PLACE_START;
+	uint32_t node = g->owner;
+	char nb[24], where[192] = "";
+	int rc;
+
+	if (g->state == VMC_GROUP_STOPPING) {
+		group_take(g, VMC_GEV_SELF_FENCED);
+		g->owner = 0;
+		snprintf(detail, len, "vm %s offline (killed while stopping)", g->def->name);
+		return 0;
+	}
+	if (!node_still_fits(s, ctx, g)) {
+		rc = group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
+		if (rc != 0) {
+			return rc;
+		}
+	}
+	if (verdict != VMC_PLACE_START) {
+		group_take(g, VMC_GEV_GIVE_UP);
+		g->owner = 0;
+		snprintf(g->reason, sizeof(g->reason),
+			 "killed by %.40s on losing quorum, and no node can take it: %.200s",
+			 node_label(s, ctx->sender, nb, sizeof(nb)), where);
+	} else {
+		group_take(g, VMC_GEV_SELF_FENCED);
+		g->owner = node;
+		snprintf(g->reason, sizeof(g->reason),
+			 "killed by %.40s on losing quorum (not counted as a failure); restarting%s%.200s",
+			 node_label(s, ctx->sender, nb, sizeof(nb)), where[0] ? ": " : " there", where);
+	}
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
+}
+
+/* The report is about the start attempt the group is at, from its owner. */
+static int report_current(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			  const struct vmc_group *g, const struct vmc_body_group_report *r, char *detail,
+			  size_t len)
+{
 	char nb[24];
-	json_object *at;
+
+	if (g->owner == 0 || g->owner != ctx->sender) {
+		snprintf(detail, len, "vm %s: stale report '%s' from node %u, which does not own it",
+			 g->def->name, r->event, ctx->sender);
+		return -VMC_E_BUSY;
+	}
+	if (VMC_PROTO_HAS_ATTEMPTS(ctx->version) && !r->has_attempt) {
+		snprintf(detail, len, "vm %s: report '%s' from %s names no start attempt", g->def->name,
+			 r->event, node_label(s, ctx->sender, nb, sizeof(nb)));
+		return -VMC_E_PROTOCOL;
+	}
+	if (r->has_attempt && r->attempt != g->attempt) {
+		snprintf(detail, len, "vm %s: stale report '%s' about start attempt %u (now at %u)",
+			 g->def->name, r->event, r->attempt, g->attempt);
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
+int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			   const union vmc_body *b, char *detail, size_t len)
+{
+	const struct vmc_body_group_report *r = &b->report;
+	int rc = 0;
+	struct vmc_group *g = group_named(s, r->name, detail, len, &rc);
+	char nb[24];
 
 	if (g == NULL) {
 		return rc;
 	}
-	if (event == NULL || !json_object_object_get_ex(body, "at_s", &at) ||
-	    !json_object_is_type(at, json_type_int)) {
-		snprintf(detail, len, "group-report without event or at_s");
-		return -VMC_E_PROTOCOL;
+	rc = report_current(s, ctx, g, r, detail, len);
+	if (rc != 0) {
+		return rc;
 	}
-	if (json_object_get_int64(at) < 0) {
-		snprintf(detail, len, "group-report with a negative at_s");
-		return -VMC_E_PROTOCOL;
-	}
-	if (g->owner == 0 || g->owner != ctx->sender) {
-		snprintf(detail, len, "vm %s: stale report '%s' from node %u, which does not own it",
-			 g->def->name, event, ctx->sender);
-		return -VMC_E_BUSY;
-	}
-	if (strcmp(event, VMC_REPORT_RUNNING) == 0) {
+	if (strcmp(r->event, VMC_REPORT_RUNNING) == 0) {
 		if (g->state == VMC_GROUP_STARTING) {
-			g->state = VMC_GROUP_ONLINE;
 			snprintf(g->reason, sizeof(g->reason), "running");
 		}
+		group_take(g, VMC_GEV_RUNNING);
 		snprintf(detail, len, "vm %s %s on %s", g->def->name, vmc_group_state_to_str(g->state),
 			 node_label(s, ctx->sender, nb, sizeof(nb)));
 		return 0;
 	}
-	if (strcmp(event, VMC_REPORT_STOPPED) == 0) {
+	if (strcmp(r->event, VMC_REPORT_STOPPED) == 0) {
 		if (g->want_started && g->state != VMC_GROUP_STOPPING) {
 			snprintf(g->reason, sizeof(g->reason), "the guest shut itself down");
 		}
+		group_take(g, VMC_GEV_STOPPED);
 		g->want_started = false;
-		g->state = VMC_GROUP_OFFLINE;
 		g->owner = 0;
 		snprintf(detail, len, "vm %s offline (%s)", g->def->name, g->reason);
 		return 0;
 	}
-	if (strcmp(event, VMC_REPORT_CRASHED) == 0 || strcmp(event, VMC_REPORT_START_FAILED) == 0) {
+	if (strcmp(r->event, VMC_REPORT_SELF_FENCED) == 0 && VMC_PROTO_HAS_ATTEMPTS(ctx->version)) {
+		return group_self_fenced(s, ctx, g, detail, len);
+	}
+	if (strcmp(r->event, VMC_REPORT_CRASHED) == 0 || strcmp(r->event, VMC_REPORT_START_FAILED) == 0) {
 		char what[160];
 		if (g->state == VMC_GROUP_STOPPING) {
-			g->state = VMC_GROUP_OFFLINE; /* it was going away anyway */
+			group_take(g, VMC_GEV_DIED_STOPPING); /* it was going away anyway */
 			g->owner = 0;
 			snprintf(detail, len, "vm %s offline (it died while stopping)", g->def->name);
 			return 0;
 		}
 		snprintf(what, sizeof(what), "%s on %s: %s",
-			 strcmp(event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start",
-			 node_label(s, ctx->sender, nb, sizeof(nb)),
-			 reason ? reason : "no reason given");
-		group_failed(s, ctx, g, json_object_get_uint64(at), what, detail, len);
-		return 0;
+			 strcmp(r->event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start",
+			 node_label(s, ctx->sender, nb, sizeof(nb)), r->reason[0] ? r->reason : "no reason given");
+		return group_failed(s, ctx, g, r->at_s, what, detail, len);
 	}
-	snprintf(detail, len, "vm %s: unknown report '%s'", g->def->name, event);
+	snprintf(detail, len, "vm %s: unknown report '%s'", g->def->name, r->event);
 	return -VMC_E_PROTOCOL;
 }
 
@@ -344,18 +406,19 @@ static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision 
 {
 	switch (d->verdict) {
 	case VMC_PLACE_START:
+		group_take(g, VMC_GEV_RECOVER);
 		g->owner = d->node;
-		g->state = VMC_GROUP_STARTING;
 		snprintf(g->reason, sizeof(g->reason), "%s was lost; restarting: %.140s", lost, d->why);
 		break;
 	case VMC_PLACE_NO_NODE:
+	case VMC_PLACE_NO_MEMORY:
+		group_take(g, VMC_GEV_RECOVER_NONE);
 		g->owner = 0;
-		g->state = VMC_GROUP_FAILED;
 		snprintf(g->reason, sizeof(g->reason), "%s was lost and %.150s", lost, d->why);
 		break;
 	case VMC_PLACE_LEAVE:
+		group_take(g, VMC_GEV_RECOVER_LEAVE);
 		g->owner = 0;
-		g->state = VMC_GROUP_OFFLINE;
 		snprintf(g->reason, sizeof(g->reason), "%s was lost; not restarted: %.140s", lost, d->why);
 		break;
 	}
@@ -382,55 +445,95 @@ static uint32_t reported_runner(const struct vmc_apply_ctx *ctx, json_object *re
 	return 0;
 }
 
+/* Does reports hold a report of member? */
+static bool reports_cover(json_object *reports, uint32_t member)
+{
+	for (size_t i = 0; reports != NULL && i < json_object_array_length(reports); i++) {
+		json_object *pair = json_object_array_get_idx(reports, i);
+		json_object *node = json_object_array_get_idx(pair, 0);
+		if (json_object_is_type(node, json_type_int) && json_object_get_int64(node) == (int64_t)member &&
+		    json_object_is_type(json_object_array_get_idx(pair, 1), json_type_array)) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * The members reported what they really run in this view's sync: a VM of
  * the lost node that a member runs is not lost, it is where it runs.
  */
-static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
+static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *reports,
 			   uint32_t lost)
 {
-	json_object *reports = NULL;
-
-	if (!json_object_object_get_ex(body, "reports", &reports) ||
-	    !json_object_is_type(reports, json_type_array)) {
-		return;
-	}
-	for (size_t j = 0; j < s->n_groups; j++) {
+	for (size_t j = 0; reports != NULL && j < s->n_groups; j++) {
 		struct vmc_group *g = &s->groups[j];
 		uint32_t runner;
+		char lb[24], rb[24];
 		if (g->owner != lost || g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED) {
 			continue;
 		}
 		runner = reported_runner(ctx, reports, g->def->name);
 		if (runner != 0) {
+			group_take(g, VMC_GEV_ADOPT);
 			g->owner = runner;
-			g->state = VMC_GROUP_ONLINE;
-			char lb[24], rb[24];
 			snprintf(g->reason, sizeof(g->reason), "%s was lost; found running on %s",
 				 node_label(s, lost, lb, sizeof(lb)), node_label(s, runner, rb, sizeof(rb)));
 		}
 	}
 }
 
-int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, json_object *body,
-			  char *detail, size_t len)
+/* Protocol 2: the proof must be of this epoch and carry every member's report. */
+static int fenced_proof_current(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+				const struct vmc_body_node_fenced *f, char *detail, size_t len)
 {
+	char lb[24];
+
+	if (!VMC_PROTO_HAS_ATTEMPTS(ctx->version)) {
+		return 0;
+	}
+	if (!f->has_epoch) {
+		snprintf(detail, len, "node-fenced for %s without the epoch it was decided in",
+			 node_label(s, f->node, lb, sizeof(lb)));
+		return -VMC_E_PROTOCOL;
+	}
+	if (f->epoch != s->epoch) {
+		snprintf(detail, len,
+			 "stale: %s was confirmed fenced in epoch %llu, the cluster is at epoch %llu "
+			 "(the membership changed since)",
+			 node_label(s, f->node, lb, sizeof(lb)), (unsigned long long)f->epoch,
+			 (unsigned long long)s->epoch);
+		return -VMC_E_BUSY;
+	}
+	for (size_t i = 0; i < ctx->n_members; i++) {
+		if (!reports_cover(f->reports, ctx->members[i])) {
+			snprintf(detail, len,
+				 "node-fenced for %s lacks the running VMs of member %u: not applied",
+				 node_label(s, f->node, lb, sizeof(lb)), ctx->members[i]);
+			return -VMC_E_BUSY;
+		}
+	}
+	return 0;
+}
+
+int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			  const union vmc_body *b, char *detail, size_t len)
+{
+	const struct vmc_body_node_fenced *f = &b->fenced;
 	struct vmc_place_decision *plan;
 	struct place_view pv;
 	size_t n, started = 0;
-	json_object *node;
-	uint32_t lost;
+	uint32_t lost = f->node;
 	char lb[24];
+	int rc;
 
-	if (!json_object_object_get_ex(body, "node", &node) || !json_object_is_type(node, json_type_int) ||
-	    json_object_get_int64(node) <= 0 || json_object_get_int64(node) > UINT32_MAX) {
-		snprintf(detail, len, "node-fenced without a node");
-		return -VMC_E_PROTOCOL;
-	}
-	lost = (uint32_t)json_object_get_int64(node);
 	if (in_view(ctx, lost)) {
 		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
 		return -VMC_E_BUSY;
+	}
+	rc = fenced_proof_current(s, ctx, f, detail, len);
+	if (rc != 0) {
+		return rc;
 	}
 	/* Everything allocated before the state changes: a failure leaves it as it was. */
 	plan = calloc(s->n_groups ? s->n_groups : 1, sizeof(*plan));
@@ -438,17 +541,69 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		free(plan);
 		return -ENOMEM;
 	}
-	adopt_reported(s, ctx, body, lost);
+	/* The plan is computed on the state as it will be once the adoptions are in. */
 	place_view_fill(s, ctx, &pv);
+	for (size_t j = 0; j < s->n_groups; j++) {
+		uint32_t runner = s->groups[j].owner == lost ? reported_runner(ctx, f->reports, s->groups[j].def->name)
+							      : 0;
+		if (runner != 0 && pv.groups[j].owner == lost) {
+			pv.groups[j].owner = runner;
+		}
+	}
 	n = vmc_plan_recovery(&pv.view, &lost, 1, plan);
+	if (n == VMC_PLAN_NO_MEMORY) {
+		free(pv.groups);
+		free(plan);
+		return -ENOMEM;
+	}
+	adopt_reported(s, ctx, f->reports, lost);
 	for (size_t k = 0; k < n; k++) {
 		struct vmc_group *g = &s->groups[plan[k].group - pv.groups];
 		recovery_apply(g, &plan[k], node_label(s, lost, lb, sizeof(lb)));
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
-	snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
-		 node_label(s, lost, lb, sizeof(lb)), started, n);
+	vmc_state_fencing_clear(s, lost);
+	if (strcmp(f->method, VMC_FENCED_MANUAL) == 0) {
+		snprintf(detail, len, "%s confirmed fenced by hand (%s): %zu of its %zu VMs restarting elsewhere",
+			 node_label(s, lost, lb, sizeof(lb)), f->by ? f->by : "an operator", started, n);
+	} else {
+		snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
+			 node_label(s, lost, lb, sizeof(lb)), started, n);
+	}
 	free(pv.groups);
 	free(plan);
+	return 0;
+}
+
+int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			   const union vmc_body *b, char *detail, size_t len)
+{
+	const struct vmc_body_fence_failed *f = &b->fence_failed;
+	const struct vmc_fence_record *have = vmc_state_fencing(s, f->node);
+	struct vmc_fence_record rec = { .node = f->node };
+	char lb[24], fb[24];
+
+	if (in_view(ctx, f->node)) {
+		snprintf(detail, len, "node %u is a member again: its fencing is over", f->node);
+		return -VMC_E_BUSY;
+	}
+	if (have != NULL) {
+		rec = *have;
+	}
+	/* Every member sent what it saw; only the first report of an attempt counts. */
+	if (f->attempt != rec.attempts) {
+		snprintf(detail, len, "fencing attempt %u of %s was counted already (%u failed)", f->attempt + 1,
+			 node_label(s, f->node, lb, sizeof(lb)), rec.attempts);
+		return -VMC_E_BUSY;
+	}
+	rec.attempts++;
+	rec.last_fencer = ctx->sender;
+	snprintf(rec.last_error, sizeof(rec.last_error), "%s: %s", f->method, f->error);
+	if (vmc_state_fencing_set(s, &rec) != 0) {
+		snprintf(detail, len, "too many nodes being fenced");
+		return -VMC_E_INVALID;
+	}
+	snprintf(detail, len, "fencing attempt %u of %s by %s failed (%.120s)", rec.attempts,
+		 node_label(s, f->node, lb, sizeof(lb)), node_label(s, ctx->sender, fb, sizeof(fb)), f->error);
 	return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "json_util.h"
 #include "msg.h"
+#include "msg_types.h"
 #include "vmc_errors.h"
 
 void vmc_put_le16(uint8_t *p, uint16_t v)
@@ -61,32 +62,9 @@ uint64_t vmc_get_le64(const uint8_t *p)
 
 const char *vmc_msg_type_to_str(uint16_t type)
 {
-	switch (type) {
-	case VMC_MSG_HELLO:
-		return "hello";
-	case VMC_MSG_STATE_CHUNK:
-		return "state-chunk";
-	case VMC_MSG_GROUP_ADD:
-		return "group-add";
-	case VMC_MSG_GROUP_REMOVE:
-		return "group-remove";
-	case VMC_MSG_GROUP_SET:
-		return "group-set";
-	case VMC_MSG_SETTINGS_SET:
-		return "settings-set";
-	case VMC_MSG_NODE_FACTS:
-		return "node-facts";
-	case VMC_MSG_GROUP_START:
-		return "group-start";
-	case VMC_MSG_GROUP_STOP:
-		return "group-stop";
-	case VMC_MSG_GROUP_REPORT:
-		return "group-report";
-	case VMC_MSG_NODE_FENCED:
-		return "node-fenced";
-	default:
-		return "invalid";
-	}
+	const struct vmc_msg_type_info *t = vmc_msg_type_info(type);
+
+	return t != NULL ? t->name : "invalid";
 }
 
 int vmc_msg_encode(const struct vmc_msg *m, void **buf, size_t *len)
@@ -95,7 +73,7 @@ int vmc_msg_encode(const struct vmc_msg *m, void **buf, size_t *len)
 	size_t payload_len = strlen(json) + 1;
 	uint8_t *p;
 
-	if (m->type == VMC_MSG_INVALID || m->type >= VMC_MSG_TYPE_COUNT) {
+	if (vmc_msg_type_info(m->type) == NULL) {
 		return -EINVAL;
 	}
 	if (VMC_MSG_HEADER_LEN + payload_len > VMC_MSG_MAX_LEN) {
@@ -119,6 +97,7 @@ int vmc_msg_encode(const struct vmc_msg *m, void **buf, size_t *len)
 
 int vmc_msg_decode(const void *buf, size_t len, struct vmc_msg *m, char *err, size_t errlen)
 {
+	const struct vmc_msg_type_info *info;
 	const uint8_t *p = buf;
 	uint32_t payload_len;
 	const char *payload;
@@ -144,8 +123,14 @@ int vmc_msg_decode(const void *buf, size_t len, struct vmc_msg *m, char *err, si
 			 VMC_PROTO_VERSION_MIN, VMC_PROTO_VERSION_MAX);
 		return -VMC_E_VERSION;
 	}
-	if (m->type == VMC_MSG_INVALID || m->type >= VMC_MSG_TYPE_COUNT) {
+	info = vmc_msg_type_info(m->type);
+	if (info == NULL) {
 		snprintf(err, errlen, "unknown message type %u", m->type);
+		return -VMC_E_PROTOCOL;
+	}
+	if (info->since > m->version) {
+		snprintf(err, errlen, "%s messages exist since protocol %u, this one says %u", info->name,
+			 info->since, m->version);
 		return -VMC_E_PROTOCOL;
 	}
 	if (payload_len == 0 || payload_len != len - VMC_MSG_HEADER_LEN) {

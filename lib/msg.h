@@ -12,12 +12,33 @@
  *   12     4   payload_len  bytes after the header, including the NUL
  *   16     8   request_id   chosen by the sender; 0 for sync traffic
  *
- * Protocol history (never reuse a type number; add, don't change):
+ * Protocol history (never reuse a type number; add, don't change). Each
+ * type's version is in the table of lib/msg_types.c; fields added to a
+ * body later are listed here and are optional to a reader:
  *   1  HELLO, STATE_CHUNK, GROUP_ADD, GROUP_REMOVE, GROUP_SET, SETTINGS_SET,
- *      NODE_FACTS, GROUP_START, GROUP_STOP, GROUP_REPORT, NODE_FENCED
+ *      NODE_FACTS, GROUP_START, GROUP_STOP, GROUP_REPORT, NODE_FENCED;
+ *      later in version 1: HELLO "votes" (a sender without it has 1 vote),
+ *      HELLO "running" (the VMs its node runs: the recovery barrier),
+ *      NODE_FENCED "reports" (the running VMs every member reported in
+ *      the sync of the view it was decided in)
+ *   2  FENCE_FAILED (a failed fencing attempt: the next one is another
+ *      member's), SYNC_EXCLUDE (members whose hello missed the deadline
+ *      leave this sync), SYNC_RESTART (a member excluded, or tainted by a
+ *      local failure, asks for the sync again);
+ *      HELLO "sync_seq" (which sync of the view it belongs to) and
+ *      "tainted" (this copy must not be a sync source);
+ *      GROUP_REPORT "attempt" (the start attempt it is about; a report for
+ *      another attempt is stale) and the event "self_fenced" (killed on
+ *      losing quorum: restarted, not counted as a failure);
+ *      NODE_FENCED "epoch" (the epoch it was decided in: refused in any
+ *      other, so a late or repeated confirmation cannot recover a node that
+ *      has come back), method "manual" with "by" (clusterctl node
+ *      confirm-fenced). From version 2, NODE_FENCED needs "epoch" and the
+ *      reports of every member of the view.
  *
  * A cluster speaks the lowest version its members support (advertised in
- * HELLO), so an upgraded node keeps talking to the others.
+ * HELLO), so an upgraded node keeps talking to the others. Feature tests
+ * go through the VMC_PROTO_HAS_* macros below, never a bare number.
  */
 #ifndef VMC_MSG_H
 #define VMC_MSG_H
@@ -29,7 +50,9 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 1
+#define VMC_PROTO_VERSION_MAX 2
+/* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
+#define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 
@@ -46,6 +69,9 @@ enum vmc_msg_type {
 	VMC_MSG_GROUP_STOP = 9,
 	VMC_MSG_GROUP_REPORT = 10,
 	VMC_MSG_NODE_FENCED = 11,
+	VMC_MSG_FENCE_FAILED = 12,
+	VMC_MSG_SYNC_EXCLUDE = 13,
+	VMC_MSG_SYNC_RESTART = 14,
 	VMC_MSG_TYPE_COUNT,
 };
 
@@ -61,7 +87,8 @@ struct vmc_msg {
 int vmc_msg_encode(const struct vmc_msg *m, void **buf, size_t *len);
 /*
  * Checks, in order: length >= header, magic, version we speak, known
- * type, payload length consistent, NUL-terminated, valid JSON object.
+ * type (and one its version has), payload length consistent,
+ * NUL-terminated, valid JSON object.
  * On success m->body holds a reference the caller must release with
  * vmc_msg_clear().
  */

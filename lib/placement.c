@@ -35,6 +35,8 @@ const char *vmc_place_verdict_to_str(enum vmc_place_verdict v)
 		return "no-node";
 	case VMC_PLACE_LEAVE:
 		return "leave";
+	case VMC_PLACE_NO_MEMORY:
+		return "no-memory";
 	}
 	return "unknown";
 }
@@ -194,7 +196,7 @@ enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
 
 	if (ctx.owners == NULL) {
 		snprintf(why, why_len, "out of memory");
-		return VMC_PLACE_NO_NODE;
+		return VMC_PLACE_NO_MEMORY;
 	}
 	verdict = place_with(&ctx, g, node, why, why_len);
 	free(ctx.owners);
@@ -240,7 +242,7 @@ size_t vmc_plan_recovery(const struct vmc_place_view *view, const uint32_t *lost
 	if (owners == NULL || order == NULL) {
 		free(owners);
 		free(order);
-		return 0;
+		return VMC_PLAN_NO_MEMORY;
 	}
 	for (size_t j = 0; j < view->n_groups; j++) {
 		if (view->groups[j].owner != 0 && is_lost(view->groups[j].owner, lost, n_lost)) {

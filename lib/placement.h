@@ -62,6 +62,7 @@ enum vmc_place_verdict {
 	VMC_PLACE_START = 0,   /* start (or restart) it on node */
 	VMC_PLACE_NO_NODE,     /* wanted, but no node can take it now */
 	VMC_PLACE_LEAVE,       /* not the cluster's to start (no-auto-start, not wanted, pacemaker) */
+	VMC_PLACE_NO_MEMORY,   /* this node ran out of memory computing it: not a verdict (apply.h) */
 };
 
 struct vmc_place_decision {
@@ -83,8 +84,10 @@ enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
 /*
  * The groups owned by the lost nodes, in recovery order, each with its
  * decision. out must hold view->n_groups entries; returns how many were
- * written. Groups on lost nodes count as running nowhere.
+ * written, or VMC_PLAN_NO_MEMORY. Groups on lost nodes count as running
+ * nowhere.
  */
+#define VMC_PLAN_NO_MEMORY SIZE_MAX
 size_t vmc_plan_recovery(const struct vmc_place_view *view, const uint32_t *lost, size_t n_lost,
 			 struct vmc_place_decision *out);
 

@@ -5,11 +5,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "journal.h"
+#include "json_util.h"
 #include "replica.h"
 #include "vmc_errors.h"
 
@@ -141,15 +143,40 @@ static bool is_member(const struct vmc_replica *r, uint32_t id)
 	return false;
 }
 
-static void hello_send(struct vmc_replica *r)
+static void warn(const struct vmc_replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(const struct vmc_replica *r, const char *fmt, ...)
+{
+	char what[384];
+	va_list ap;
+
+	if (r->ops->warn == NULL) {
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	r->ops->warn(r->ctx, what);
+}
+
+/* The members list and sync_seq that tie a sync message to one sync of one view. */
+static json_object *sync_body(const struct vmc_replica *r)
 {
 	json_object *body = json_object_new_object();
 	json_object *members = json_object_new_array();
-	const char *digest = vmc_replica_digest(r);
 
 	for (size_t i = 0; i < r->n_members; i++) {
 		json_object_array_add(members, json_object_new_int64(r->members[i]));
 	}
+	json_object_object_add(body, "members", members);
+	json_object_object_add(body, "sync_seq", json_object_new_int64(r->sync_seq));
+	return body;
+}
+
+static void hello_send(struct vmc_replica *r)
+{
+	json_object *body = sync_body(r);
+	const char *digest = vmc_replica_digest(r);
+
 	json_object_object_add(body, "epoch", json_object_new_uint64(r->state->epoch));
 	json_object_object_add(body, "config_version", json_object_new_uint64(r->state->config_version));
 	json_object_object_add(body, "digest", json_object_new_string(digest));
@@ -158,7 +185,7 @@ static void hello_send(struct vmc_replica *r)
 	json_object_object_add(body, "votes", json_object_new_int64(r->my_votes));
 	json_object_object_add(body, "proto_max", json_object_new_int(VMC_PROTO_VERSION_MAX));
 	json_object_object_add(body, "round", json_object_new_int64(r->round));
-	json_object_object_add(body, "members", members);
+	json_object_object_add(body, "tainted", json_object_new_boolean(r->tainted));
 	if (r->ops->running != NULL) {
 		json_object_object_add(body, "running", r->ops->running(r->ctx));
 	}
@@ -179,7 +206,7 @@ json_object *vmc_replica_reports(const struct vmc_replica *r)
 {
 	json_object *a;
 
-	if (r->phase != VMC_SYNC_DONE || r->n_hellos != r->n_members) {
+	if (r->phase != VMC_SYNC_DONE || r->n_hellos != r->n_active) {
 		return NULL;
 	}
 	for (size_t i = 0; i < r->n_hellos; i++) {
@@ -204,6 +231,27 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A sync of the current view begins: at a view change, and at each restart. */
+static void round_begin(struct vmc_replica *r)
+{
+	r->phase = VMC_SYNC_HELLO;
+	r->primary = false;
+	hellos_clear(r);
+	r->source = NULL;
+	snapshot_reset(r);
+	held_drop_all(r, true);
+	memcpy(r->active, r->members, r->n_members * sizeof(r->members[0]));
+	r->n_active = r->n_members;
+	r->n_excluded = 0;
+	r->excluded_self = false;
+	if (is_member(r, r->my_id)) {
+		hello_send(r);
+		if (r->ops->sync_started != NULL) {
+			r->ops->sync_started(r->ctx);
+		}
+	}
+}
+
 void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n)
 {
 	if (n > VMC_NODES_MAX) {
@@ -213,14 +261,42 @@ void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n)
 	qsort(r->members, n, sizeof(*members), cmp_u32);
 	r->n_members = n;
 	r->round++;
-	r->phase = VMC_SYNC_HELLO;
+	r->sync_seq = 0;
+	round_begin(r);
+}
+
+bool vmc_replica_is_active(const struct vmc_replica *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->n_active; i++) {
+		if (r->active[i] == node) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void restart_request(struct vmc_replica *r)
+{
+	json_object *body = sync_body(r);
+
+	r->ops->send(r->ctx, VMC_MSG_SYNC_RESTART, body);
+	json_object_put(body);
+}
+
+/*
+ * This node failed where the others did not (out of memory): its copy may
+ * now lack a change they applied. It takes no changes and asks for the
+ * sync again, where it takes the source's copy (apply.h).
+ */
+static void taint(struct vmc_replica *r, const char *why)
+{
+	bool first = !r->tainted;
+
+	r->tainted = true;
 	r->primary = false;
-	hellos_clear(r);
-	r->source = NULL;
-	snapshot_reset(r);
-	held_drop_all(r, true);
-	if (is_member(r, r->my_id)) {
-		hello_send(r);
+	if (first) {
+		warn(r, "%s: this node takes no changes and asks for a new sync to get the state back", why);
+		restart_request(r);
 	}
 }
 
@@ -274,6 +350,16 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 			   : 1;
 	h->proto_max = (uint16_t)json_object_get_int(proto);
 	h->round = (uint32_t)json_object_get_int64(round);
+	h->sync_seq = 0;
+	h->tainted = false;
+	if (json_object_object_get_ex(m->body, "sync_seq", NULL) &&
+	    !vmc_json_u32(m->body, "sync_seq", &h->sync_seq)) {
+		return -VMC_E_PROTOCOL;
+	}
+	if (json_object_object_get_ex(m->body, "tainted", NULL) &&
+	    !vmc_json_bool(m->body, "tainted", &h->tainted)) {
+		return -VMC_E_PROTOCOL;
+	}
 	h->running = NULL;
 	if (json_object_object_get_ex(m->body, "running", &running) &&
 	    json_object_is_type(running, json_type_array)) {
@@ -282,9 +368,12 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	return 0;
 }
 
-/* Same rule on every member: newest state, then one that was primary, then lowest id. */
+/* Same rule on every member: untainted, newest state, then one that was primary, then lowest id. */
 static bool hello_better(const struct vmc_hello *a, const struct vmc_hello *b)
 {
+	if (a->tainted != b->tainted) {
+		return !a->tainted;
+	}
 	if (a->epoch != b->epoch) {
 		return a->epoch > b->epoch;
 	}
@@ -299,8 +388,12 @@ static bool hello_better(const struct vmc_hello *a, const struct vmc_hello *b)
 
 static void held_apply_all(struct vmc_replica *r);
 
-static void sync_finish(struct vmc_replica *r)
+/* caught_up: this copy is now the source's (or the source's is no better). */
+static void sync_finish(struct vmc_replica *r, bool caught_up)
 {
+	if (caught_up) {
+		r->tainted = false;
+	}
 	r->phase = VMC_SYNC_DONE;
 	r->prev_primary = r->primary;
 	if (r->primary) {
@@ -366,11 +459,14 @@ static void hellos_complete(struct vmc_replica *r)
 			all_equal = false;
 		}
 	}
+	for (size_t i = 0; i < r->n_excluded; i++) {
+		r->view_votes += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
+	}
 	r->proto = proto;
 	r->expected_votes = votes;
-	r->primary = 2 * (uint64_t)r->view_votes > votes;
+	r->primary = !r->tainted && 2 * (uint64_t)r->view_votes > votes;
 	if (all_equal) {
-		sync_finish(r);
+		sync_finish(r, true);
 		return;
 	}
 	r->phase = VMC_SYNC_STATE;
@@ -379,23 +475,32 @@ static void hellos_complete(struct vmc_replica *r)
 	}
 }
 
+/* A sync message of this view's current sync (members and sync_seq match)? */
+static bool sync_body_current(const struct vmc_replica *r, json_object *body)
+{
+	json_object *members;
+	uint32_t seq = 0;
+
+	if (!json_object_object_get_ex(body, "members", &members) || !hello_matches_view(r, members)) {
+		return false;
+	}
+	if (json_object_object_get_ex(body, "sync_seq", NULL) && !vmc_json_u32(body, "sync_seq", &seq)) {
+		return false;
+	}
+	return seq == r->sync_seq;
+}
+
 static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 {
 	struct vmc_hello h;
-	json_object *members;
 	size_t i;
 
-	if (r->phase != VMC_SYNC_HELLO || !is_member(r, m->sender) ||
-	    !json_object_object_get_ex(m->body, "members", &members) ||
-	    !hello_matches_view(r, members)) {
-		return; /* stale: from another view or phase */
+	if (r->phase != VMC_SYNC_HELLO || !vmc_replica_is_active(r, m->sender) ||
+	    !sync_body_current(r, m->body)) {
+		return; /* stale: from another view, sync or phase */
 	}
 	if (hello_parse(m, &h) != 0) {
-		if (r->ops->warn != NULL) {
-			char what[96];
-			snprintf(what, sizeof(what), "dropped a malformed hello from node %u", m->sender);
-			r->ops->warn(r->ctx, what);
-		}
+		warn(r, "dropped a malformed hello from node %u", m->sender);
 		return;
 	}
 	for (i = 0; i < r->n_hellos; i++) {
@@ -410,9 +515,94 @@ static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 	if (i == r->n_hellos) {
 		r->n_hellos++;
 	}
-	if (r->n_hellos == r->n_members) {
+	if (r->n_hellos == r->n_active) {
 		hellos_complete(r);
 	}
+}
+
+static bool hello_from(const struct vmc_replica *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].node_id == node) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Every member that answered speaks a protocol that knows exclusion. */
+static bool hellos_know_exclusion(const struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].proto_max < 2) {
+			return false;
+		}
+	}
+	return true;
+}
+
+void vmc_replica_hello_deadline(struct vmc_replica *r)
+{
+	json_object *body;
+
+	if (r->phase != VMC_SYNC_HELLO || r->excluded_self || !is_member(r, r->my_id) ||
+	    !hellos_know_exclusion(r)) {
+		return;
+	}
+	body = sync_body(r);
+	r->ops->send(r->ctx, VMC_MSG_SYNC_EXCLUDE, body);
+	json_object_put(body);
+}
+
+/*
+ * The first exclusion delivered decides, for every member alike: whoever
+ * has not said hello at this point of the order is out of this sync.
+ */
+static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	size_t kept = 0;
+	bool me = false;
+	char names[256] = "";
+
+	if (r->phase != VMC_SYNC_HELLO || !is_member(r, m->sender) || !sync_body_current(r, m->body) ||
+	    !hellos_know_exclusion(r) || r->n_hellos == r->n_active) {
+		return;
+	}
+	r->n_excluded = 0;
+	for (size_t i = 0; i < r->n_active; i++) {
+		uint32_t id = r->active[i];
+		size_t used = strlen(names);
+		if (hello_from(r, id)) {
+			r->active[kept++] = id;
+			continue;
+		}
+		r->excluded[r->n_excluded++] = id;
+		me |= id == r->my_id;
+		snprintf(names + used, sizeof(names) - used, "%s%u", r->n_excluded > 1 ? ", " : "", id);
+	}
+	r->n_active = kept;
+	r->exclusions++;
+	if (me) {
+		r->excluded_self = true;
+		warn(r, "this node was excluded from the sync (its daemon did not answer within the hello "
+			"deadline): asking for the sync again");
+		restart_request(r);
+		return;
+	}
+	warn(r, "node id(s) %s excluded from this sync: no hello within the deadline (treated as "
+		"departed daemons until they answer)", names);
+	hellos_complete(r);
+}
+
+/* A member excluded or tainted asks for the sync again: everyone starts over. */
+static void receive_sync_restart(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	if (!is_member(r, m->sender) || !sync_body_current(r, m->body)) {
+		return;
+	}
+	r->sync_seq++;
+	r->sync_restarts++;
+	round_begin(r);
 }
 
 static void snapshot_install(struct vmc_replica *r)
@@ -465,13 +655,9 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	n = (size_t)json_object_get_string_len(data);
 	grown = realloc(r->snapshot, r->snapshot_len + n + 1);
 	if (grown == NULL) {
-		/* Finish without it rather than wait forever, but take no changes. */
-		r->primary = false;
-		if (r->ops->warn != NULL) {
-			r->ops->warn(r->ctx, "out of memory gathering a snapshot: this node refuses changes "
-					     "until the next membership change");
-		}
-		sync_finish(r);
+		/* Finish without it rather than wait forever, and ask for it again. */
+		taint(r, "out of memory gathering a snapshot");
+		sync_finish(r, false);
 		return;
 	}
 	r->snapshot = grown;
@@ -481,30 +667,43 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	r->next_chunk++;
 	if ((int64_t)r->next_chunk >= json_object_get_int64(count)) {
 		snapshot_install(r);
-		sync_finish(r);
+		sync_finish(r, true);
 	}
 }
 
 static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 {
+	struct vmc_apply_ctx ctx = { .sender = m->sender, .version = m->version, .members = r->active,
+				     .n_members = r->n_active };
 	char detail[512];
 	int rc;
 
 	if (!r->primary) {
-		snprintf(detail, sizeof(detail),
-			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
-			 "changes need a majority",
-			 r->view_votes, r->expected_votes);
-		r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_NO_QUORUM, detail);
+		if (r->tainted) {
+			snprintf(detail, sizeof(detail),
+				 "this node is resyncing after a local failure and takes no changes; retry");
+		} else {
+			snprintf(detail, sizeof(detail),
+				 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
+				 "changes need a majority",
+				 r->view_votes, r->expected_votes);
+		}
+		r->ops->outcome(r->ctx, m->sender, m->request_id,
+				r->tainted ? -VMC_E_RETRY : -VMC_E_NO_QUORUM, detail);
 		return;
 	}
-	struct vmc_apply_ctx ctx = { .sender = m->sender, .members = r->members,
-				     .n_members = r->n_members };
-
 	rc = vmc_state_apply(r->state, &ctx, m, detail, sizeof(detail));
+	if (rc == -ENOMEM) {
+		/* Not a verdict: the others applied or refused it, this node could not tell. */
+		taint(r, "out of memory applying a change");
+		r->ops->outcome(r->ctx, m->sender, m->request_id, -ENOMEM,
+				"out of memory on this node while applying the change: the other nodes "
+				"decided it; see 'clusterctl vm list'");
+		return;
+	}
 	if (rc == 0) {
-		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->members,
-							       r->n_members));
+		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
+							       r->n_active));
 	}
 	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
 }
@@ -514,7 +713,7 @@ static void request_hold(struct vmc_replica *r, const struct vmc_msg *m)
 	struct vmc_held_msg *h = calloc(1, sizeof(*h));
 
 	if (h == NULL) {
-		r->ops->outcome(r->ctx, m->sender, m->request_id, -ENOMEM, "out of memory");
+		taint(r, "out of memory holding a change during a sync");
 		return;
 	}
 	h->msg = *m;
@@ -547,10 +746,16 @@ void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 	case VMC_MSG_STATE_CHUNK:
 		receive_state_chunk(r, m);
 		return;
+	case VMC_MSG_SYNC_EXCLUDE:
+		receive_sync_exclude(r, m);
+		return;
+	case VMC_MSG_SYNC_RESTART:
+		receive_sync_restart(r, m);
+		return;
 	default:
 		break;
 	}
-	if (!is_member(r, m->sender)) {
+	if (!vmc_replica_is_active(r, m->sender) || r->excluded_self) {
 		return;
 	}
 	if (r->phase != VMC_SYNC_DONE) {

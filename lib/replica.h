@@ -27,6 +27,25 @@
  * the sync, never a hang. A view is primary when its members' votes (as
  * each announces in its hello) are a majority of the expected votes; requests in a non-primary view are
  * refused on every member alike.
+ *
+ * A member that is in the view but does not answer (its daemon stopped,
+ * stuck in a long fsync) must not hang the sync either. Each member's
+ * daemon calls vmc_replica_hello_deadline() when the hello phase has
+ * lasted the hello deadline (lib/timeouts.h); that multicasts a
+ * SYNC_EXCLUDE, and the first one delivered excludes every member whose
+ * hello has not been delivered by then — on every member alike, since
+ * all see the same order. The sync goes on without them: they are not
+ * "active" (not in the barrier, not placement's up nodes, their requests
+ * ignored), though their votes still count (their corosync is in the
+ * ring with ours, so they cannot be part of another primary view). An
+ * excluded member that wakes up reads its own exclusion and multicasts
+ * SYNC_RESTART, and everyone starts the sync of this view again; so
+ * does a member whose copy is "tainted" (apply.h: it failed locally,
+ * out of memory, so its copy may lack a change the others applied). A
+ * tainted copy is never chosen as the source. Each restart raises the
+ * view's sync_seq, which hellos and exclusions carry, so nothing sent for
+ * an earlier sync of the same view is taken for the current one.
+ * Exclusion needs every answering member to speak protocol 2.
  */
 #ifndef VMC_REPLICA_H
 #define VMC_REPLICA_H
@@ -34,6 +53,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "apply.h"
 #include "msg.h"
 #include "state.h"
 
@@ -59,6 +79,11 @@ struct vmc_replica_ops {
 	/* The VMs running on this node, a new JSON array of names (optional):
 	 * every hello reports them, so a sync ends with every member's report. */
 	json_object *(*running)(void *ctx);
+	/* The quorum votes of a node per the nodelist (optional; 1 otherwise):
+	 * what an excluded member, which sent no hello, counts for. */
+	uint32_t (*votes)(void *ctx, uint32_t node);
+	/* A new hello phase began: the owner arms the hello deadline (optional). */
+	void (*sync_started)(void *ctx);
 };
 
 struct vmc_hello {
@@ -71,6 +96,8 @@ struct vmc_hello {
 	uint32_t votes;          /* the sender's own quorum votes */
 	uint16_t proto_max;
 	uint32_t round;
+	uint32_t sync_seq;       /* which sync of the view (0 from senders before protocol 2) */
+	bool tainted;            /* its copy may lack a change: never the source */
 	json_object *running;    /* the VMs it runs (array of names), NULL if not reported */
 };
 
@@ -93,9 +120,16 @@ struct vmc_replica {
 	bool snapshot_needed;
 	bool prev_primary;
 
-	uint32_t members[VMC_NODES_MAX];
+	uint32_t members[VMC_NODES_MAX]; /* the CPG view, sorted */
 	size_t n_members;
+	uint32_t active[VMC_NODES_MAX];  /* the members not excluded from this sync */
+	size_t n_active;
+	uint32_t excluded[VMC_NODES_MAX];
+	size_t n_excluded;
+	bool excluded_self;      /* this node was excluded: it has asked for a restart */
+	bool tainted;            /* see above: this copy may lack a change */
 	uint32_t round;          /* views seen by this replica */
+	uint32_t sync_seq;       /* syncs of this view: 0 at a view change, +1 per restart */
 	enum vmc_sync_phase phase;
 	bool primary;
 	uint16_t proto;          /* version the view speaks */
@@ -118,6 +152,8 @@ struct vmc_replica {
 	char digest[VMC_DIGEST_HEX_LEN + 1];
 	uint64_t syncs_done;
 	uint64_t snapshots_installed;
+	uint64_t sync_restarts;
+	uint64_t exclusions;
 };
 
 /* Takes ownership of state. */
@@ -132,7 +168,17 @@ void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
 void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m);
 
 /*
- * What every member of the current, synced view reported running, as
+ * The hello phase has lasted the hello deadline on this node: ask that
+ * members still silent be excluded from this sync (see above). Does
+ * nothing outside the hello phase.
+ */
+void vmc_replica_hello_deadline(struct vmc_replica *r);
+
+/* Is node an active member (in the view and not excluded from its sync)? */
+bool vmc_replica_is_active(const struct vmc_replica *r, uint32_t node);
+
+/*
+ * What every active member of the current, synced view reported running, as
  * [[node, [names...]], ...]; NULL while a member has not reported (sync
  * not done, or an older daemon). A new reference.
  */
@@ -149,26 +195,5 @@ const char *vmc_replica_digest(struct vmc_replica *r);
 /* Synced and primary: this node's copy is current and may change. */
 bool vmc_replica_writable(const struct vmc_replica *r);
 const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
-
-/* What a change may depend on besides the state: who sent it, who is in the view. */
-struct vmc_apply_ctx {
-	uint32_t sender;
-	const uint32_t *members; /* the view it was delivered in; placement's "up" nodes */
-	size_t n_members;
-};
-
-/*
- * Apply one change request to a state (pure; used by the replica, journal
- * replay and tests). Returns 0 and bumps config_version, or a negative
- * error with a one-line reason in detail.
- */
-int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_msg *m,
-		    char *detail, size_t detail_len);
-/* The same with an empty view (changes that place nothing). */
-int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
-			    size_t detail_len);
-/* The KEY=VALUE strings of a group-set body, refusing anything but strings. */
-int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *n, char *detail,
-			size_t len);
 
 #endif

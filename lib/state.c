@@ -195,6 +195,48 @@ int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f)
 	return 0;
 }
 
+const struct vmc_fence_record *vmc_state_fencing(const struct vmc_state *s, uint32_t node)
+{
+	for (size_t i = 0; i < s->n_fencing; i++) {
+		if (s->fencing[i].node == node) {
+			return &s->fencing[i];
+		}
+	}
+	return NULL;
+}
+
+int vmc_state_fencing_set(struct vmc_state *s, const struct vmc_fence_record *f)
+{
+	size_t i = 0;
+
+	while (i < s->n_fencing && s->fencing[i].node < f->node) {
+		i++;
+	}
+	if (i < s->n_fencing && s->fencing[i].node == f->node) {
+		s->fencing[i] = *f;
+		return 0;
+	}
+	if (s->n_fencing == VMC_STATE_NODES_MAX) {
+		return -ENOSPC;
+	}
+	memmove(&s->fencing[i + 1], &s->fencing[i], (s->n_fencing - i) * sizeof(s->fencing[0]));
+	s->fencing[i] = *f;
+	s->n_fencing++;
+	return 0;
+}
+
+void vmc_state_fencing_clear(struct vmc_state *s, uint32_t node)
+{
+	for (size_t i = 0; i < s->n_fencing; i++) {
+		if (s->fencing[i].node == node) {
+			memmove(&s->fencing[i], &s->fencing[i + 1],
+				(s->n_fencing - i - 1) * sizeof(s->fencing[0]));
+			s->n_fencing--;
+			return;
+		}
+	}
+}
+
 static json_object *group_to_json(const struct vmc_group *g)
 {
 	json_object *o = json_object_new_object();
@@ -204,6 +246,10 @@ static json_object *group_to_json(const struct vmc_group *g)
 	json_object_object_add(o, "owner", json_object_new_int64(g->owner));
 	json_object_object_add(o, "state", json_object_new_string(vmc_group_state_to_str(g->state)));
 	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
+	/* Absent while 0, so a state from before attempts existed keeps its digest. */
+	if (g->attempt != 0) {
+		json_object_object_add(o, "attempt", json_object_new_int64(g->attempt));
+	}
 	json_object_object_add(o, "reason", json_object_new_string(g->reason));
 	for (size_t i = 0; i < g->n_failures; i++) {
 		json_object *f = json_object_new_array();
@@ -229,6 +275,22 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 	return a;
 }
 
+static json_object *fencing_to_json(const struct vmc_state *s)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < s->n_fencing; i++) {
+		const struct vmc_fence_record *f = &s->fencing[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "node", json_object_new_int64(f->node));
+		json_object_object_add(o, "attempts", json_object_new_int64(f->attempts));
+		json_object_object_add(o, "last_fencer", json_object_new_int64(f->last_fencer));
+		json_object_object_add(o, "last_error", json_object_new_string(f->last_error));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 json_object *vmc_state_to_json(const struct vmc_state *s)
 {
 	json_object *o = json_object_new_object();
@@ -239,6 +301,9 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	json_object_object_add(o, "config_version", json_object_new_uint64(s->config_version));
 	json_object_object_add(o, "settings", vmc_settings_to_json(&s->settings));
 	json_object_object_add(o, "nodes", nodes_to_json(s));
+	if (s->n_fencing > 0) {
+		json_object_object_add(o, "fencing", fencing_to_json(s));
+	}
 	for (size_t i = 0; i < s->n_groups; i++) {
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
 	}
@@ -259,8 +324,15 @@ char *vmc_state_to_string(const struct vmc_state *s)
 static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g, char *err,
 				   size_t errlen)
 {
-	json_object *reason, *failures;
+	json_object *reason, *failures, *attempt;
 
+	if (json_object_object_get_ex(o, "attempt", &attempt)) {
+		if (!vmc_json_u32(o, "attempt", &g->attempt)) {
+			snprintf(err, errlen, "snapshot: groups[%zu].attempt is not a counter", i);
+			vmc_group_def_free(g->def);
+			return -EINVAL;
+		}
+	}
 	if (json_object_object_get_ex(o, "reason", &reason)) {
 		if (!json_object_is_type(reason, json_type_string)) {
 			snprintf(err, errlen, "snapshot: groups[%zu].reason is not a string", i);
@@ -312,6 +384,36 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		}
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int fencing_from_json(json_object *obj, struct vmc_state *s, char *err, size_t errlen)
+{
+	json_object *a;
+
+	if (!json_object_object_get_ex(obj, "fencing", &a)) {
+		return 0;
+	}
+	if (!json_object_is_type(a, json_type_array)) {
+		snprintf(err, errlen, "snapshot: fencing is not an array");
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < json_object_array_length(a); k++) {
+		json_object *o = json_object_array_get_idx(a, k);
+		struct vmc_fence_record f = { 0 };
+		const char *last = vmc_json_str(o, "last_error");
+		if (!vmc_json_u32(o, "node", &f.node) ||
+		    f.node == 0 || !vmc_json_u32(o, "attempts", &f.attempts) ||
+		    !vmc_json_u32(o, "last_fencer", &f.last_fencer) || last == NULL) {
+			snprintf(err, errlen, "snapshot: fencing[%zu] is not {node, attempts, last_fencer, last_error}", k);
+			return -EINVAL;
+		}
+		snprintf(f.last_error, sizeof(f.last_error), "%s", last);
+		if (vmc_state_fencing_set(s, &f) != 0) {
+			snprintf(err, errlen, "snapshot: more than %d fencing records", VMC_STATE_NODES_MAX);
 			return -EINVAL;
 		}
 	}
@@ -383,7 +485,7 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	}
 	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
-	if (nodes_from_json(obj, s, err, errlen) != 0) {
+	if (nodes_from_json(obj, s, err, errlen) != 0 || fencing_from_json(obj, s, err, errlen) != 0) {
 		vmc_state_free(s);
 		return -EINVAL;
 	}

@@ -31,6 +31,7 @@ struct vmc_group {
 	uint32_t owner; /* corosync node id, 0 when no node owns it */
 	enum vmc_group_state state;
 	bool want_started;
+	uint32_t attempt;  /* start attempts so far: raised on every entry into starting */
 	char reason[320];  /* why it is in this state, for `vm show` */
 	struct vmc_failure failures[VMC_FAILURES_KEPT];
 	size_t n_failures;
@@ -45,12 +46,27 @@ struct vmc_node_facts {
 
 #define VMC_STATE_NODES_MAX 64
 
+/*
+ * Fencing of a lost node as the cluster saw it (FENCE_FAILED, NODE_FENCED):
+ * how many attempts failed, so every member agrees whose turn the next one
+ * is, and why the last one failed, for `status` on any node. Kept until the
+ * node is fenced or announces itself again.
+ */
+struct vmc_fence_record {
+	uint32_t node;
+	uint32_t attempts;      /* failed attempts */
+	uint32_t last_fencer;   /* who ran the last one */
+	char last_error[160];
+};
+
 struct vmc_state {
 	uint64_t epoch;          /* primary views completed; only quorate partitions raise it */
 	uint64_t config_version; /* changes applied */
 	struct vmc_settings settings;
 	struct vmc_node_facts nodes[VMC_STATE_NODES_MAX]; /* sorted by id */
 	size_t n_nodes;
+	struct vmc_fence_record fencing[VMC_STATE_NODES_MAX]; /* sorted by node */
+	size_t n_fencing;
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */
@@ -70,6 +86,12 @@ int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def);
 const struct vmc_node_facts *vmc_state_node(const struct vmc_state *s, uint32_t id);
 /* Adds or replaces a node's facts; -ENOSPC when the table is full. */
 int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f);
+
+/* The fencing record of node, NULL when there is none. */
+const struct vmc_fence_record *vmc_state_fencing(const struct vmc_state *s, uint32_t node);
+/* Adds or replaces one; -ENOSPC when the table is full. */
+int vmc_state_fencing_set(struct vmc_state *s, const struct vmc_fence_record *f);
+void vmc_state_fencing_clear(struct vmc_state *s, uint32_t node);
 
 json_object *vmc_state_to_json(const struct vmc_state *s);
 char *vmc_state_to_string(const struct vmc_state *s);

@@ -97,7 +97,8 @@ static int msg_apply_journal(struct vmc_state *s, const struct view *view, uint3
 		.request_id = 42,
 		.body = json_tokener_parse(body),
 	};
-	struct vmc_apply_ctx ctx = { .sender = sender, .members = view->ids, .n_members = view->n };
+	struct vmc_apply_ctx ctx = { .sender = sender, .version = m.version, .members = view->ids,
+				     .n_members = view->n };
 	int rc;
 
 	ck_assert_msg(m.body != NULL, "test body is not JSON: %s", body);
@@ -182,14 +183,17 @@ static int stop(struct vmc_state *s, const struct view *view, const char *name)
 	return msg_apply(s, view, 1, VMC_MSG_GROUP_STOP, body);
 }
 
+/* A report about the start attempt the group is at, as an owner sends it. */
 static int report(struct vmc_state *s, const struct view *view, uint32_t sender, const char *name,
 		  const char *event, uint64_t at_s)
 {
+	const struct vmc_group *g = vmc_state_group_find(s, name);
 	char body[256];
 
 	snprintf(body, sizeof(body),
-		 "{\"name\":\"%s\",\"event\":\"%s\",\"at_s\":%llu,\"reason\":\"qemu exited 1\"}", name,
-		 event, (unsigned long long)at_s);
+		 "{\"name\":\"%s\",\"event\":\"%s\",\"at_s\":%llu,\"reason\":\"qemu exited 1\","
+		 "\"attempt\":%u}",
+		 name, event, (unsigned long long)at_s, g ? g->attempt : 0);
 	return msg_apply(s, view, sender, VMC_MSG_GROUP_REPORT, body);
 }
 
@@ -1173,17 +1177,17 @@ static const struct step lifecycle[] = {
 	     "\"failover\":{\"max_failures\":2,\"period_s\":3600}}}",
 	     0),
 	STEP(v12, 1, GROUP_START, "{\"name\":\"web1\"}", 0),
-	STEP(v12, 2, GROUP_REPORT, "{\"name\":\"web1\",\"event\":\"running\",\"at_s\":100}", 0),
+	STEP(v12, 2, GROUP_REPORT, "{\"name\":\"web1\",\"event\":\"running\",\"at_s\":100,\"attempt\":1}", 0),
 	STEP(v12, 1, GROUP_START, "{\"name\":\"db1\"}", 0),
-	STEP(v12, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"start_failed\",\"at_s\":110}", 0),
-	STEP(v123, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"crashed\",\"at_s\":120}", 0),
-	STEP(v123, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"running\",\"at_s\":121}",
+	STEP(v12, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"start_failed\",\"at_s\":110,\"attempt\":1}", 0),
+	STEP(v123, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"crashed\",\"at_s\":120,\"attempt\":2}", 0),
+	STEP(v123, 1, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"running\",\"at_s\":121,\"attempt\":2}",
 	     -VMC_E_BUSY),
-	STEP(v123, 3, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"crashed\",\"at_s\":130}", 0),
+	STEP(v123, 3, GROUP_REPORT, "{\"name\":\"db1\",\"event\":\"crashed\",\"at_s\":130,\"attempt\":3}", 0),
 	STEP(v123, 2, GROUP_STOP, "{\"name\":\"db1\"}", 0),
 	STEP(v23, 2, GROUP_START, "{\"name\":\"db1\"}", 0),
 	STEP(v23, 2, GROUP_STOP, "{\"name\":\"web1\"}", 0),
-	STEP(v23, 2, GROUP_REPORT, "{\"name\":\"web1\",\"event\":\"stopped\",\"at_s\":200}", 0),
+	STEP(v23, 2, GROUP_REPORT, "{\"name\":\"web1\",\"event\":\"stopped\",\"at_s\":200,\"attempt\":1}", 0),
 	STEP(v23, 2, NODE_FACTS, "{\"name\":\"n2\",\"mem_mib\":16384}", 0),
 };
 
@@ -1417,7 +1421,8 @@ START_TEST(test_fenced_node_groups_restart_on_survivors)
 {
 	struct vmc_state *s = cluster3_web1_online("");
 
-	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"method\":\"agent\"}");
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"method\":\"agent\",\"epoch\":0,\"reports\":[[2,[]],[3,[]]]}");
 	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
 	assert_contains(group(s, "web1")->reason, "n1 was lost");
 	vmc_state_free(s);
@@ -1440,7 +1445,7 @@ START_TEST(test_fenced_reports_adopt_a_vm_a_member_runs)
 
 	/* The barrier: n3 reported in this view's sync that it runs web1. */
 	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
-		     "{\"node\":1,\"reports\":[[2,[]],[3,[\"web1\"]]]}");
+		     "{\"node\":1,\"epoch\":0,\"reports\":[[2,[]],[3,[\"web1\"]]]}");
 	assert_group(s, "web1", VMC_GROUP_ONLINE, 3, true);
 	assert_contains(group(s, "web1")->reason, "found running on n3");
 	vmc_state_free(s);
@@ -1451,7 +1456,8 @@ START_TEST(test_fenced_reports_from_outside_the_view_ignored)
 {
 	struct vmc_state *s = cluster3_web1_online("");
 
-	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"reports\":[[1,[\"web1\"]]]}");
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"epoch\":0,\"reports\":[[1,[\"web1\"]],[2,[]],[3,[]]]}");
 	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
 	vmc_state_free(s);
 }

@@ -49,6 +49,9 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_GROUP_STOP] = "{\"name\":\"web1\"}",
 	[VMC_MSG_GROUP_REPORT] = "{\"name\":\"web1\",\"event\":\"running\",\"at_s\":1700000000}",
 	[VMC_MSG_NODE_FENCED] = "{\"node\":2,\"method\":\"agent\"}",
+	[VMC_MSG_FENCE_FAILED] = "{\"node\":2,\"attempt\":0,\"method\":\"agent\",\"error\":\"exit 1\"}",
+	[VMC_MSG_SYNC_EXCLUDE] = "{\"members\":[1,2,3],\"sync_seq\":0}",
+	[VMC_MSG_SYNC_RESTART] = "{\"members\":[1,2,3],\"sync_seq\":0}",
 };
 
 static unsigned int garbage_seed(void)

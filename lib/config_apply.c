@@ -1,0 +1,143 @@
+/*
+ * Configuration changes (config_apply.h): VM definitions and cluster-wide
+ * settings. A definition is validated again here, by every replica, from
+ * the bytes in the message, whatever the sender checked before.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_apply.h"
+#include "vmc_errors.h"
+
+/* A MAC address on two running VMs breaks both: refuse it cluster-wide. */
+static int mac_check(const struct vmc_state *s, const struct vmc_group_def *def, char *detail,
+		     size_t len)
+{
+	for (size_t n = 0; n < def->n_nics; n++) {
+		const char *mac = def->nics[n].mac;
+		for (size_t g = 0; mac != NULL && g < s->n_groups; g++) {
+			const struct vmc_group_def *other = s->groups[g].def;
+			if (strcmp(other->name, def->name) == 0) {
+				continue;
+			}
+			for (size_t k = 0; k < other->n_nics; k++) {
+				if (other->nics[k].mac != NULL && strcasecmp(other->nics[k].mac, mac) == 0) {
+					snprintf(detail, len, "field 'nics[%zu].mac': %s is already used by vm '%s'",
+						 n, mac, other->name);
+					return -VMC_E_EXISTS;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+int vmc_apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			char *detail, size_t len)
+{
+	struct vmc_group_def *def = NULL;
+	int rc;
+
+	rc = vmc_group_def_from_json(b->group_add.definition, &def, detail, len);
+	if (rc != 0) {
+		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	rc = mac_check(s, def, detail, len);
+	if (rc != 0) {
+		vmc_group_def_free(def);
+		return rc;
+	}
+	rc = vmc_state_group_add(s, def);
+	if (rc == -EEXIST) {
+		snprintf(detail, len, "vm '%s' already exists; choose another name or remove it first",
+			 def->name);
+		vmc_group_def_free(def);
+		return -VMC_E_EXISTS;
+	}
+	if (rc != 0) {
+		vmc_group_def_free(def);
+		return rc;
+	}
+	snprintf(detail, len, "vm %s added", def->name);
+	return 0;
+}
+
+int vmc_apply_group_remove(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			   const union vmc_body *b, char *detail, size_t len)
+{
+	const char *name = b->name.name;
+	struct vmc_group *g;
+
+	g = vmc_state_group_find(s, name);
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	if (g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED) {
+		snprintf(detail, len, "vm '%s' is %s: it must be stopped before it can be removed", name,
+			 vmc_group_state_to_str(g->state));
+		return -VMC_E_BUSY;
+	}
+	snprintf(detail, len, "vm %s removed", name);
+	return vmc_state_group_remove(s, name);
+}
+
+/* "vm web1 changed: memory_mib=512 priority=high" for the log. */
+static void describe_set(const char *name, const char *const *assignments, size_t n, char *detail,
+			 size_t len)
+{
+	int used = snprintf(detail, len, "vm %s changed:", name);
+
+	for (size_t i = 0; i < n && used > 0 && (size_t)used < len; i++) {
+		used += snprintf(detail + used, len - (size_t)used, " %s", assignments[i]);
+	}
+}
+
+int vmc_apply_group_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			char *detail, size_t len)
+{
+	const char *name = b->set.name;
+	struct vmc_group_def *def = NULL;
+	struct vmc_group *g;
+	int rc;
+
+	g = vmc_state_group_find(s, name);
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	rc = vmc_group_def_set(g->def, b->set.assignments, b->set.n, &def, detail, len);
+	if (rc != 0) {
+		return rc == -EINVAL ? -VMC_E_INVALID : rc;
+	}
+	rc = mac_check(s, def, detail, len);
+	if (rc != 0) {
+		vmc_group_def_free(def);
+		return rc;
+	}
+	describe_set(name, b->set.assignments, b->set.n, detail, len);
+	return vmc_state_group_redefine(s, def);
+}
+
+int vmc_apply_settings_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			   const union vmc_body *b, char *detail, size_t len)
+{
+	const char *const *assignments = b->set.assignments;
+	struct vmc_settings next;
+	size_t n = b->set.n;
+
+	if (vmc_settings_set(&s->settings, assignments, n, &next, detail, len) != 0) {
+		return -VMC_E_INVALID;
+	}
+	s->settings = next;
+	snprintf(detail, len, "cluster settings changed:");
+	for (size_t i = 0; i < n && strlen(detail) + 1 < len; i++) {
+		snprintf(detail + strlen(detail), len - strlen(detail), " %s", assignments[i]);
+	}
+	return 0;
+}
+

@@ -1,0 +1,164 @@
+/*
+ * The table of message types and the parsers of their bodies (msg_types.h).
+ * A parser refuses with -VMC_E_PROTOCOL and names the field; a body it
+ * accepts has every required field with its type and range.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config_apply.h"
+#include "json_util.h"
+#include "lifecycle.h"
+#include "msg_types.h"
+#include "vmc_errors.h"
+
+static int need_name(json_object *body, const char *what, const char **out, char *detail, size_t len)
+{
+	*out = vmc_json_str(body, "name");
+	if (*out == NULL) {
+		snprintf(detail, len, "%s without a name", what);
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_group_add(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	if (!json_object_object_get_ex(body, "definition", &out->group_add.definition)) {
+		snprintf(detail, len, "group-add without a definition");
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_name(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	return need_name(body, "a group change", &out->name.name, detail, len);
+}
+
+static int parse_set(json_object *body, struct vmc_body_set *out, const char *what, char *detail,
+		     size_t len)
+{
+	json_object *set = vmc_json_array(body, "set");
+
+	if (set == NULL) {
+		snprintf(detail, len, "%s without set", what);
+		return -VMC_E_PROTOCOL;
+	}
+	return vmc_set_assignments(set, out->assignments, VMC_SET_MAX, &out->n, detail, len);
+}
+
+static int parse_group_set(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	int rc = need_name(body, "group-set", &out->set.name, detail, len);
+
+	return rc != 0 ? rc : parse_set(body, &out->set, "group-set", detail, len);
+}
+
+static int parse_settings_set(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	out->set.name = NULL;
+	return parse_set(body, &out->set, "settings-set", detail, len);
+}
+
+static int parse_node_facts(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_node_facts *f = &out->node_facts;
+
+	f->name = vmc_json_str(body, "name");
+	if (f->name == NULL || !vmc_json_u32(body, "mem_mib", &f->mem_mib)) {
+		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_group_report(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_group_report *r = &out->report;
+	int64_t at;
+	int rc = need_name(body, "a group change", &r->name, detail, len);
+
+	if (rc != 0) {
+		return rc;
+	}
+	r->event = vmc_json_str(body, "event");
+	if (r->event == NULL || !vmc_json_int64(body, "at_s", &at)) {
+		snprintf(detail, len, "group-report without event or at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	if (at < 0) {
+		snprintf(detail, len, "group-report with a negative at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	r->at_s = (uint64_t)at;
+	r->reason = vmc_json_str(body, "reason") ? vmc_json_str(body, "reason") : "";
+	r->has_attempt = json_object_object_get_ex(body, "attempt", NULL);
+	if (r->has_attempt && !vmc_json_u32(body, "attempt", &r->attempt)) {
+		snprintf(detail, len, "group-report with an attempt that is not a counter");
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_node_fenced(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_node_fenced *f = &out->fenced;
+
+	if (!vmc_json_u32(body, "node", &f->node) || f->node == 0) {
+		snprintf(detail, len, "node-fenced without a node");
+		return -VMC_E_PROTOCOL;
+	}
+	f->method = vmc_json_str(body, "method") ? vmc_json_str(body, "method") : "";
+	f->has_epoch = json_object_object_get_ex(body, "epoch", NULL);
+	if (f->has_epoch && !vmc_json_u64(body, "epoch", &f->epoch)) {
+		snprintf(detail, len, "node-fenced with an epoch that is not a counter");
+		return -VMC_E_PROTOCOL;
+	}
+	f->reports = vmc_json_array(body, "reports");
+	f->by = vmc_json_str(body, "by");
+	return 0;
+}
+
+static int parse_fence_failed(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_fence_failed *f = &out->fence_failed;
+
+	f->method = vmc_json_str(body, "method");
+	f->error = vmc_json_str(body, "error");
+	if (!vmc_json_u32(body, "node", &f->node) || f->node == 0 ||
+	    !vmc_json_u32(body, "attempt", &f->attempt) || f->method == NULL || f->error == NULL) {
+		snprintf(detail, len, "fence-failed without node, attempt, method or error");
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static const struct vmc_msg_type_info msg_types[] = {
+	{ VMC_MSG_HELLO, "hello", 1, NULL, NULL },
+	{ VMC_MSG_STATE_CHUNK, "state-chunk", 1, NULL, NULL },
+	{ VMC_MSG_GROUP_ADD, "group-add", 1, parse_group_add, vmc_apply_group_add },
+	{ VMC_MSG_GROUP_REMOVE, "group-remove", 1, parse_name, vmc_apply_group_remove },
+	{ VMC_MSG_GROUP_SET, "group-set", 1, parse_group_set, vmc_apply_group_set },
+	{ VMC_MSG_SETTINGS_SET, "settings-set", 1, parse_settings_set, vmc_apply_settings_set },
+	{ VMC_MSG_NODE_FACTS, "node-facts", 1, parse_node_facts, vmc_apply_node_facts },
+	{ VMC_MSG_GROUP_START, "group-start", 1, parse_name, vmc_apply_group_start },
+	{ VMC_MSG_GROUP_STOP, "group-stop", 1, parse_name, vmc_apply_group_stop },
+	{ VMC_MSG_GROUP_REPORT, "group-report", 1, parse_group_report, vmc_apply_group_report },
+	{ VMC_MSG_NODE_FENCED, "node-fenced", 1, parse_node_fenced, vmc_apply_node_fenced },
+	{ VMC_MSG_FENCE_FAILED, "fence-failed", 2, parse_fence_failed, vmc_apply_fence_failed },
+	{ VMC_MSG_SYNC_EXCLUDE, "sync-exclude", 2, NULL, NULL },
+	{ VMC_MSG_SYNC_RESTART, "sync-restart", 2, NULL, NULL },
+};
+
+const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)
+{
+	for (size_t i = 0; i < sizeof(msg_types) / sizeof(msg_types[0]); i++) {
+		if (msg_types[i].type == type) {
+			return &msg_types[i];
+		}
+	}
+	return NULL;
+}

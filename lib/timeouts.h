@@ -1,0 +1,100 @@
+/*
+ * Every deadline vmclusterd keeps, derived from the few inputs an
+ * operator sets: corosync's token (corosync.conf), fence_timeout_s
+ * (`clusterctl cluster set`) and --stop-timeout (vmclusterd). Nothing
+ * else in the daemon may invent a timeout; when leases arrive they join
+ * this timeline (renewal < I/O timeout < kill deadline < watchdog <
+ * lease), checked the same way. All deadlines run on vmc_now_ms()
+ * (lib/clock.h), this node's monotonic clock; no two nodes' clocks are
+ * ever compared.
+ *
+ * A node is powered off, the survivors bring its VMs back:
+ *
+ *   t0                node3 stops answering
+ *   + membership_ms   corosync (token + consensus) forms a ring without it;
+ *                     votequorum and CPG tell every survivor
+ *   + <= hello_deadline_ms
+ *                     the sync's hello phase: a member whose daemon has not
+ *                     answered by then is excluded from this sync and
+ *                     treated like a departed daemon (below)
+ *   + ms              state phase (a snapshot when digests differ)
+ *   sync done ------> the fencer of attempt 0 (lowest id) runs the agent
+ *   + <= fence_run_ms the agent's deadline (fence_timeout_s); then SIGTERM to
+ *                     its process group, SIGKILL fence_term_grace_ms later
+ *   failure --------> FENCE_FAILED; attempt 1 belongs to the next member,
+ *                     which waits fence_retry_ms first; and so on, round
+ *                     the view
+ *   success --------> NODE_FENCED, valid only in the epoch it was decided in;
+ *                     every member applies the same recovery plan
+ *   + <= vm_start_deadline_ms
+ *                     each new owner's QEMU answers QMP "running"
+ *
+ * A node cut off from the others (a partition) stops its own VMs:
+ *
+ *   t0                its link goes down
+ *   + membership_ms   votequorum says "not quorate": every VM is SIGKILLed
+ *                     at once (self-fencing), while the survivors are still
+ *                     forming their ring; they restart the VMs only after
+ *                     fencing the node (or, with fence_method none, after
+ *                     their own sync, which the kill precedes)
+ *
+ * A node whose corosync still runs but whose vmclusterd is gone (restart,
+ * upgrade, SIGSTOP, a long fsync): its VMs keep running, so the others wait
+ * daemon_grace_ms for it to come back before they treat it as lost.
+ *
+ * Work that may block on storage (a VM's files on a hung NFS mount) runs in
+ * a child with fs_check_deadline_ms; QEMU's own start has
+ * vm_start_deadline_ms, its exit vm_exit_grace_ms after QMP closed, and a
+ * stop stop_timeout_ms (ACPI, then SIGKILL).
+ */
+#ifndef VMC_TIMEOUTS_H
+#define VMC_TIMEOUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* corosync's own default, when cmap does not say */
+#define VMC_TOKEN_MS_DEFAULT 1000
+/* corosync: consensus = 1.2 x token */
+#define VMC_CONSENSUS_PERCENT 120
+#define VMC_HELLO_DEADLINE_MS_MIN 10000
+#define VMC_HELLO_DEADLINE_TOKENS 5
+#define VMC_DAEMON_GRACE_MS_MIN 30000
+#define VMC_FENCE_RETRY_MS 5000
+#define VMC_FENCE_TERM_GRACE_MS 2000
+#define VMC_VM_START_DEADLINE_MS 30000
+#define VMC_VM_EXIT_GRACE_MS 10000
+#define VMC_FS_CHECK_DEADLINE_MS 10000
+#define VMC_CPG_RETRY_FIRST_MS 10
+#define VMC_CPG_RETRY_MAX_MS 500
+
+struct vmc_timeouts {
+	/* what the operator set */
+	uint32_t token_ms;
+	uint32_t fence_timeout_ms;
+	uint32_t stop_timeout_ms;
+	/* what follows from it */
+	uint32_t membership_ms;
+	uint32_t hello_deadline_ms;
+	uint32_t daemon_grace_ms;
+	uint32_t fence_run_ms;
+	uint32_t fence_term_grace_ms;
+	uint32_t fence_retry_ms;
+	uint32_t vm_start_deadline_ms;
+	uint32_t vm_exit_grace_ms;
+	uint32_t fs_check_deadline_ms;
+	uint32_t cpg_retry_first_ms;
+	uint32_t cpg_retry_max_ms;
+};
+
+/* token_ms 0 means "corosync did not say": its default. */
+void vmc_timeouts_derive(struct vmc_timeouts *t, uint32_t token_ms, uint32_t fence_timeout_s,
+			 uint32_t stop_timeout_s);
+
+/*
+ * The orderings the timeline above relies on. 0, or -EINVAL with the
+ * first one that does not hold in why.
+ */
+int vmc_timeouts_check(const struct vmc_timeouts *t, char *why, size_t len);
+
+#endif
