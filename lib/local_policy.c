@@ -1,0 +1,289 @@
+/*
+ * The local VM policy (rules in local_policy.h). Pure: no I/O, no clock.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lifecycle.h"
+#include "local_policy.h"
+
+const char *vmc_local_action_to_str(enum vmc_local_action a)
+{
+	static const char *const names[] = {
+		[VMC_LOCAL_NONE] = "none",	   [VMC_LOCAL_START] = "start", [VMC_LOCAL_ADOPT] = "adopt",
+		[VMC_LOCAL_REPORT] = "report",	   [VMC_LOCAL_STOP] = "stop",	[VMC_LOCAL_KILL] = "kill",
+		[VMC_LOCAL_SELF_FENCE] = "self-fence", [VMC_LOCAL_KEEP] = "keep", [VMC_LOCAL_WAIT] = "wait",
+	};
+
+	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
+}
+
+const char *vmc_local_exit_to_str(enum vmc_local_exit e)
+{
+	switch (e) {
+	case VMC_EXIT_NONE:
+		return "none";
+	case VMC_EXIT_START_FAILED:
+		return "start_failed";
+	case VMC_EXIT_CRASHED:
+		return "crashed";
+	case VMC_EXIT_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
+}
+
+static const struct vmc_local_vm *local_find(const struct vmc_local_input *in, const char *name)
+{
+	for (size_t i = 0; i < in->n_vms; i++) {
+		if (strcmp(in->vms[i].name, name) == 0) {
+			return &in->vms[i];
+		}
+	}
+	return NULL;
+}
+
+static bool is_member(const struct vmc_local_input *in, uint32_t id)
+{
+	for (size_t i = 0; i < in->n_members; i++) {
+		if (in->members[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+struct out {
+	struct vmc_local_decision *d;
+	size_t n, max;
+};
+
+static struct vmc_local_decision *emit(struct out *o, const char *vm, enum vmc_local_action a)
+{
+	struct vmc_local_decision *d;
+
+	if (o->n == o->max) {
+		return NULL;
+	}
+	d = &o->d[o->n++];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->vm, sizeof(d->vm), "%s", vm);
+	d->action = a;
+	return d;
+}
+
+#define DECIDE(o, vm, a, ...)                                                          \
+	do {                                                                           \
+		struct vmc_local_decision *d_ = emit((o), (vm), (a));                  \
+		if (d_ != NULL) {                                                      \
+			snprintf(d_->why, sizeof(d_->why), __VA_ARGS__);               \
+		}                                                                      \
+	} while (0)
+
+/* A report for attempt, or wait when this very report was sent already. */
+static void report(struct out *o, const char *vm, const struct vmc_local_vm *l, const char *event,
+		   uint32_t attempt, const char *why)
+{
+	struct vmc_local_decision *d;
+
+	if (l != NULL && l->reported && l->reported_attempt == attempt &&
+	    strcmp(l->reported_event, event) == 0) {
+		if (strcmp(event, VMC_REPORT_RUNNING) == 0) {
+			DECIDE(o, vm, VMC_LOCAL_NONE, "runs here (reported)");
+		} else {
+			DECIDE(o, vm, VMC_LOCAL_WAIT, "reported %s for start attempt %u; the cluster decides next",
+			       event, attempt);
+		}
+		return;
+	}
+	d = emit(o, vm, VMC_LOCAL_REPORT);
+	if (d != NULL) {
+		d->event = event;
+		d->attempt = attempt;
+		snprintf(d->why, sizeof(d->why), "%s", why);
+	}
+}
+
+static enum vmc_local_exit exit_of(const struct vmc_local_vm *l, uint32_t attempt)
+{
+	return l != NULL && l->exit != VMC_EXIT_NONE && l->exit_attempt == attempt ? l->exit : VMC_EXIT_NONE;
+}
+
+static void owned_starting(struct out *o, const struct vmc_group *g, const struct vmc_local_vm *l)
+{
+	const char *vm = g->def->name;
+	uint32_t a = g->attempt;
+	enum vmc_local_exit e = exit_of(l, a);
+	struct vmc_local_decision *d;
+
+	if (l != NULL && l->running) {
+		if (l->start_pending) {
+			DECIDE(o, vm, VMC_LOCAL_NONE, "starting: waiting for QMP to say running");
+		} else {
+			report(o, vm, l, VMC_REPORT_RUNNING, a, "QMP says it runs");
+		}
+		return;
+	}
+	if (l != NULL && l->exists_unfollowed) {
+		DECIDE(o, vm, VMC_LOCAL_ADOPT, "a QEMU for it already runs here: following it");
+		return;
+	}
+	if (l != NULL && l->self_fenced) {
+		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
+		return;
+	}
+	if (e == VMC_EXIT_START_FAILED || e == VMC_EXIT_CRASHED) {
+		report(o, vm, l, e == VMC_EXIT_CRASHED ? VMC_REPORT_CRASHED : VMC_REPORT_START_FAILED, a,
+		       l->exit_reason[0] ? l->exit_reason : "no reason given");
+		return;
+	}
+	if (e == VMC_EXIT_STOPPED) {
+		report(o, vm, l, VMC_REPORT_STOPPED, a, l->exit_reason[0] ? l->exit_reason : "it stopped");
+		return;
+	}
+	if (l != NULL && l->started && l->started_attempt == a) {
+		/* Started for this attempt and gone without an exit we saw (a lost event). */
+		report(o, vm, l, VMC_REPORT_START_FAILED, a, "its QEMU is gone before it ran");
+		return;
+	}
+	d = emit(o, vm, VMC_LOCAL_START);
+	if (d != NULL) {
+		d->attempt = a;
+		snprintf(d->why, sizeof(d->why), "the cluster starts it here (attempt %u)", a);
+	}
+}
+
+static void owned_online(struct out *o, const struct vmc_group *g, const struct vmc_local_vm *l)
+{
+	const char *vm = g->def->name;
+	uint32_t a = g->attempt;
+	enum vmc_local_exit e = exit_of(l, a);
+
+	if (l != NULL && (l->running || l->start_pending)) {
+		DECIDE(o, vm, VMC_LOCAL_NONE, "runs here");
+		return;
+	}
+	if (l != NULL && l->exists_unfollowed) {
+		DECIDE(o, vm, VMC_LOCAL_ADOPT, "a QEMU for it runs here unfollowed: following it");
+		return;
+	}
+	if (l != NULL && l->self_fenced) {
+		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
+	} else if (e == VMC_EXIT_STOPPED) {
+		report(o, vm, l, VMC_REPORT_STOPPED, a, l->exit_reason[0] ? l->exit_reason : "the guest shut itself down");
+	} else if (e != VMC_EXIT_NONE) {
+		report(o, vm, l, VMC_REPORT_CRASHED, a, l->exit_reason[0] ? l->exit_reason : "no reason given");
+	} else {
+		report(o, vm, l, VMC_REPORT_CRASHED, a, "its QEMU is not running on this node");
+	}
+}
+
+static void owned_stopping(struct out *o, const struct vmc_group *g, const struct vmc_local_vm *l)
+{
+	const char *vm = g->def->name;
+
+	if (l == NULL || !l->running) {
+		report(o, vm, l, VMC_REPORT_STOPPED, g->attempt, "not running here");
+	} else if (!l->stop_pending) {
+		DECIDE(o, vm, VMC_LOCAL_STOP, "the cluster stops it");
+	} else {
+		DECIDE(o, vm, VMC_LOCAL_NONE, "stopping");
+	}
+}
+
+static void group_decide(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g)
+{
+	const struct vmc_local_vm *l = local_find(in, g->def->name);
+	bool running = l != NULL && l->running;
+	bool active = g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED;
+	const char *vm = g->def->name;
+
+	if (g->owner != in->my_id) {
+		if (running && active && g->owner != 0 && !is_member(in, g->owner)) {
+			DECIDE(o, vm, VMC_LOCAL_KEEP, "its owner (node id %u) is lost: kept for the recovery to adopt",
+			       g->owner);
+		} else if (running) {
+			DECIDE(o, vm, VMC_LOCAL_KILL, "runs here but the cluster says %s%s", vmc_group_state_to_str(g->state),
+			       g->owner ? " elsewhere" : "");
+		} else if (l != NULL) {
+			DECIDE(o, vm, VMC_LOCAL_NONE, "not ours");
+		}
+		return;
+	}
+	switch (g->state) {
+	case VMC_GROUP_STARTING:
+		owned_starting(o, g, l);
+		return;
+	case VMC_GROUP_ONLINE:
+	case VMC_GROUP_MIGRATING:
+		owned_online(o, g, l);
+		return;
+	case VMC_GROUP_STOPPING:
+		owned_stopping(o, g, l);
+		return;
+	case VMC_GROUP_OFFLINE:
+	case VMC_GROUP_FAILED:
+		if (running) {
+			DECIDE(o, vm, VMC_LOCAL_KILL, "runs here but the cluster says %s", vmc_group_state_to_str(g->state));
+		}
+		return;
+	}
+}
+
+static void self_fence(const struct vmc_local_input *in, struct out *o)
+{
+	for (size_t i = 0; i < in->n_vms; i++) {
+		if (in->vms[i].running) {
+			DECIDE(o, in->vms[i].name, VMC_LOCAL_SELF_FENCE,
+			       "this node lost quorum: it stops its VMs so the quorate side may restart them");
+		}
+	}
+}
+
+size_t vmc_local_decide(const struct vmc_local_input *in, struct vmc_local_decision *out, size_t max)
+{
+	struct out o = { out, 0, max };
+
+	if (in->quorum_known && !in->quorate) {
+		self_fence(in, &o);
+		return o.n;
+	}
+	if (!in->synced || !in->writable) {
+		return 0;
+	}
+	for (int p = VMC_PRIORITY_HIGH; p <= VMC_PRIORITY_NO_AUTO_START; p++) {
+		for (size_t i = 0; i < in->state->n_groups; i++) {
+			if ((int)in->state->groups[i].def->priority == p) {
+				group_decide(in, &o, &in->state->groups[i]);
+			}
+		}
+	}
+	for (size_t i = 0; i < in->n_vms; i++) {
+		if (in->vms[i].running && vmc_state_group_find(in->state, in->vms[i].name) == NULL) {
+			DECIDE(&o, in->vms[i].name, VMC_LOCAL_KILL, "runs here but the cluster has no such VM");
+		}
+	}
+	return o.n;
+}
+
+enum vmc_local_action vmc_local_on_corosync_lost(const struct vmc_settings *st, char *why, size_t len)
+{
+	switch (st->fence_method) {
+	case VMC_FENCE_AGENT:
+	case VMC_FENCE_PACEMAKER:
+		snprintf(why, len, "the others fence this node (fence_method %s), which stops its VMs; "
+			 "they keep running until then", vmc_fence_method_to_str(st->fence_method));
+		return VMC_LOCAL_KEEP;
+	case VMC_FENCE_NONE:
+		snprintf(why, len, "fence_method is none: the others restart its VMs without reaching this "
+			 "node, so they are killed now");
+		return VMC_LOCAL_KILL;
+	case VMC_FENCE_UNSET:
+		break;
+	}
+	snprintf(why, len, "fencing is not configured: nothing could stop these VMs if the others "
+		 "restarted them, so they are killed now");
+	return VMC_LOCAL_KILL;
+}
