@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "clock.h"
 #include "group_def.h"
 #include "vmc_errors.h"
 
@@ -110,21 +111,13 @@ static int connect_daemon(struct cli *cli)
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * One call; a change that raced with a membership change is retried until
  * the timeout, since nothing was applied anywhere.
  */
 static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
 {
-	long long deadline = now_ms() + cli->timeout_ms;
+	long long deadline = vmc_now_ms() + cli->timeout_ms;
 	char err[2048];
 	int rc = connect_daemon(cli);
 
@@ -132,7 +125,7 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 		return rc;
 	}
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - vmc_now_ms();
 		*result = NULL;
 		rc = vmc_client_call(cli->client, cmd, args, left > 0 ? (int)left : 1, result, err,
 				     sizeof(err));
@@ -148,7 +141,7 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 			}
 			continue;
 		}
-		if (rc != -VMC_E_RETRY || now_ms() >= deadline) {
+		if (rc != -VMC_E_RETRY || vmc_now_ms() >= deadline) {
 			break;
 		}
 		json_object_put(*result);
@@ -195,14 +188,25 @@ static json_object *jget(json_object *o, const char *key)
 
 static void print_nodes_table(json_object *nodes)
 {
-	printf("%-16s %5s  %-24s %-6s %4s %15s\n", "NODE", "ID", "ADDRESS", "STATE", "VMS",
+	printf("%-16s %5s  %-24s %-11s %4s %15s\n", "NODE", "ID", "ADDRESS", "STATE", "VMS",
 	       "MEMORY USED");
 	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
 		char mem[32];
 		snprintf(mem, sizeof(mem), "%s/%s MiB", jstr(n, "used_memory_mib"), jstr(n, "vm_memory_mib"));
-		printf("%-16s %5s  %-24s %-6s %4s %15s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
+		printf("%-16s %5s  %-24s %-11s %4s %15s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
 		       jstr(n, "state"), jstr(n, "vms"), mem);
+	}
+}
+
+/* What the daemon waits for, one line each ("fencing node3 (agent, attempt 2, 12 s)"). */
+static void print_waits(json_object *waits)
+{
+	size_t n = waits ? json_object_array_length(waits) : 0;
+
+	printf("Waiting: %s\n", n == 0 ? "nothing" : "");
+	for (size_t i = 0; i < n; i++) {
+		printf("  %s\n", jstr(json_object_array_get_idx(waits, i), "text"));
 	}
 }
 
@@ -232,7 +236,9 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 		       json_object_get_boolean(jget(r, "accepting_changes")) ? "accepted" : "REFUSED");
 		printf("State:   config_version %s, digest %s, sync %s\n", jstr(r, "config_version"),
 		       jstr(r, "state_digest"), jstr(r, "sync"));
-		printf("VMs:     %s\nFencing: %s\n\n", jstr(r, "vms"), jstr(r, "fence_method"));
+		printf("VMs:     %s\nFencing: %s\n", jstr(r, "vms"), jstr(r, "fence_method"));
+		print_waits(jget(r, "waits"));
+		putchar('\n');
 		print_nodes_table(jget(r, "nodes"));
 	}
 	json_object_put(r);
@@ -378,6 +384,10 @@ static int cmd_vm_show(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		print_json(r);
 	} else {
+		if (jget(r, "owner_lost") != NULL) {
+			printf("Unknown:    %s (the cluster last knew it %s)\n", jstr(r, "owner_lost"),
+			       jstr(r, "cluster_state"));
+		}
 		printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\nFailures:   %s recent\n"
 		       "Priority:   %s\nWanted:     %s\nDefinition:\n%s\n",
 		       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"),
@@ -501,7 +511,7 @@ static int cmd_cluster_set(struct cli *cli, int argc, char **argv)
  */
 static int wait_for_state(struct cli *cli, const char *name, const char *want)
 {
-	long long deadline = now_ms() + cli->timeout_ms;
+	long long deadline = vmc_now_ms() + cli->timeout_ms;
 	char last[32] = "";
 
 	for (;;) {
@@ -534,7 +544,7 @@ static int wait_for_state(struct cli *cli, const char *name, const char *want)
 			return rc;
 		}
 		json_object_put(r);
-		if (now_ms() >= deadline) {
+		if (vmc_now_ms() >= deadline) {
 			return fail(EXIT_TIMEOUT, "vm %s is still %s after %d s (see 'clusterctl vm show %s')",
 				    name, st, cli->timeout_ms / 1000, name);
 		}
@@ -573,9 +583,59 @@ static int cmd_vm_stop(struct cli *cli, int argc, char **argv)
 	return start_or_stop(cli, argv[0], false);
 }
 
+static int cmd_node_confirm_fenced(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = json_object_new_object(), *r;
+	int rc;
+
+	json_object_object_add(args, "node", json_object_new_string(argv[0]));
+	rc = call(cli, VMC_IPC_NODE_CONFIRM_FENCED, args, &r);
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+	} else {
+		printf("node %s confirmed fenced: its VMs restart elsewhere\n", argv[0]);
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_dump(struct cli *cli, int argc, char **argv)
+{
+	json_object *r, *events;
+	int rc = call(cli, VMC_IPC_DUMP, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	events = jget(r, "events");
+	if (cli->json) {
+		print_json(r);
+	} else {
+		for (size_t i = 0; events && i < json_object_array_length(events); i++) {
+			puts(json_object_get_string(json_object_array_get_idx(events, i)));
+		}
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
 static const struct command commands[] = {
-	{ "status", NULL, 0, 0, "", "show quorum, nodes, config_version and state digest", cmd_status },
+	{ "status", NULL, 0, 0, "", "show quorum, nodes, the state, and what the daemon waits for",
+	  cmd_status },
 	{ "node", "list", 0, 0, "", "list the cluster's nodes and whether each is up", cmd_node_list },
+	{ "node", "confirm-fenced", 1, 1, "NODE",
+	  "tell the cluster NODE is powered off when its fence device cannot (root only)",
+	  cmd_node_confirm_fenced, false,
+	  "Use it only when you have made sure NODE is off (its fence device died with it, say):\n"
+	  "the cluster then restarts NODE's VMs elsewhere without further proof, and if NODE\n"
+	  "still runs them, they run twice and their disks are corrupted. Refused while NODE is\n"
+	  "a member of the cluster (its daemon or its corosync answers). Logged on every node." },
+	{ "dump", NULL, 0, 0, "", "print the daemon's recent log events, debug included (from memory)",
+	  cmd_dump, true },
 	{ "cluster", "show", 0, 0, "", "show the cluster-wide settings", cmd_cluster_show },
 	{ "cluster", "set", 1, -1, "KEY=VALUE...",
 	  "change cluster-wide settings (clusterctl cluster set --help lists the keys)", cmd_cluster_set,

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "clock.h"
 #include "log.h"
 
 #define QEMU_NAME "qemu-system-x86_64"
@@ -75,14 +76,6 @@ int vmcd_qemu_find(char *path, size_t len)
 		}
 	}
 	return -ENOENT;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* /dev/kvm opens read-write: 0, else -errno. */
@@ -226,7 +219,7 @@ static int probe_watch(struct probe_io *io, int64_t start, unsigned int *first_l
 			{ .fd = serial_open ? io->serial : -1, .events = POLLIN },
 			{ .fd = err_open ? io->err : -1, .events = POLLIN },
 		};
-		int64_t left = VMCD_ACCEL_PROBE_DEADLINE_MS - (now_ms() - start);
+		int64_t left = VMCD_ACCEL_PROBE_DEADLINE_MS - (vmc_now_ms() - start);
 
 		if (left <= 0) {
 			snprintf(why, whylen, "no console line from the kernel within %d ms",
@@ -244,7 +237,7 @@ static int probe_watch(struct probe_io *io, int64_t start, unsigned int *first_l
 			probe_err_read(io, &err_open);
 		}
 		if (pfd[0].revents != 0 && probe_serial_read(io, &serial_open)) {
-			*first_line_ms = (unsigned int)(now_ms() - start);
+			*first_line_ms = (unsigned int)(vmc_now_ms() - start);
 			return 1;
 		}
 	}
@@ -268,7 +261,7 @@ static int probe_run(const char *qemu, const char *kernel, const char *initrd,
 	struct probe_io *io = calloc(1, sizeof(*io));
 	int serial[2] = { -1, -1 };
 	int err[2] = { -1, -1 };
-	int64_t start = now_ms();
+	int64_t start = vmc_now_ms();
 	pid_t parent = getpid();
 	pid_t pid = -1;
 	int status;
@@ -312,7 +305,7 @@ static enum vmc_accel accel_probe(const char *probe_kernel, const char *probe_in
 	char qemu[PATH_MAX];
 	char why[384] = "";
 	unsigned int first_line_ms = 0;
-	int64_t start = now_ms();
+	int64_t start = vmc_now_ms();
 	int rc;
 
 	rc = kvm_device_check();
@@ -344,7 +337,7 @@ static enum vmc_accel accel_probe(const char *probe_kernel, const char *probe_in
 		return VMC_ACCEL_TCG;
 	}
 	rc = probe_run(qemu, probe_kernel, probe_initrd, &first_line_ms, why, sizeof(why));
-	accel_cache.probe_ms = (unsigned int)(now_ms() - start);
+	accel_cache.probe_ms = (unsigned int)(vmc_now_ms() - start);
 	if (rc > 0) {
 		log_notice("accel auto: KVM booted the probe kernel %s (first kernel line after %u ms); "
 			   "VMs run under KVM", probe_kernel, first_line_ms);

@@ -1,12 +1,17 @@
 /*
- * CPG wiring: the daemon joins the process group "vmcluster"; every change
- * to the cluster state is multicast with agreed ordering and applied by the
- * replica (lib/replica.c) in delivery order on every member.
+ * CPG wiring (cpg.h): the daemon joins the process group "vmcluster";
+ * every change to the cluster state is multicast with agreed ordering and
+ * applied by the replica (lib/replica.c) in delivery order on every
+ * member.
  *
  * Sending never blocks the loop: messages go into an outbox that is
  * flushed at once, and when corosync answers CS_ERR_TRY_AGAIN (normal
  * during its own sync or under flow control) the rest waits for a retry
  * timer. The outbox keeps order, which per-sender FIFO delivery relies on.
+ *
+ * The hello phase of every sync has a deadline (lib/timeouts.h): when it
+ * passes, the replica asks for the silent members to be excluded, so a
+ * daemon that stopped answering cannot stall every sync in the cluster.
  */
 #include "config.h"
 
@@ -17,14 +22,14 @@
 #include <unistd.h>
 #include <corosync/cpg.h>
 
+#include "clock.h"
+#include "cpg.h"
 #include "log.h"
-#include "vm_qemu.h"
+#include "msg_types.h"
+#include "nodes.h"
 #include "vmc_errors.h"
-#include "vmclusterd.h"
 
 #define CPG_GROUP_NAME "vmcluster"
-#define RETRY_FIRST_MS 10
-#define RETRY_MAX_MS 500
 
 struct outbox_msg {
 	void *buf;
@@ -35,20 +40,20 @@ struct outbox_msg {
 
 static cpg_handle_t cpg_handle;
 static int32_t cpg_fd = -1;
+static const struct vmcd_cpg_hooks *cpg_hooks;
 static struct outbox_msg *outbox_head;
 static struct outbox_msg **outbox_tail = &outbox_head;
+static size_t outbox_len;
 static qb_loop_timer_handle retry_timer;
 static bool retry_armed;
-static uint32_t retry_ms = RETRY_FIRST_MS;
+static uint32_t retry_ms;
 static uint32_t members[VMC_NODES_MAX];
 static size_t n_members;
+static qb_loop_timer_handle hello_timer;
+static bool hello_armed;
+static int64_t hello_started_ms;
 
 static void outbox_flush(struct vmcd *d);
-
-static void commit_job(void *data)
-{
-	vmcd_commit(data);
-}
 
 static void retry_fire(void *data)
 {
@@ -56,40 +61,48 @@ static void retry_fire(void *data)
 	outbox_flush(data);
 }
 
+static void outbox_drop_head(void)
+{
+	struct outbox_msg *sent = outbox_head;
+
+	outbox_head = sent->next;
+	if (outbox_head == NULL) {
+		outbox_tail = &outbox_head;
+	}
+	outbox_len--;
+	free(sent->buf);
+	free(sent);
+}
+
 static void outbox_flush(struct vmcd *d)
 {
 	while (outbox_head != NULL) {
 		struct iovec iov = { outbox_head->buf, outbox_head->len };
 		cs_error_t err = cpg_mcast_joined(cpg_handle, CPG_TYPE_AGREED, &iov, 1);
-		struct outbox_msg *sent;
 
 		if (err == CS_ERR_TRY_AGAIN) {
 			if (!retry_armed) {
 				retry_armed = true;
-				qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)retry_ms * QB_TIME_NS_IN_MSEC,
-						  d, retry_fire, &retry_timer);
-				retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+				qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)retry_ms * QB_TIME_NS_IN_MSEC, d,
+						  retry_fire, &retry_timer);
+				retry_ms = retry_ms * 2 > d->timeouts.cpg_retry_max_ms ? d->timeouts.cpg_retry_max_ms
+										       : retry_ms * 2;
 			}
 			return;
 		}
+		retry_ms = d->timeouts.cpg_retry_first_ms;
 		if (err != CS_OK) {
+			uint64_t id = outbox_head->request_id;
 			log_err("cpg_mcast_joined failed (error %d): dropping a %zu-byte message", err,
 				outbox_head->len);
-			if (outbox_head->request_id != 0) {
-				vmcd_ipc_request_done(d, outbox_head->request_id, -EIO,
-						      "corosync refused to send the change; nothing was applied");
-				/* Answer from the loop, after whatever is applied is persisted. */
-				qb_loop_job_add(d->loop, QB_LOOP_HIGH, d, commit_job);
+			outbox_drop_head();
+			if (id != 0) {
+				cpg_hooks->outcome(d, id, -EIO, "corosync refused to send the change; nothing was applied");
+				cpg_hooks->delivered(d);
 			}
+			continue;
 		}
-		retry_ms = RETRY_FIRST_MS;
-		sent = outbox_head;
-		outbox_head = sent->next;
-		if (outbox_head == NULL) {
-			outbox_tail = &outbox_head;
-		}
-		free(sent->buf);
-		free(sent);
+		outbox_drop_head();
 	}
 }
 
@@ -104,9 +117,19 @@ static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_
 		.request_id = request_id,
 		.body = body,
 	};
-	struct outbox_msg *o = calloc(1, sizeof(*o));
+	const struct vmc_msg_type_info *info = vmc_msg_type_info(type);
+	struct outbox_msg *o;
 	int rc;
 
+	/* Exclusion and restarts exist since protocol 2: they say so in their header. */
+	if (type == VMC_MSG_SYNC_EXCLUDE || type == VMC_MSG_SYNC_RESTART) {
+		m.version = VMC_PROTO_VERSION_MAX;
+	}
+	/* A type the view's protocol lacks would be dropped by every older member. */
+	if (info == NULL || info->since > m.version) {
+		return -EPROTONOSUPPORT;
+	}
+	o = calloc(1, sizeof(*o));
 	if (o == NULL) {
 		return -ENOMEM;
 	}
@@ -118,8 +141,14 @@ static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_
 	o->request_id = request_id;
 	*outbox_tail = o;
 	outbox_tail = &o->next;
+	outbox_len++;
 	outbox_flush(d);
 	return 0;
+}
+
+size_t vmcd_cpg_outbox_length(void)
+{
+	return outbox_len;
 }
 
 static void replica_send(void *ctx, uint16_t type, json_object *body)
@@ -132,8 +161,7 @@ static void replica_send(void *ctx, uint16_t type, json_object *body)
 	}
 }
 
-static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int rc,
-			    const char *detail)
+static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int rc, const char *detail)
 {
 	struct vmcd *d = ctx;
 
@@ -146,7 +174,15 @@ static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int
 			 vmcd_node_name(d, origin), detail);
 	}
 	if (origin == d->my_id) {
-		vmcd_ipc_request_done(d, request_id, rc, detail);
+		cpg_hooks->outcome(d, request_id, rc, detail);
+	}
+}
+
+static void hello_timer_disarm(struct vmcd *d)
+{
+	if (hello_armed) {
+		qb_loop_timer_del(d->loop, hello_timer);
+		hello_armed = false;
 	}
 }
 
@@ -155,12 +191,14 @@ static void replica_synced(void *ctx)
 	struct vmcd *d = ctx;
 	const char *digest = vmc_replica_digest(&d->replica);
 
-	log_notice("sync done: %zu members, %s, source %s, config_version %llu, digest %.12s",
-		   d->replica.n_members, d->replica.primary ? "primary" : "NOT primary (no quorum)",
+	hello_timer_disarm(d);
+	hello_started_ms = 0;
+	log_notice("sync done: %zu members (%zu active), %s, source %s, config_version %llu, digest %.12s",
+		   d->replica.n_members, d->replica.n_active,
+		   d->replica.primary ? "primary" : "NOT primary (no quorum)",
 		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
 		   (unsigned long long)d->replica.state->config_version, digest);
-	vmcd_facts_announce(d);
-	vmcd_reconcile_resync(d);
+	cpg_hooks->synced(d);
 }
 
 static void replica_warn(void *ctx, const char *what)
@@ -168,17 +206,45 @@ static void replica_warn(void *ctx, const char *what)
 	log_warn("sync: %s", what);
 }
 
-/* Every hello reports what runs here: the barrier before recovering a lost node. */
 static json_object *replica_running(void *ctx)
 {
-	const char *names[256];
-	size_t n = vmcd_vm_list(names, sizeof(names) / sizeof(names[0]));
-	json_object *a = json_object_new_array();
+	return cpg_hooks->running(ctx);
+}
 
-	for (size_t i = 0; i < n; i++) {
-		json_object_array_add(a, json_object_new_string(names[i]));
+static uint32_t replica_votes(void *ctx, uint32_t node)
+{
+	const struct vmcd_node *n = vmcd_node_by_id(ctx, node);
+
+	return n != NULL ? n->votes : 1;
+}
+
+static void hello_deadline(void *data)
+{
+	struct vmcd *d = data;
+
+	hello_armed = false;
+	if (d->replica.phase == VMC_SYNC_HELLO) {
+		log_warn("sync: no hello from every member within %u ms: asking to exclude the silent ones",
+			 d->timeouts.hello_deadline_ms);
+		vmc_replica_hello_deadline(&d->replica);
 	}
-	return a;
+}
+
+static void replica_sync_started(void *ctx)
+{
+	struct vmcd *d = ctx;
+
+	hello_timer_disarm(d);
+	hello_started_ms = vmc_now_ms();
+	if (qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)d->timeouts.hello_deadline_ms * QB_TIME_NS_IN_MSEC,
+			      d, hello_deadline, &hello_timer) == 0) {
+		hello_armed = true;
+	}
+}
+
+int64_t vmcd_cpg_sync_started_ms(const struct vmcd *d)
+{
+	return d->replica.phase == VMC_SYNC_DONE ? 0 : hello_started_ms;
 }
 
 static const struct vmc_replica_ops replica_ops = {
@@ -187,6 +253,8 @@ static const struct vmc_replica_ops replica_ops = {
 	.synced = replica_synced,
 	.warn = replica_warn,
 	.running = replica_running,
+	.votes = replica_votes,
+	.sync_started = replica_sync_started,
 };
 
 int64_t vmcd_cpg_send_request(struct vmcd *d, uint16_t type, json_object *body)
@@ -211,8 +279,8 @@ bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id)
 	return false;
 }
 
-static void cpg_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid,
-			uint32_t pid, void *buf, size_t len)
+static void cpg_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t nodeid, uint32_t pid,
+			void *buf, size_t len)
 {
 	struct vmcd *d = NULL;
 	struct vmc_msg m;
@@ -237,9 +305,8 @@ static void cpg_deliver(cpg_handle_t h, const struct cpg_name *group, uint32_t n
 	vmc_msg_clear(&m);
 }
 
-static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group,
-			const struct cpg_address *member_list, size_t member_entries,
-			const struct cpg_address *left_list, size_t left_entries,
+static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group, const struct cpg_address *member_list,
+			size_t member_entries, const struct cpg_address *left_list, size_t left_entries,
 			const struct cpg_address *joined_list, size_t joined_entries)
 {
 	struct vmcd *d = NULL;
@@ -253,9 +320,11 @@ static void cpg_confchg(cpg_handle_t h, const struct cpg_name *group,
 			members[n_members++] = member_list[i].nodeid;
 		}
 	}
+	/* A node added to corosync.conf since start-up gets its name now. */
+	vmcd_nodes_load(d);
 	for (size_t i = 0; i < left_entries; i++) {
-		log_notice("node %s left the vmcluster group (reason %u)",
-			   vmcd_node_name(d, left_list[i].nodeid), left_list[i].reason);
+		log_notice("node %s left the vmcluster group (reason %u)", vmcd_node_name(d, left_list[i].nodeid),
+			   left_list[i].reason);
 	}
 	for (size_t i = 0; i < joined_entries; i++) {
 		log_notice("node %s joined the vmcluster group", vmcd_node_name(d, joined_list[i].nodeid));
@@ -274,11 +343,10 @@ static int cpg_dispatch_fd(int32_t fd, int32_t revents, void *data)
 
 	if (err != CS_OK && err != CS_ERR_TRY_AGAIN) {
 		log_err("lost the connection to corosync's CPG (error %d): stopping", err);
-		vmcd_shutdown(d, VMCD_EXIT_COROSYNC_LOST);
+		cpg_hooks->lost(d);
 		return -1;
 	}
-	/* Group commit: persist once per batch of deliveries, then answer clients. */
-	vmcd_commit(d);
+	cpg_hooks->delivered(d);
 	return 0;
 }
 
@@ -287,13 +355,15 @@ static cpg_callbacks_t cpg_callbacks = {
 	.cpg_confchg_fn = cpg_confchg,
 };
 
-int vmcd_cpg_init(struct vmcd *d)
+int vmcd_cpg_init(struct vmcd *d, const struct vmcd_cpg_hooks *hooks)
 {
 	struct cpg_name name;
 	cs_error_t err;
 	unsigned int tries = 0;
 	uint32_t votes = 0, my_votes;
 
+	cpg_hooks = hooks;
+	retry_ms = d->timeouts.cpg_retry_first_ms;
 	err = cpg_initialize(&cpg_handle, &cpg_callbacks);
 	if (err != CS_OK) {
 		log_err("cannot connect to corosync's CPG (error %d)", err);
@@ -337,12 +407,9 @@ void vmcd_cpg_fini(struct vmcd *d)
 		qb_loop_timer_del(d->loop, retry_timer);
 		retry_armed = false;
 	}
+	hello_timer_disarm(d);
 	while (outbox_head != NULL) {
-		struct outbox_msg *o = outbox_head;
-		outbox_head = o->next;
-		free(o->buf);
-		free(o);
+		outbox_drop_head();
 	}
-	outbox_tail = &outbox_head;
 	cpg_finalize(cpg_handle);
 }

@@ -1,16 +1,15 @@
 /*
- * This node's facts in the replicated state (NODE_FACTS): its name and the
- * memory it offers to VMs, which placement needs to be the same answer on
- * every node. Re-announced after each sync when the state's copy differs
- * (a new node, a changed --vm-memory, a state restored from elsewhere).
+ * This node's facts (facts.h).
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "cpg.h"
+#include "facts.h"
 #include "log.h"
-#include "vmclusterd.h"
+#include "nodes.h"
 
 #define RESERVED_MIB 1024 /* for the host itself when the operator sets nothing */
 
@@ -44,12 +43,14 @@ static uint32_t vm_memory_mib(const struct vmcd *d)
 void vmcd_facts_announce(struct vmcd *d)
 {
 	const struct vmc_node_facts *have = vmc_state_node(d->replica.state, d->my_id);
-	const char *name = vmcd_node_name(d, d->my_id);
+	const struct vmcd_node *self = vmcd_node_by_id(d, d->my_id);
+	const char *name = self != NULL ? self->name : vmcd_node_name(d, d->my_id);
 	uint32_t mem = vm_memory_mib(d);
 	json_object *body;
 
 	if (!vmc_replica_writable(&d->replica) ||
-	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0)) {
+	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
+	     vmc_state_fencing(d->replica.state, d->my_id) == NULL)) {
 		return;
 	}
 	body = json_object_new_object();

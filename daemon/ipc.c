@@ -1,11 +1,12 @@
 /*
- * The local IPC server (libqb service "vmcluster", protocol in
- * lib/ipc_proto.h). Only root and members of group haclient may connect.
+ * The local IPC server's transport (ipc.h). Only root and members of
+ * group haclient may connect; every connection keeps its client's uid, so
+ * a command can ask for root (fence settings choose what runs as root).
  *
- * Reads are answered at once from this node's copy. A change is checked
- * here (syntax, node names, quorum), multicast, and answered only after
- * this node has applied its own message and persisted the result
- * (vmcd_commit), with the verdict every node reached.
+ * Reads are answered at once. A change is checked by its command,
+ * multicast, and answered only after this node has applied its own
+ * message and persisted the result (settle.c calls vmcd_ipc_flush after
+ * persisting), with the verdict every node reached.
  */
 #include "config.h"
 
@@ -14,43 +15,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <qb/qbipcs.h>
 
+#include "cpg.h"
+#include "ipc.h"
 #include "ipc_proto.h"
 #include "json_util.h"
 #include "log.h"
 #include "vmc_errors.h"
-#include "vmclusterd.h"
 
-struct pending {
-	uint64_t request_id;
+struct vmcd_ipc_call {
+	uint64_t request_id;        /* 0 until sent */
 	qb_ipcs_connection_t *conn; /* NULL once the client went away */
 	int32_t cmd;
 	int64_t tag;
 	bool has_tag;
 	bool done;
 	int rc;
-	uint64_t config_version; /* right after this change was applied */
+	uint64_t config_version;    /* right after this change was applied */
 	char *detail;
-	struct pending *next;
+	struct vmcd_ipc_call *next;
+};
+
+/* What a connection remembers of its client. */
+struct client {
+	uid_t uid;
+	pid_t pid;
 };
 
 static qb_ipcs_service_t *ipc_service;
-static struct pending *pending_head;
+static struct vmcd_ipc_call *calls;
 static struct vmcd *ipc_ctx;
+static const struct vmcd_ipc_command *ipc_commands;
+static size_t n_ipc_commands;
 static gid_t haclient_gid;
 static bool have_haclient;
-
-typedef int (*cmd_fn)(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		      json_object **result, char *err, size_t errlen);
-
-struct ipc_command {
-	enum vmc_ipc_cmd cmd;
-	const char *name;
-	cmd_fn fn;
-};
 
 static json_object *error_body(const char *msg);
 
@@ -94,498 +93,90 @@ static void tag_copy(json_object *args, json_object *body)
 	}
 }
 
-/* ---- reads ---- */
-
-static const char *node_state(const struct vmcd *d, uint32_t id)
+struct vmcd_ipc_call *vmcd_ipc_defer(const struct vmcd_ipc_req *req)
 {
-	return vmcd_cpg_is_member(d, id) ? "up" : "down";
-}
+	struct vmcd_ipc_call *call = calloc(1, sizeof(*call));
+	int64_t tag;
 
-/* What a node offers VMs and what it carries now (from the replicated state). */
-static void node_load_to_json(struct vmcd *d, uint32_t id, json_object *n)
-{
-	const struct vmc_node_facts *f = vmc_state_node(d->replica.state, id);
-	uint64_t used = 0;
-	int64_t vms = 0;
-
-	for (size_t i = 0; i < d->replica.state->n_groups; i++) {
-		const struct vmc_group *g = &d->replica.state->groups[i];
-		if (g->owner == id) {
-			used += g->def->memory_mib;
-			vms++;
-		}
-	}
-	json_object_object_add(n, "vm_memory_mib", json_object_new_int64(f ? f->mem_mib : 0));
-	json_object_object_add(n, "used_memory_mib", json_object_new_int64((int64_t)used));
-	json_object_object_add(n, "vms", json_object_new_int64(vms));
-}
-
-static json_object *nodes_to_json(struct vmcd *d)
-{
-	json_object *a = json_object_new_array();
-
-	for (size_t i = 0; i < d->n_nodes; i++) {
-		json_object *n = json_object_new_object();
-		json_object_object_add(n, "name", json_object_new_string(d->nodes[i].name));
-		json_object_object_add(n, "id", json_object_new_int64(d->nodes[i].id));
-		json_object_object_add(n, "address", json_object_new_string(d->nodes[i].addr));
-		json_object_object_add(n, "state", json_object_new_string(node_state(d, d->nodes[i].id)));
-		json_object_object_add(n, "votes", json_object_new_int64(d->nodes[i].votes));
-		node_load_to_json(d, d->nodes[i].id, n);
-		json_object_array_add(a, n);
-	}
-	return a;
-}
-
-/* What an operator must hear about on every status. */
-static json_object *warnings_to_json(struct vmcd *d)
-{
-	json_object *a = json_object_new_array();
-	const char *w = vmc_settings_warning(&d->replica.state->settings);
-
-	if (w != NULL) {
-		json_object_array_add(a, json_object_new_string(w));
-	}
-	return a;
-}
-
-static int cmd_status(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		      json_object **result, char *err, size_t errlen)
-{
-	json_object *o = json_object_new_object();
-	const char *digest = vmc_replica_digest(&d->replica);
-
-	json_object_object_add(o, "cluster_name", json_object_new_string(d->cluster_name));
-	json_object_object_add(o, "node_id", json_object_new_int64(d->my_id));
-	json_object_object_add(o, "node_name", json_object_new_string(vmcd_node_name(d, d->my_id)));
-	json_object_object_add(o, "quorate", json_object_new_boolean(d->quorate));
-	json_object_object_add(o, "accepting_changes",
-			       json_object_new_boolean(d->quorate && vmc_replica_writable(&d->replica)));
-	json_object_object_add(o, "sync", json_object_new_string(vmc_sync_phase_to_str(d->replica.phase)));
-	json_object_object_add(o, "expected_votes", json_object_new_int64(d->vq_expected_votes));
-	json_object_object_add(o, "total_votes", json_object_new_int64(d->vq_total_votes));
-	json_object_object_add(o, "protocol", json_object_new_int(d->replica.proto));
-	json_object_object_add(o, "config_version",
-			       json_object_new_uint64(d->replica.state->config_version));
-	json_object_object_add(o, "state_digest", json_object_new_string(digest));
-	json_object_object_add(o, "vms", json_object_new_int64((int64_t)d->replica.state->n_groups));
-	json_object_object_add(o, "nodes", nodes_to_json(d));
-	json_object_object_add(o, "fence_method", json_object_new_string(vmc_fence_method_to_str(
-								 d->replica.state->settings.fence_method)));
-	json_object_object_add(o, "warnings", warnings_to_json(d));
-	*result = o;
-	return 0;
-}
-
-static int cmd_cluster_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			    json_object **result, char *err, size_t errlen)
-{
-	*result = vmc_settings_to_json(&d->replica.state->settings);
-	return 0;
-}
-
-static int cmd_node_list(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			 json_object **result, char *err, size_t errlen)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "nodes", nodes_to_json(d));
-	*result = o;
-	return 0;
-}
-
-static json_object *group_summary(struct vmcd *d, const struct vmc_group *g)
-{
-	json_object *o = json_object_new_object();
-	json_object *pref = json_object_new_array();
-
-	for (size_t i = 0; i < g->def->preferred_owners.n; i++) {
-		json_object_array_add(pref, json_object_new_string(g->def->preferred_owners.v[i]));
-	}
-	json_object_object_add(o, "name", json_object_new_string(g->def->name));
-	json_object_object_add(o, "owner", g->owner ? json_object_new_string(vmcd_node_name(d, g->owner))
-						  : NULL);
-	json_object_object_add(o, "state", json_object_new_string(vmc_group_state_to_str(g->state)));
-	json_object_object_add(o, "priority",
-			       json_object_new_string(vmc_priority_to_str(g->def->priority)));
-	json_object_object_add(o, "memory_mib", json_object_new_int64(g->def->memory_mib));
-	json_object_object_add(o, "vcpus", json_object_new_int64(g->def->vcpus));
-	json_object_object_add(o, "preferred_owners", pref);
-	return o;
-}
-
-static int cmd_vm_list(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		       json_object **result, char *err, size_t errlen)
-{
-	json_object *o = json_object_new_object();
-	json_object *a = json_object_new_array_ext((int)d->replica.state->n_groups);
-
-	for (size_t i = 0; i < d->replica.state->n_groups; i++) {
-		json_object_array_add(a, group_summary(d, &d->replica.state->groups[i]));
-	}
-	json_object_object_add(o, "vms", a);
-	*result = o;
-	return 0;
-}
-
-static const char *arg_string(json_object *args, const char *key)
-{
-	json_object *v;
-
-	if (args == NULL || !json_object_object_get_ex(args, key, &v) ||
-	    !json_object_is_type(v, json_type_string)) {
+	if (call == NULL) {
 		return NULL;
 	}
-	return json_object_get_string(v);
+	call->conn = req->conn;
+	call->cmd = req->cmd;
+	if (vmc_json_int64(req->args, "tag", &tag)) {
+		call->has_tag = true;
+		call->tag = tag;
+	}
+	qb_ipcs_connection_ref(req->conn);
+	call->next = calls;
+	calls = call;
+	return call;
 }
 
-/* Failures inside failover.period_s, the ones that count against the threshold. */
-static int64_t recent_failures(const struct vmc_group *g)
+uint64_t vmcd_ipc_call_take_id(struct vmcd *d, struct vmcd_ipc_call *call)
 {
-	time_t now = time(NULL);
-	int64_t n = 0;
-
-	for (size_t i = 0; i < g->n_failures; i++) {
-		if ((uint64_t)now >= g->failures[i].at_s && (uint64_t)now - g->failures[i].at_s < g->def->failover_period_s) {
-			n++;
-		}
-	}
-	return n;
+	call->request_id = ++d->next_request_id;
+	return call->request_id;
 }
 
-static int cmd_vm_show(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		       json_object **result, char *err, size_t errlen)
+int vmcd_ipc_call_send(struct vmcd *d, struct vmcd_ipc_call *call, uint16_t type, json_object *body,
+		       char *err, size_t errlen)
 {
-	const char *name = arg_string(args, "name");
-	const struct vmc_group *g;
-	json_object *o;
+	/* The id is the call's before sending: a send that fails at once must find it. */
+	int64_t id = vmcd_cpg_send_request_as(d, type, body, vmcd_ipc_call_take_id(d, call));
 
-	if (name == NULL) {
-		snprintf(err, errlen, "vm show needs a VM name");
-		return -VMC_E_INVALID;
-	}
-	g = vmc_state_group_find(d->replica.state, name);
-	if (g == NULL) {
-		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
-		return -VMC_E_NOT_FOUND;
-	}
-	o = group_summary(d, g);
-	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
-	json_object_object_add(o, "reason", json_object_new_string(g->reason));
-	json_object_object_add(o, "recent_failures", json_object_new_int64(recent_failures(g)));
-	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
-	*result = o;
-	return 0;
-}
-
-/* ---- changes ---- */
-
-static int change_gate(struct vmcd *d, char *err, size_t errlen)
-{
-	if (!d->quorate) {
-		snprintf(err, errlen,
-			 "no quorum: node %s is not in a quorate partition, so the cluster refuses changes here "
-			 "(corosync-quorumtool -s shows the membership)",
-			 vmcd_node_name(d, d->my_id));
-		return -VMC_E_NO_QUORUM;
-	}
-	if (d->replica.phase == VMC_SYNC_DONE && !d->replica.primary) {
-		snprintf(err, errlen,
-			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
-			 "changes need a majority",
-			 d->replica.view_votes, d->replica.expected_votes);
-		return -VMC_E_NO_QUORUM;
-	}
-	return 0;
-}
-
-static int check_owner_names(struct vmcd *d, const struct vmc_strlist *l, const char *field,
-			     char *err, size_t errlen)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		if (vmcd_node_by_name(d, l->v[i]) == NULL) {
-			char known[512] = "";
-			for (size_t j = 0; j < d->n_nodes; j++) {
-				strncat(known, j ? ", " : "", sizeof(known) - strlen(known) - 1);
-				strncat(known, d->nodes[j].name, sizeof(known) - strlen(known) - 1);
-			}
-			snprintf(err, errlen, "field '%s': '%s' is not a cluster node (nodes: %s)", field,
-				 l->v[i], known);
-			return -VMC_E_INVALID;
-		}
-	}
-	return 0;
-}
-
-static int check_definition(struct vmcd *d, const struct vmc_group_def *def, char *err,
-			    size_t errlen)
-{
-	int rc = check_owner_names(d, &def->preferred_owners, "preferred_owners", err, errlen);
-
-	if (rc == 0) {
-		rc = check_owner_names(d, &def->possible_owners, "possible_owners", err, errlen);
-	}
-	return rc;
-}
-
-static int pending_add(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args, int32_t cmd,
-		       uint16_t type, json_object *body, char *err, size_t errlen)
-{
-	struct pending *p = calloc(1, sizeof(*p));
-	json_object *tag;
-	int64_t id;
-
-	if (p == NULL) {
-		return -ENOMEM;
-	}
-	/* Listed before sending: a send that fails at once must find its pending. */
-	p->request_id = ++d->next_request_id;
-	p->conn = c;
-	p->cmd = cmd;
-	if (args != NULL && json_object_object_get_ex(args, "tag", &tag)) {
-		p->has_tag = true;
-		p->tag = json_object_get_int64(tag);
-	}
-	qb_ipcs_connection_ref(c);
-	p->next = pending_head;
-	pending_head = p;
-	id = vmcd_cpg_send_request_as(d, type, body, p->request_id);
 	if (id < 0) {
-		pending_head = p->next;
-		qb_ipcs_connection_unref(c);
-		free(p->detail);
-		free(p);
+		call->request_id = 0;
 		snprintf(err, errlen, "cannot send the change to the cluster: %s", strerror((int)-id));
 		return (int)id;
 	}
-	return 1; /* answered later */
+	return 1;
 }
 
-static int cmd_vm_add(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		      json_object **result, char *err, size_t errlen)
+void vmcd_ipc_call_cancel(struct vmcd_ipc_call *call)
 {
-	struct vmc_group_def *def = NULL;
-	json_object *j, *body;
-	int rc;
-
-	if (args == NULL || !json_object_object_get_ex(args, "definition", &j)) {
-		snprintf(err, errlen, "vm add needs a definition");
-		return -VMC_E_INVALID;
-	}
-	rc = vmc_group_def_from_json(j, &def, err, errlen);
-	if (rc != 0) {
-		return -VMC_E_INVALID;
-	}
-	rc = check_definition(d, def, err, errlen);
-	if (rc == 0) {
-		rc = change_gate(d, err, errlen);
-	}
-	if (rc == 0) {
-		body = json_object_new_object();
-		json_object_object_add(body, "definition", vmc_group_def_to_json(def));
-		rc = pending_add(d, c, args, VMC_IPC_VM_ADD, VMC_MSG_GROUP_ADD, body, err, errlen);
-		json_object_put(body);
-	}
-	vmc_group_def_free(def);
-	return rc;
-}
-
-/* A change that names one VM and nothing else: remove, start, stop. */
-static int name_change(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args, int32_t cmd,
-		       uint16_t type, const char *verb, char *err, size_t errlen)
-{
-	const char *name = arg_string(args, "name");
-	json_object *body;
-	int rc;
-
-	if (name == NULL) {
-		snprintf(err, errlen, "vm %s needs a VM name", verb);
-		return -VMC_E_INVALID;
-	}
-	if (vmc_state_group_find(d->replica.state, name) == NULL) {
-		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
-		return -VMC_E_NOT_FOUND;
-	}
-	rc = change_gate(d, err, errlen);
-	if (rc != 0) {
-		return rc;
-	}
-	body = json_object_new_object();
-	json_object_object_add(body, "name", json_object_new_string(name));
-	rc = pending_add(d, c, args, cmd, type, body, err, errlen);
-	json_object_put(body);
-	return rc;
-}
-
-static int cmd_vm_remove(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			 json_object **result, char *err, size_t errlen)
-{
-	return name_change(d, c, args, VMC_IPC_VM_REMOVE, VMC_MSG_GROUP_REMOVE, "remove", err, errlen);
-}
-
-/*
- * The VM's files must be there before the cluster is asked to start it
- * (they live on shared storage, so what this node sees, its owner sees).
- */
-static int check_vm_files(const struct vmc_group_def *def, char *err, size_t errlen)
-{
-	const char *paths[2 + VMC_DISKS_MAX];
-	size_t n = 0;
-
-	if (def->has_boot) {
-		paths[n++] = def->kernel;
-		if (def->initrd != NULL) {
-			paths[n++] = def->initrd;
+	for (struct vmcd_ipc_call **pp = &calls; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == call) {
+			*pp = call->next;
+			break;
 		}
 	}
-	for (size_t i = 0; i < def->n_disks; i++) {
-		paths[n++] = def->disks[i].path;
+	if (call->conn != NULL) {
+		qb_ipcs_connection_unref(call->conn);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (access(paths[i], R_OK) != 0) {
-			snprintf(err, errlen, "vm %s cannot start: %s: %s", def->name, paths[i], strerror(errno));
-			return -VMC_E_INVALID;
-		}
-	}
-	return 0;
+	free(call->detail);
+	free(call);
 }
 
-static int cmd_vm_start(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			json_object **result, char *err, size_t errlen)
+void vmcd_ipc_call_fail(struct vmcd_ipc_call *call, int rc, const char *detail)
 {
-	const char *name = arg_string(args, "name");
-	const struct vmc_group *g = name ? vmc_state_group_find(d->replica.state, name) : NULL;
-
-	if (g != NULL) {
-		int rc = check_vm_files(g->def, err, errlen);
-		if (rc != 0) {
-			return rc;
-		}
+	if (call->done) {
+		return;
 	}
-	return name_change(d, c, args, VMC_IPC_VM_START, VMC_MSG_GROUP_START, "start", err, errlen);
+	call->done = true;
+	call->rc = rc;
+	free(call->detail);
+	call->detail = strdup(detail ? detail : "");
 }
-
-static int cmd_vm_stop(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		       json_object **result, char *err, size_t errlen)
-{
-	return name_change(d, c, args, VMC_IPC_VM_STOP, VMC_MSG_GROUP_STOP, "stop", err, errlen);
-}
-
-static int cmd_vm_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-		      json_object **result, char *err, size_t errlen)
-{
-	const char *name = arg_string(args, "name");
-	const char *assignments[64];
-	struct vmc_group_def *def = NULL;
-	const struct vmc_group *g;
-	json_object *set, *body;
-	size_t n;
-	int rc;
-
-	if (name == NULL || !json_object_object_get_ex(args, "set", &set) ||
-	    !json_object_is_type(set, json_type_array)) {
-		snprintf(err, errlen, "vm set needs a VM name and KEY=VALUE assignments");
-		return -VMC_E_INVALID;
-	}
-	g = vmc_state_group_find(d->replica.state, name);
-	if (g == NULL) {
-		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
-		return -VMC_E_NOT_FOUND;
-	}
-	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
-				 err, errlen);
-	if (rc != 0) {
-		return rc;
-	}
-	/* Validate here for a quick answer; every replica validates again when applying. */
-	rc = vmc_group_def_set(g->def, assignments, n, &def, err, errlen);
-	if (rc != 0) {
-		return -VMC_E_INVALID;
-	}
-	rc = check_definition(d, def, err, errlen);
-	vmc_group_def_free(def);
-	if (rc == 0) {
-		rc = change_gate(d, err, errlen);
-	}
-	if (rc != 0) {
-		return rc;
-	}
-	body = json_object_new_object();
-	json_object_object_add(body, "name", json_object_new_string(name));
-	json_object_object_add(body, "set", json_object_get(set));
-	rc = pending_add(d, c, args, VMC_IPC_VM_SET, VMC_MSG_GROUP_SET, body, err, errlen);
-	json_object_put(body);
-	return rc;
-}
-
-static int cmd_cluster_set(struct vmcd *d, qb_ipcs_connection_t *c, json_object *args,
-			   json_object **result, char *err, size_t errlen)
-{
-	const char *assignments[16];
-	struct vmc_settings next;
-	json_object *set, *body;
-	size_t n;
-	int rc;
-
-	if (args == NULL || !json_object_object_get_ex(args, "set", &set) ||
-	    !json_object_is_type(set, json_type_array)) {
-		snprintf(err, errlen, "cluster set needs KEY=VALUE assignments");
-		return -VMC_E_INVALID;
-	}
-	rc = vmc_set_assignments(set, assignments, sizeof(assignments) / sizeof(assignments[0]), &n,
-				 err, errlen);
-	if (rc != 0) {
-		return rc;
-	}
-	if (vmc_settings_set(&d->replica.state->settings, assignments, n, &next, err, errlen) != 0) {
-		return -VMC_E_INVALID;
-	}
-	if (next.fence_agent[0] != '\0' && access(next.fence_agent, X_OK) != 0) {
-		snprintf(err, errlen, "setting 'fence_agent': %s is not an executable on %s: %s",
-			 next.fence_agent, vmcd_node_name(d, d->my_id), strerror(errno));
-		return -VMC_E_INVALID;
-	}
-	rc = change_gate(d, err, errlen);
-	if (rc != 0) {
-		return rc;
-	}
-	body = json_object_new_object();
-	json_object_object_add(body, "set", json_object_get(set));
-	rc = pending_add(d, c, args, VMC_IPC_CLUSTER_SET, VMC_MSG_SETTINGS_SET, body, err, errlen);
-	json_object_put(body);
-	return rc;
-}
-
-static const struct ipc_command ipc_commands[] = {
-	{ VMC_IPC_STATUS, "status", cmd_status },
-	{ VMC_IPC_NODE_LIST, "node list", cmd_node_list },
-	{ VMC_IPC_VM_ADD, "vm add", cmd_vm_add },
-	{ VMC_IPC_VM_LIST, "vm list", cmd_vm_list },
-	{ VMC_IPC_VM_SHOW, "vm show", cmd_vm_show },
-	{ VMC_IPC_VM_REMOVE, "vm remove", cmd_vm_remove },
-	{ VMC_IPC_VM_SET, "vm set", cmd_vm_set },
-	{ VMC_IPC_CLUSTER_SHOW, "cluster show", cmd_cluster_show },
-	{ VMC_IPC_CLUSTER_SET, "cluster set", cmd_cluster_set },
-	{ VMC_IPC_VM_START, "vm start", cmd_vm_start },
-	{ VMC_IPC_VM_STOP, "vm stop", cmd_vm_stop },
-};
 
 void vmcd_ipc_request_done(struct vmcd *d, uint64_t request_id, int rc, const char *detail)
 {
-	for (struct pending *p = pending_head; p != NULL; p = p->next) {
-		if (p->request_id == request_id && !p->done) {
+	for (struct vmcd_ipc_call *p = calls; p != NULL; p = p->next) {
+		if (p->request_id == request_id && request_id != 0 && !p->done) {
 			p->done = true;
 			p->rc = rc;
 			p->config_version = d->replica.state->config_version;
+			free(p->detail);
 			p->detail = strdup(detail ? detail : "");
 			return;
 		}
 	}
 }
 
-static void pending_answer(struct pending *p)
+static void call_answer(struct vmcd_ipc_call *p)
 {
-	json_object *body = p->rc == 0 ? json_object_new_object() : error_body(p->detail);
+	json_object *body = p->rc == 0 ? json_object_new_object()
+				       : error_body(p->detail ? p->detail : vmc_strerror(p->rc));
 
 	if (p->has_tag) {
 		json_object_object_add(body, "tag", json_object_new_int64(p->tag));
@@ -599,10 +190,10 @@ static void pending_answer(struct pending *p)
 
 void vmcd_ipc_flush(struct vmcd *d)
 {
-	struct pending **pp = &pending_head;
+	struct vmcd_ipc_call **pp = &calls;
 
 	while (*pp != NULL) {
-		struct pending *p = *pp;
+		struct vmcd_ipc_call *p = *pp;
 		if (!p->done) {
 			pp = &p->next;
 			continue;
@@ -611,7 +202,7 @@ void vmcd_ipc_flush(struct vmcd *d)
 		*pp = p->next;
 		if (p->conn != NULL) {
 			qb_ipcs_connection_t *c = p->conn;
-			pending_answer(p);
+			call_answer(p);
 			p->conn = NULL;
 			qb_ipcs_connection_unref(c);
 		}
@@ -620,13 +211,25 @@ void vmcd_ipc_flush(struct vmcd *d)
 	}
 }
 
+static const struct vmcd_ipc_command *command_find(int32_t id)
+{
+	for (size_t i = 0; i < n_ipc_commands; i++) {
+		if (ipc_commands[i].cmd == id) {
+			return &ipc_commands[i];
+		}
+	}
+	return NULL;
+}
+
 static int32_t ipc_msg_process(qb_ipcs_connection_t *c, void *data, size_t size)
 {
 	struct qb_ipc_request_header *hdr = data;
 	const char *payload = (const char *)data + sizeof(*hdr);
 	size_t payload_len = size - sizeof(*hdr);
 	json_object *args = NULL, *result = NULL;
-	const struct ipc_command *cmd = NULL;
+	const struct vmcd_ipc_command *cmd = NULL;
+	const struct client *cl = qb_ipcs_context_get(c);
+	struct vmcd_ipc_req req;
 	char err[1024] = "";
 	int rc;
 
@@ -641,16 +244,14 @@ static int32_t ipc_msg_process(qb_ipcs_connection_t *c, void *data, size_t size)
 		json_object_put(result);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(ipc_commands) / sizeof(ipc_commands[0]); i++) {
-		if ((int32_t)ipc_commands[i].cmd == hdr->id) {
-			cmd = &ipc_commands[i];
-		}
-	}
+	cmd = command_find(hdr->id);
+	req = (struct vmcd_ipc_req){ .conn = c, .cmd = hdr->id, .args = args,
+				     .uid = cl ? cl->uid : (uid_t)-1, .pid = cl ? cl->pid : 0 };
 	if (cmd == NULL) {
 		snprintf(err, sizeof(err), "unknown command %d: is clusterctl newer than vmclusterd?", hdr->id);
 		rc = -VMC_E_PROTOCOL;
 	} else {
-		rc = cmd->fn(ipc_ctx, c, args, &result, err, sizeof(err));
+		rc = cmd->fn(ipc_ctx, &req, &result, err, sizeof(err));
 	}
 	if (rc == 1) {
 		json_object_put(args);
@@ -710,6 +311,13 @@ static int32_t ipc_connection_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t g
 
 	qb_ipcs_connection_stats_get(c, &st, 0);
 	if (uid == 0 || client_in_haclient(st.client_pid, gid)) {
+		struct client *cl = calloc(1, sizeof(*cl));
+		if (cl == NULL) {
+			return -ENOMEM;
+		}
+		cl->uid = uid;
+		cl->pid = st.client_pid;
+		qb_ipcs_context_set(c, cl);
 		if (have_haclient) {
 			qb_ipcs_connection_auth_set(c, -1, haclient_gid, 0660);
 		}
@@ -720,14 +328,16 @@ static int32_t ipc_connection_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t g
 	return -EACCES;
 }
 
-/* Pendings hold a reference, so none can point here any more; be safe anyway. */
+/* Calls hold a reference, so none can point here any more; be safe anyway. */
 static void ipc_connection_destroyed(qb_ipcs_connection_t *c)
 {
-	for (struct pending *p = pending_head; p != NULL; p = p->next) {
+	for (struct vmcd_ipc_call *p = calls; p != NULL; p = p->next) {
 		if (p->conn == c) {
 			p->conn = NULL;
 		}
 	}
+	free(qb_ipcs_context_get(c));
+	qb_ipcs_context_set(c, NULL);
 }
 
 static int32_t loop_job_add(enum qb_loop_priority p, void *data, qb_loop_job_dispatch_fn fn)
@@ -752,7 +362,7 @@ static int32_t loop_dispatch_del(int32_t fd)
 	return qb_loop_poll_del(ipc_ctx->loop, fd);
 }
 
-int vmcd_ipc_init(struct vmcd *d)
+int vmcd_ipc_init(struct vmcd *d, const struct vmcd_ipc_command *commands, size_t n)
 {
 	static struct qb_ipcs_service_handlers handlers = {
 		.connection_accept = ipc_connection_accept,
@@ -769,6 +379,8 @@ int vmcd_ipc_init(struct vmcd *d)
 	int rc;
 
 	ipc_ctx = d;
+	ipc_commands = commands;
+	n_ipc_commands = n;
 	if (gr != NULL) {
 		haclient_gid = gr->gr_gid;
 		have_haclient = true;
@@ -794,9 +406,9 @@ int vmcd_ipc_init(struct vmcd *d)
 
 void vmcd_ipc_fini(struct vmcd *d)
 {
-	while (pending_head != NULL) {
-		struct pending *p = pending_head;
-		pending_head = p->next;
+	while (calls != NULL) {
+		struct vmcd_ipc_call *p = calls;
+		calls = p->next;
 		if (p->conn != NULL) {
 			qb_ipcs_connection_unref(p->conn);
 		}

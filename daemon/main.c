@@ -1,14 +1,18 @@
 /*
  * vmclusterd: start-up and shut-down order.
  *
- *   options -> logging -> directories + pid lock -> persisted state ->
- *   KVM probe -> corosync nodelist (waits for corosync) -> detach ->
- *   votequorum -> CPG -> IPC -> VM driver (re-attach) -> loop
+ *   options -> logging (and the log ring) -> directories + pid lock ->
+ *   persisted state -> KVM probe -> corosync nodelist (waits for
+ *   corosync) -> timeline -> detach -> votequorum -> CPG -> IPC ->
+ *   fencing, file checks -> local VMs (the QEMU driver re-attaches) -> loop
  *
  * and the reverse on the way out. Whatever can fail for a reason the
  * operator must fix happens before detaching, so the exit code reaches
  * whoever started us. Everything runs on one libqb main loop; signals
- * arrive as loop events.
+ * arrive as loop events. This file also wires the modules together: each
+ * lower module publishes what happened through hooks, and the hooks here
+ * pass it on (mostly: ask for a settle step, settle.h). No module calls
+ * up.
  */
 #include "config.h"
 
@@ -24,18 +28,23 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "clock.h"
+#include "context.h"
+#include "cpg.h"
+#include "facts.h"
+#include "fence.h"
+#include "fs_check.h"
+#include "ipc.h"
+#include "ipc_cmds.h"
+#include "local_vms.h"
 #include "log.h"
-#include "vmclusterd.h"
+#include "logring.h"
+#include "nodes.h"
+#include "persist.h"
+#include "quorum.h"
+#include "settle.h"
 
 static int pid_fd = -1;
-
-void vmcd_shutdown(struct vmcd *d, int code)
-{
-	if (d->exit_code == 0) {
-		d->exit_code = code;
-	}
-	qb_loop_stop(d->loop);
-}
 
 static int on_signal(int32_t sig, void *data)
 {
@@ -86,6 +95,10 @@ static void logging_init(const struct vmcd_options *opt)
 	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 1024 * 1024);
 	qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);
 	qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
+	/* The ring `clusterctl dump` reads. */
+	if (vmcd_logring_init(VMCD_LOGRING_LINES) != 0) {
+		log_warn("no memory for the log ring: clusterctl dump will be empty");
+	}
 }
 
 static int dir_ensure(const char *dir)
@@ -119,14 +132,14 @@ static int pid_lock(const char *run_dir)
 /* Corosync may still be starting (boot order, tests): wait up to the limit. */
 static int corosync_wait(struct vmcd *d)
 {
-	time_t deadline = time(NULL) + d->opt.corosync_wait_s;
+	int64_t deadline = vmc_now_ms() + (int64_t)d->opt.corosync_wait_s * 1000;
 	bool said = false;
 
 	for (;;) {
 		if (vmcd_nodes_load(d) == 0) {
 			return 0;
 		}
-		if (time(NULL) >= deadline) {
+		if (vmc_now_ms() >= deadline) {
 			log_err("corosync is not running (or has no nodelist) after %u s: start corosync first",
 				d->opt.corosync_wait_s);
 			return VMCD_EXIT_COROSYNC_UNAVAILABLE;
@@ -160,15 +173,80 @@ static int daemon_prepare(struct vmcd *d)
 	return corosync_wait(d);
 }
 
+/* The timeline from corosync's token and the settings (which may change at any time). */
+static void timeline_derive(struct vmcd *d)
+{
+	char why[256];
+
+	vmc_timeouts_derive(&d->timeouts, vmcd_nodes_token_ms(),
+			    d->replica.state ? d->replica.state->settings.fence_timeout_s : VMC_FENCE_TIMEOUT_S_DEFAULT,
+			    d->opt.stop_timeout_s);
+	if (vmc_timeouts_check(&d->timeouts, why, sizeof(why)) != 0) {
+		log_warn("%s", why);
+	}
+}
+
+/* ---- the hooks: what lower modules publish ---- */
+
+static void settle_hook(struct vmcd *d)
+{
+	timeline_derive(d);
+	vmcd_settle_request(d);
+}
+
+static void outcome_hook(struct vmcd *d, uint64_t request_id, int rc, const char *detail)
+{
+	vmcd_ipc_request_done(d, request_id, rc, detail);
+	vmcd_fence_outcome(d, request_id, rc, detail);
+	vmcd_local_outcome(d, request_id, rc);
+}
+
+static void synced_hook(struct vmcd *d)
+{
+	vmcd_facts_announce(d);
+	vmcd_local_resync(d);
+	vmcd_settle_request(d);
+}
+
+static void corosync_lost_hook(struct vmcd *d)
+{
+	vmcd_local_corosync_lost(d);
+	vmcd_shutdown(d, VMCD_EXIT_COROSYNC_LOST);
+}
+
+static json_object *running_hook(struct vmcd *d)
+{
+	return vmcd_local_running();
+}
+
+static const struct vmcd_quorum_hooks quorum_hooks = { .changed = settle_hook, .lost = corosync_lost_hook };
+static const struct vmcd_cpg_hooks cpg_hooks = {
+	.delivered = settle_hook,
+	.outcome = outcome_hook,
+	.synced = synced_hook,
+	.lost = corosync_lost_hook,
+	.running = running_hook,
+};
+static const struct vmcd_fence_hooks fence_hooks = { .changed = settle_hook };
+static const struct vmcd_fs_check_hooks fs_check_hooks = { .changed = settle_hook };
+static const struct vmcd_local_hooks local_hooks = { .changed = settle_hook };
+
 static int daemon_connect(struct vmcd *d)
 {
-	if (vmcd_quorum_init(d) != 0 || vmcd_cpg_init(d) != 0) {
+	const struct vmcd_ipc_command *commands;
+	size_t n_commands;
+
+	timeline_derive(d);
+	if (vmcd_quorum_init(d, &quorum_hooks) != 0 || vmcd_cpg_init(d, &cpg_hooks) != 0) {
 		return VMCD_EXIT_COROSYNC_UNAVAILABLE;
 	}
-	if (vmcd_ipc_init(d) != 0) {
+	commands = vmcd_ipc_commands(&n_commands);
+	if (vmcd_ipc_init(d, commands, n_commands) != 0) {
 		return VMCD_EXIT_IPC;
 	}
-	if (vmcd_reconcile_init(d) != 0) {
+	vmcd_fence_init(d, &fence_hooks);
+	vmcd_fs_check_init(d, &fs_check_hooks);
+	if (vmcd_local_init(d, &local_hooks) != 0) {
 		return VMCD_EXIT_DIRS;
 	}
 	return 0;
@@ -176,11 +254,13 @@ static int daemon_connect(struct vmcd *d)
 
 static void daemon_stop(struct vmcd *d)
 {
+	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
-	vmcd_reconcile_fini(d);
+	vmcd_local_fini(d);
 	vmcd_ipc_fini(d);
 	vmcd_cpg_fini(d);
 	vmcd_quorum_fini(d);
+	vmcd_settle_fini(d);
 	vmcd_persist_fini(d);
 	vmc_replica_fini(&d->replica);
 }
@@ -223,6 +303,7 @@ int main(int argc, char **argv)
 	daemon_stop(&d);
 	qb_loop_destroy(d.loop);
 	log_notice("vmclusterd stopped (exit %d)", rc);
+	vmcd_logring_fini();
 	qb_log_fini();
 	return rc;
 }

@@ -1,7 +1,7 @@
 /*
- * The corosync nodelist (names, ids, addresses, votes), read from cmap.
- * Every node reads the same corosync.conf, so every daemon has the same
- * list; the replica's quorum gate takes its expected votes from it.
+ * The corosync nodelist (nodes.h). Every node reads the same
+ * corosync.conf, so every daemon has the same list; the replica's quorum
+ * gate takes its expected votes from it.
  */
 #include "config.h"
 
@@ -12,7 +12,10 @@
 #include <corosync/cmap.h>
 
 #include "log.h"
-#include "vmclusterd.h"
+#include "nodes.h"
+
+static uint32_t token_ms;
+static size_t logged_nodes;
 
 static void node_read(cmap_handle_t h, unsigned int i, struct vmcd *d)
 {
@@ -63,9 +66,31 @@ int vmcd_nodes_load(struct vmcd *d)
 		snprintf(d->cluster_name, sizeof(d->cluster_name), "%s", str);
 		free(str);
 	}
+	if (cmap_get_uint32(h, "runtime.config.totem.token", &token_ms) != CS_OK &&
+	    cmap_get_uint32(h, "totem.token", &token_ms) != CS_OK) {
+		token_ms = 0;
+	}
 	cmap_finalize(h);
-	log_notice("corosync nodelist: %zu nodes in cluster '%s'", d->n_nodes, d->cluster_name);
+	if (d->n_nodes != logged_nodes) {
+		log_notice("corosync nodelist: %zu nodes in cluster '%s'", d->n_nodes, d->cluster_name);
+		logged_nodes = d->n_nodes;
+	}
 	return d->n_nodes > 0 ? 0 : -ENOENT;
+}
+
+uint32_t vmcd_nodes_token_ms(void)
+{
+	return token_ms;
+}
+
+bool vmcd_corosync_member(const struct vmcd *d, uint32_t id)
+{
+	for (size_t i = 0; i < d->n_cs_members; i++) {
+		if (d->cs_members[i] == id) {
+			return true;
+		}
+	}
+	return false;
 }
 
 const struct vmcd_node *vmcd_node_by_id(const struct vmcd *d, uint32_t id)
@@ -90,7 +115,20 @@ const struct vmcd_node *vmcd_node_by_name(const struct vmcd *d, const char *name
 
 const char *vmcd_node_name(const struct vmcd *d, uint32_t id)
 {
+	static char unknown[4][24];
+	static unsigned int next;
+	const struct vmc_node_facts *f = d->replica.state ? vmc_state_node(d->replica.state, id) : NULL;
 	const struct vmcd_node *n = vmcd_node_by_id(d, id);
+	char *buf;
 
-	return n ? n->name : "?";
+	if (f != NULL && f->name[0] != '\0') {
+		return f->name;
+	}
+	if (n != NULL) {
+		return n->name;
+	}
+	/* A few at a time may be in one log line. */
+	buf = unknown[next++ % 4];
+	snprintf(buf, sizeof(unknown[0]), "node id %u", id);
+	return buf;
 }

@@ -19,7 +19,7 @@
 
 #include "journal.h"
 #include "log.h"
-#include "vmclusterd.h"
+#include "persist.h"
 
 #define STATE_FILE "state.json"
 #define JOURNAL_FILE "journal.log"
@@ -274,28 +274,25 @@ static int persist_journal(const char *state_dir, const struct vmc_replica *r)
 	return rc;
 }
 
-void vmcd_commit(struct vmcd *d)
+int vmcd_persist_commit(struct vmcd *d)
 {
 	struct vmc_replica *r = &d->replica;
-	int rc = 0;
+	int rc;
 
-	if (vmc_replica_has_changes(r)) {
-		if (r->snapshot_needed || journal_lines + r->n_journal > JOURNAL_LINES_MAX) {
-			rc = persist_snapshot(d->opt.state_dir, r->state);
-		} else {
-			rc = persist_journal(d->opt.state_dir, r);
-		}
-		if (rc != 0) {
-			/* Acknowledging changes we could not make durable would be a lie. */
-			log_err("cannot persist state to %s: %s; stopping", d->opt.state_dir, strerror(-rc));
-			vmcd_shutdown(d, VMCD_EXIT_PERSIST);
-			return;
-		}
-		vmc_replica_persisted(r);
+	if (!vmc_replica_has_changes(r)) {
+		return 0;
 	}
-	vmcd_ipc_flush(d);
-	vmcd_reconcile(d);
-	vmcd_fence_check(d);
+	if (r->snapshot_needed || journal_lines + r->n_journal > JOURNAL_LINES_MAX) {
+		rc = persist_snapshot(d->opt.state_dir, r->state);
+	} else {
+		rc = persist_journal(d->opt.state_dir, r);
+	}
+	if (rc != 0) {
+		log_err("cannot persist state to %s: %s", d->opt.state_dir, strerror(-rc));
+		return rc;
+	}
+	vmc_replica_persisted(r);
+	return 0;
 }
 
 /* On the way out: one snapshot, so the next start replays nothing. */

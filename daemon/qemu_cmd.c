@@ -2,16 +2,34 @@
  * How a VM's QEMU is launched (qemu_cmd.h): the driver (vm_qemu.c) decides
  * when, this file knows how.
  *
- * Starting. vmcd_qemu_spawn() builds QEMU's arguments and forks a helper
- * that calls setsid() and forks QEMU, writes QEMU's pid into a pipe and
- * exits at once: QEMU is then nobody's child here, in a session of its
- * own, and lives on when vmclusterd exits. The pipe is close-on-exec in
- * QEMU, so it also carries an exec failure. QEMU's stdout and stderr go to
- * NAME.qemu.log, after a header line per start.
+ * Starting. vmcd_qemu_spawn() opens NAME.qemu.log and forks a helper. The
+ * helper calls setsid(), closes what it inherited of the daemon, and only
+ * then looks at the VM's own files (kernel, initrd, disks, which may sit
+ * on a hung NFS mount): the daemon never stats them, so a hung file
+ * system stalls the helper, which the driver kills with its session at
+ * a deadline, and not the loop. When every check passes, the helper
+ * builds QEMU's arguments, writes a header line per start to the log,
+ * forks QEMU, writes QEMU's pid into the spawn pipe and exits at once:
+ * QEMU is then nobody's child here, in a session of its own, and lives
+ * on when vmclusterd exits. The pipe is close-on-exec in QEMU, so it also
+ * carries an exec failure. QEMU's stdout and stderr go to the log.
+ *
+ * The spawn pipe: records of {kind, text length, value} (16 bytes), a
+ * check failure's text after them, each written by one write() under
+ * PIPE_BUF so that it arrives whole:
+ *
+ *   helper   CHECK_FAILED "vmclusterd: cannot start VM NAME: kernel PATH: why"
+ *            | LOG_OFFSET where QEMU's lines start, then PID or FORK_FAILED
+ *   QEMU     EXEC_FAILED errno (only when execv failed)
+ *
+ * The daemon is single-threaded, so the helper, a fork of it, may call
+ * what it likes (realpath, snprintf, malloc); the would-be QEMU only
+ * async-signal-safe functions, as a matter of habit.
  *
  * Recognising. A pidfile alone proves nothing once its pid may have been
  * reused: a pid is NAME's QEMU when /proc/PID/cmdline says qemu and
- * "-name NAME", as every command line built here does.
+ * "-name NAME", as every command line built here does, and when it runs
+ * in our own mount and network namespaces.
  */
 #include "config.h"
 
@@ -35,8 +53,8 @@
 
 #include "accel.h"
 #include "log.h"
+#include "privilege.h"
 #include "qemu_cmd.h"
-#include "qmp.h"
 
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -46,19 +64,23 @@
 #define PROC_CMDLINE_MAX (256 * 1024)
 #define IFNAMSIZ_MAX 64
 
-/* One record on the spawn pipe: written whole (< PIPE_BUF), read whole. */
+/* The fixed part of a spawn pipe record; text follows when len > 0. */
 struct spawn_msg {
 	int32_t kind;
-	int32_t value;
+	uint32_t len;
+	int64_t value;
 };
 
-_Static_assert(sizeof(struct spawn_msg) == sizeof(((struct vmcd_qemu_spawn_pipe *)0)->buf),
+_Static_assert(sizeof(struct spawn_msg) + VMCD_QEMU_WHY_MAX == VMCD_QEMU_SPAWN_RECORD_MAX,
 	       "the spawn pipe's buffer holds one record");
+_Static_assert(VMCD_QEMU_SPAWN_RECORD_MAX <= PIPE_BUF, "a record is written atomically");
 
 enum spawn_kind {
-	SPAWN_PID = 1,          /* value: QEMU's pid (from the helper) */
-	SPAWN_FORK_FAILED,      /* value: errno of the helper's fork */
-	SPAWN_EXEC_FAILED,      /* value: errno of execv, from the would-be QEMU */
+	SPAWN_PID = 1,      /* value: QEMU's pid (from the helper) */
+	SPAWN_FORK_FAILED,  /* value: errno of the helper's fork */
+	SPAWN_EXEC_FAILED,  /* value: errno of execv, from the would-be QEMU */
+	SPAWN_LOG_OFFSET,   /* value: where QEMU's lines start in NAME.qemu.log */
+	SPAWN_CHECK_FAILED, /* text: the line written to NAME.qemu.log */
 };
 
 /* ---- a VM's files ---- */
@@ -77,7 +99,7 @@ int vmcd_qemu_file_path(const struct vmcd_qemu_dirs *dirs, const char *name, enu
 	return (size_t)snprintf(buf, len, "%s/%s%s", dir, name, suffix[f]) < len ? 0 : -ENAMETOOLONG;
 }
 
-/* ---- building QEMU's command line ---- */
+/* ---- building QEMU's command line (in the spawn helper, which exits after) ---- */
 
 struct argv {
 	char **v;
@@ -115,14 +137,6 @@ static void argv_add(struct argv *a, const char *fmt, ...)
 	va_end(ap);
 	a->v[a->n++] = s;
 	a->v[a->n] = NULL;
-}
-
-static void argv_free(struct argv *a)
-{
-	for (size_t i = 0; i < a->n; i++) {
-		free(a->v[i]);
-	}
-	free(a->v);
 }
 
 /* QEMU's option syntax: a comma inside a value is written twice. */
@@ -312,22 +326,39 @@ bool vmcd_qemu_pid_alive(pid_t pid)
 	return p == NULL || p[1] == '\0' || p[2] != 'Z';
 }
 
-bool vmcd_qemu_pid_is_vm(pid_t pid, const char *name)
+/*
+ * pid shares our namespace of this kind (namespaces(7): the same device
+ * and inode). A kernel without it (no such file for us) does not tell.
+ */
+static bool namespace_ours(pid_t pid, const char *ns)
+{
+	char path[64];
+	struct stat ours;
+	struct stat theirs;
+
+	snprintf(path, sizeof(path), "/proc/self/ns/%s", ns);
+	if (stat(path, &ours) < 0) {
+		return true;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
+	return stat(path, &theirs) == 0 && theirs.st_dev == ours.st_dev &&
+	       theirs.st_ino == ours.st_ino;
+}
+
+/* /proc/PID/cmdline is a qemu's, with "-name NAME" (or NAME,... or guest=NAME). */
+static bool cmdline_names_vm(pid_t pid, const char *name)
 {
 	char path[64];
 	char *buf;
 	ssize_t n;
 	size_t have = 0;
 	size_t nlen = strlen(name);
-	const char *arg;
 	const char *base;
+	bool is_qemu;
 	bool name_next = false;
 	bool match = false;
 	int fd;
 
-	if (!vmcd_qemu_pid_alive(pid)) {
-		return false;
-	}
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -345,11 +376,8 @@ bool vmcd_qemu_pid_is_vm(pid_t pid, const char *name)
 	buf[have] = '\0';
 	base = strrchr(buf, '/');
 	base = base != NULL ? base + 1 : buf;
-	if (have == 0 || strncmp(base, "qemu", 4) != 0) {
-		free(buf);
-		return false;
-	}
-	for (arg = buf; arg < buf + have; arg += strlen(arg) + 1) {
+	is_qemu = have > 0 && strncmp(base, "qemu", 4) == 0;
+	for (const char *arg = buf; is_qemu && arg < buf + have; arg += strlen(arg) + 1) {
 		if (name_next) {
 			const char *v = strncmp(arg, "guest=", 6) == 0 ? arg + 6 : arg;
 
@@ -366,6 +394,22 @@ bool vmcd_qemu_pid_is_vm(pid_t pid, const char *name)
 	return match;
 }
 
+static bool namespaces_ours(pid_t pid)
+{
+	return namespace_ours(pid, "mnt") && namespace_ours(pid, "net");
+}
+
+bool vmcd_qemu_pid_is_vm(pid_t pid, const char *name)
+{
+	/* Namespaces first: they are cheap, and a /proc scan asks about every process. */
+	return vmcd_qemu_pid_alive(pid) && namespaces_ours(pid) && cmdline_names_vm(pid, name);
+}
+
+bool vmcd_qemu_pid_is_vm_elsewhere(pid_t pid, const char *name)
+{
+	return vmcd_qemu_pid_alive(pid) && !namespaces_ours(pid) && cmdline_names_vm(pid, name);
+}
+
 pid_t vmcd_qemu_pid_from_pidfile(const struct vmcd_qemu_dirs *dirs, const char *name)
 {
 	char path[PATH_MAX];
@@ -378,46 +422,21 @@ pid_t vmcd_qemu_pid_from_pidfile(const struct vmcd_qemu_dirs *dirs, const char *
 	return pid > 0 && vmcd_qemu_pid_is_vm(pid, name) ? pid : 0;
 }
 
-/* ---- checks before a start ---- */
+/* ---- checks before a start, in the daemon: no file system call on the VM's paths ---- */
 
-static int file_check(const char *what, const char *path, bool block_ok, bool write, char *err,
-		      size_t errlen)
+static int path_given(const char *what, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-
 	if (path == NULL || path[0] == '\0') {
 		snprintf(err, errlen, "%s: no path given", what);
 		return -EINVAL;
 	}
-	if (stat(path, &st) < 0) {
-		int rc = -errno;
-
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return rc;
-	}
-	if (!S_ISREG(st.st_mode) && !(block_ok && S_ISBLK(st.st_mode))) {
-		snprintf(err, errlen, "%s %s: not a regular file%s", what, path,
-			 block_ok ? " or block device" : "");
-		return -EINVAL;
-	}
-	if (access(path, write ? R_OK | W_OK : R_OK) < 0) {
-		int rc = -errno;
-
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return rc;
-	}
 	return 0;
 }
 
-int vmcd_qemu_def_check(const struct vmc_group_def *def, char *err, size_t errlen)
+static int def_size_check(const struct vmc_group_def *def, char *err, size_t errlen)
 {
 	struct sysinfo si;
-	int rc;
 
-	if (def->name == NULL || !vmc_valid_name(def->name)) {
-		snprintf(err, errlen, "invalid VM name '%s'", def->name != NULL ? def->name : "");
-		return -EINVAL;
-	}
 	if (def->memory_mib < VMC_MEMORY_MIB_MIN || def->memory_mib > VMC_MEMORY_MIB_MAX) {
 		snprintf(err, errlen, "memory %u MiB: not between %d and %d", def->memory_mib,
 			 VMC_MEMORY_MIB_MIN, VMC_MEMORY_MIB_MAX);
@@ -436,91 +455,43 @@ int vmcd_qemu_def_check(const struct vmc_group_def *def, char *err, size_t errle
 		snprintf(err, errlen, "vcpus %u: not between 1 and %d", def->vcpus, VMC_VCPUS_MAX);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int vmcd_qemu_def_check(const struct vmc_group_def *def, char *err, size_t errlen)
+{
+	int rc;
+
+	if (def->name == NULL || !vmc_valid_name(def->name)) {
+		snprintf(err, errlen, "invalid VM name '%s'", def->name != NULL ? def->name : "");
+		return -EINVAL;
+	}
+	rc = def_size_check(def, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
 	if (!def->has_boot && def->n_disks == 0) {
 		snprintf(err, errlen, "nothing to boot: neither a kernel nor a disk");
 		return -EINVAL;
 	}
 	if (def->has_boot) {
-		rc = file_check("kernel", def->kernel, false, false, err, errlen);
-		if (rc < 0) {
-			return rc;
-		}
-		if (def->initrd != NULL) {
-			rc = file_check("initrd", def->initrd, false, false, err, errlen);
-			if (rc < 0) {
-				return rc;
-			}
+		rc = path_given("kernel", def->kernel, err, errlen);
+		if (rc == 0 && def->initrd != NULL) {
+			rc = path_given("initrd", def->initrd, err, errlen);
 		}
 	}
-	for (size_t i = 0; i < def->n_disks; i++) {
+	for (size_t i = 0; rc == 0 && i < def->n_disks; i++) {
 		const char *fmt = def->disks[i].format;
 
-		if (fmt == NULL || (strcmp(fmt, "raw") != 0 && strcmp(fmt, "qcow2") != 0)) {
-			snprintf(err, errlen, "disk %s: format '%s' is not raw or qcow2", def->disks[i].path,
-				 fmt != NULL ? fmt : "");
-			return -EINVAL;
-		}
-		rc = file_check("disk", def->disks[i].path, true, true, err, errlen);
-		if (rc < 0) {
-			return rc;
+		rc = path_given("disk", def->disks[i].path, err, errlen);
+		if (rc == 0 &&
+		    (fmt == NULL || (strcmp(fmt, "raw") != 0 && strcmp(fmt, "qcow2") != 0))) {
+			snprintf(err, errlen, "disk %s: format '%s' is not raw or qcow2",
+				 def->disks[i].path, fmt != NULL ? fmt : "");
+			rc = -EINVAL;
 		}
 	}
-	for (size_t i = 0; i < def->n_nics; i++) {
-		char path[PATH_MAX];
-		struct stat st;
-		const char *br = def->nics[i].bridge;
-
-		if (br == NULL || br[0] == '\0' || strchr(br, '/') != NULL ||
-		    (size_t)snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", br) >= sizeof(path) ||
-		    stat(path, &st) < 0) {
-			snprintf(err, errlen, "nic %zu: bridge '%s' does not exist on this node", i,
-				 br != NULL ? br : "");
-			return -ENOENT;
-		}
-	}
-	return 0;
-}
-
-/*
- * Does NAME run here outside the driver's table? 1 (pid in *pid, or 0 when
- * only its QMP socket answers), 0 (stale files removed), -errno.
- */
-static int vm_running_elsewhere(const struct vmcd_qemu_dirs *dirs, const char *name, pid_t *pid)
-{
-	char path[PATH_MAX];
-	pid_t p;
-	int rc;
-	int fd;
-
-	*pid = 0;
-	if (vmcd_qemu_file_path(dirs, name, VMCD_QEMU_FILE_PID, path, sizeof(path)) < 0) {
-		return -ENAMETOOLONG;
-	}
-	p = vmcd_qemu_pidfile_read(path);
-	if (p > 0 && vmcd_qemu_pid_is_vm(p, name)) {
-		*pid = p;
-		return 1;
-	}
-	if (p != 0) {
-		qb_log(LOG_INFO, "VM %s: removing stale pidfile %s (pid %d is no QEMU for it)", name, path,
-		       (int)p);
-		unlink(path);
-	}
-	if (vmcd_qemu_file_path(dirs, name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) < 0) {
-		return -ENAMETOOLONG;
-	}
-	rc = vmc_qmp_fd_connect(path, &fd);
-	if (rc == 0 || rc == -EAGAIN) {
-		if (rc == 0) {
-			close(fd);
-		}
-		return 1;
-	}
-	if (rc == -ECONNREFUSED) {
-		qb_log(LOG_INFO, "VM %s: removing stale QMP socket %s", name, path);
-		unlink(path);
-	}
-	return 0;
+	return rc;
 }
 
 int vmcd_qemu_host_check(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_def *def,
@@ -528,8 +499,6 @@ int vmcd_qemu_host_check(const struct vmcd_qemu_dirs *dirs, const struct vmc_gro
 {
 	struct sockaddr_un sun;
 	char path[PATH_MAX];
-	pid_t pid;
-	int rc;
 
 	if (*accel == VMC_ACCEL_AUTO && !vmcd_accel_auto_cached(accel)) {
 		snprintf(err, errlen, "accel auto: KVM has not been probed yet "
@@ -538,65 +507,146 @@ int vmcd_qemu_host_check(const struct vmcd_qemu_dirs *dirs, const struct vmc_gro
 	}
 	if (vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) < 0 ||
 	    strlen(path) >= sizeof(sun.sun_path) ||
-	    vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_LOG, path, sizeof(path)) < 0) {
+	    vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_LOG, path, sizeof(path)) < 0 ||
+	    vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_SERIAL, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, "VM %s: run or state directory path too long for a QMP socket",
 			 def->name);
 		return -ENAMETOOLONG;
 	}
-	rc = vm_running_elsewhere(dirs, def->name, &pid);
-	if (rc > 0 && pid > 0) {
-		snprintf(err, errlen, "VM %s already runs on this node (QEMU pid %d from its pidfile, "
-			 "not followed: vmcd_vm_attach_all)", def->name, (int)pid);
-	} else if (rc > 0) {
-		snprintf(err, errlen, "VM %s: a QEMU answers on its QMP socket though its pidfile "
-			 "names none", def->name);
-	} else if (rc < 0) {
-		snprintf(err, errlen, "VM %s: %s", def->name, strerror(-rc));
+	return 0;
+}
+
+/* ---- checks in the spawn helper: the VM's own files ---- */
+
+static int file_check(const char *what, const char *path, bool disk, char *why, size_t len)
+{
+	struct stat st;
+	int rc;
+
+	if (stat(path, &st) < 0) {
+		rc = -errno;
+		snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
+		return rc;
 	}
-	return rc > 0 ? -EEXIST : rc;
+	if (!S_ISREG(st.st_mode) && !(disk && S_ISBLK(st.st_mode))) {
+		snprintf(why, len, "%s %s: not a regular file%s", what, path,
+			 disk ? " or block device" : "");
+		return -EINVAL;
+	}
+	if (access(path, disk ? R_OK | W_OK : R_OK) < 0) {
+		rc = -errno;
+		snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
+		return rc;
+	}
+	/* QEMU runs as root: only what root alone could have put there. */
+	return vmcd_path_root_safe(what, path, disk, why, len);
+}
+
+static int bridge_check(size_t i, const char *br, char *why, size_t len)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (br == NULL || br[0] == '\0' || strchr(br, '/') != NULL ||
+	    (size_t)snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", br) >= sizeof(path) ||
+	    stat(path, &st) < 0) {
+		snprintf(why, len, "nic %zu: bridge '%s' does not exist on this node", i,
+			 br != NULL ? br : "");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int files_check(const struct vmc_group_def *def, char *why, size_t len)
+{
+	int rc = 0;
+
+	if (def->has_boot) {
+		rc = file_check("kernel", def->kernel, false, why, len);
+		if (rc == 0 && def->initrd != NULL) {
+			rc = file_check("initrd", def->initrd, false, why, len);
+		}
+	}
+	for (size_t i = 0; rc == 0 && i < def->n_disks; i++) {
+		rc = file_check("disk", def->disks[i].path, true, why, len);
+	}
+	for (size_t i = 0; rc == 0 && i < def->n_nics; i++) {
+		rc = bridge_check(i, def->nics[i].bridge, why, len);
+	}
+	return rc;
 }
 
 /* ---- spawning ---- */
 
 struct spawn_plan {
-	char *const *argv;
+	const struct vmcd_qemu_dirs *dirs;
+	const struct vmc_group_def *def;
+	enum vmc_accel accel;
+	const char *qemu;
+	char *const *argv; /* built by the helper */
 	int devnull;
 	int log_fd;
 	int pipe_w;
 	long max_fd;
 };
 
-static void spawn_write(int fd, int32_t kind, int32_t value)
+/* One record in one write(): it arrives whole or not at all. */
+static void spawn_write(int fd, int32_t kind, int64_t value, const char *text)
 {
-	struct spawn_msg m = { .kind = kind, .value = value };
+	unsigned char buf[VMCD_QEMU_SPAWN_RECORD_MAX];
+	size_t tlen = text != NULL ? strnlen(text, VMCD_QEMU_WHY_MAX - 1) : 0;
+	struct spawn_msg m = { .kind = kind, .len = (uint32_t)tlen, .value = value };
 	ssize_t n;
 
+	memcpy(buf, &m, sizeof(m));
+	if (tlen > 0) {
+		memcpy(buf + sizeof(m), text, tlen);
+	}
 	do {
-		n = write(fd, &m, sizeof(m));
+		n = write(fd, buf, sizeof(m) + tlen);
 	} while (n < 0 && errno == EINTR);
 }
 
-/* In the would-be QEMU: async-signal-safe calls only (we forked a daemon). */
-static void spawn_exec(const struct spawn_plan *p)
+/* fds lo..hi (inclusive) closed, without close_range where it is missing. */
+static void fds_close(unsigned int lo, unsigned int hi, long max_fd)
 {
-	int devnull = fcntl(p->devnull, F_DUPFD, 10);
-	int log_fd = fcntl(p->log_fd, F_DUPFD, 10);
-	int pipe_w = fcntl(p->pipe_w, F_DUPFD, 10);
+	if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0) {
+		return;
+	}
+	for (long fd = lo; fd <= (long)hi && fd < max_fd; fd++) {
+		close((int)fd);
+	}
+}
+
+/* In the helper: nothing of the daemon's (corosync, IPC, QMP) beyond stdio and the plan's. */
+static void helper_fds_close(const struct spawn_plan *p)
+{
+	int keep[3] = { p->devnull, p->log_fd, p->pipe_w };
+	unsigned int lo = 3;
+
+	for (int i = 0; i < 2; i++) {
+		for (int j = i + 1; j < 3; j++) {
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		if (keep[i] >= (int)lo) {
+			fds_close(lo, (unsigned int)keep[i] - 1, p->max_fd);
+			lo = (unsigned int)keep[i] + 1;
+		}
+	}
+	fds_close(lo, ~0U, p->max_fd);
+}
+
+static void signals_default(void)
+{
 	sigset_t none;
 
-	if (devnull < 0 || log_fd < 0 || pipe_w < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 ||
-	    dup2(log_fd, 2) < 0 || dup3(pipe_w, 3, O_CLOEXEC) < 0) {
-		if (pipe_w >= 0) {
-			spawn_write(pipe_w, SPAWN_EXEC_FAILED, errno);
-		}
-		_exit(127);
-	}
-	/* Nothing of the daemon's (corosync, IPC, other VMs' QMP) may leak into QEMU. */
-	if (syscall(SYS_close_range, 4, ~0U, 0) < 0) {
-		for (long fd = 4; fd < p->max_fd; fd++) {
-			close((int)fd);
-		}
-	}
 	for (int sig = 1; sig < NSIG; sig++) {
 		struct sigaction sa = { .sa_handler = SIG_DFL };
 
@@ -604,77 +654,123 @@ static void spawn_exec(const struct spawn_plan *p)
 	}
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* In the would-be QEMU: async-signal-safe calls only. */
+static void spawn_exec(const struct spawn_plan *p)
+{
+	int devnull = fcntl(p->devnull, F_DUPFD, 10);
+	int log_fd = fcntl(p->log_fd, F_DUPFD, 10);
+	int pipe_w = fcntl(p->pipe_w, F_DUPFD, 10);
+
+	if (devnull < 0 || log_fd < 0 || pipe_w < 0 || dup2(devnull, 0) < 0 || dup2(log_fd, 1) < 0 ||
+	    dup2(log_fd, 2) < 0 || dup3(pipe_w, 3, O_CLOEXEC) < 0) {
+		if (pipe_w >= 0) {
+			spawn_write(pipe_w, SPAWN_EXEC_FAILED, errno, NULL);
+		}
+		_exit(127);
+	}
+	fds_close(4, ~0U, p->max_fd);
 	/* QMP is full control of the VM, the serial log the guest's console: root only. */
 	umask(027);
 	if (chdir("/") < 0) {
 		_exit(127);
 	}
 	execv(p->argv[0], p->argv);
-	spawn_write(3, SPAWN_EXEC_FAILED, errno);
+	spawn_write(3, SPAWN_EXEC_FAILED, errno, NULL);
 	_exit(127);
 }
 
-/* In the helper: a session of its own, then QEMU as its child, then exit. */
-static void spawn_helper(const struct spawn_plan *p)
+/* The time stamp of our lines in NAME.qemu.log: "2024-05-01 12:00:00". */
+static void log_stamp(char *out, size_t len)
 {
+	time_t t = time(NULL);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+/* The start header in NAME.qemu.log; QEMU's own lines follow it. */
+static void log_header(int fd, const char *name, const struct argv *a)
+{
+	char stamp[64];
+	FILE *f = fdopen(dup(fd), "a");
+
+	if (f == NULL) {
+		return;
+	}
+	log_stamp(stamp, sizeof(stamp));
+	fprintf(f, "%s vmclusterd: starting VM %s:", stamp, name);
+	for (size_t i = 0; i < a->n; i++) {
+		fprintf(f, " %s", a->v[i]);
+	}
+	fputc('\n', f);
+	fclose(f);
+}
+
+/* A check failed: one line in NAME.qemu.log, the same on the pipe, and no QEMU. */
+static void __attribute__((noreturn)) helper_refuse(const struct spawn_plan *p, const char *why)
+{
+	char line[VMCD_QEMU_WHY_MAX];
+	char stamp[64];
+
+	snprintf(line, sizeof(line), "vmclusterd: cannot start VM %s: %s", p->def->name, why);
+	log_stamp(stamp, sizeof(stamp));
+	dprintf(p->log_fd, "%s %s\n", stamp, line);
+	spawn_write(p->pipe_w, SPAWN_CHECK_FAILED, 0, line);
+	_exit(1);
+}
+
+/* In the helper: a session of its own, the checks, then QEMU as its child, then exit. */
+static void __attribute__((noreturn)) spawn_helper(struct spawn_plan *p)
+{
+	char why[VMCD_QEMU_WHY_MAX];
+	struct argv a = { 0 };
 	pid_t pid;
 
 	setsid();
+	signals_default();
+	helper_fds_close(p);
+	if (files_check(p->def, why, sizeof(why)) < 0) {
+		helper_refuse(p, why);
+	}
+	qemu_argv_build(&a, p->qemu, p->dirs, p->def, p->accel);
+	if (a.oom) {
+		helper_refuse(p, "out of memory for QEMU's arguments");
+	}
+	log_header(p->log_fd, p->def->name, &a);
+	spawn_write(p->pipe_w, SPAWN_LOG_OFFSET, lseek(p->log_fd, 0, SEEK_END), NULL);
+	p->argv = a.v;
 	pid = fork();
 	if (pid == 0) {
 		spawn_exec(p);
 	}
 	if (pid < 0) {
-		spawn_write(p->pipe_w, SPAWN_FORK_FAILED, errno);
+		spawn_write(p->pipe_w, SPAWN_FORK_FAILED, errno, NULL);
 	} else {
-		spawn_write(p->pipe_w, SPAWN_PID, pid);
+		spawn_write(p->pipe_w, SPAWN_PID, pid, NULL);
 	}
 	_exit(0);
 }
 
-/* Opens NAME.qemu.log for appending and writes the start header. */
-static int qemu_log_open(const struct vmcd_qemu_dirs *dirs, const char *name, const struct argv *a,
-			 off_t *offset)
+static void spawn_pipe_init(struct vmcd_qemu_spawn_pipe *spawn, int fd)
 {
-	char path[PATH_MAX];
-	char stamp[64];
-	time_t t = time(NULL);
-	struct tm tm;
-	FILE *f;
-	int fd;
-
-	vmcd_qemu_file_path(dirs, name, VMCD_QEMU_FILE_LOG, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		return -errno;
-	}
-	localtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	f = fdopen(dup(fd), "a");
-	if (f != NULL) {
-		fprintf(f, "%s vmclusterd: starting VM %s:", stamp, name);
-		for (size_t i = 0; i < a->n; i++) {
-			fprintf(f, " %s", a->v[i]);
-		}
-		fputc('\n', f);
-		fclose(f);
-	}
-	*offset = lseek(fd, 0, SEEK_END);
-	return fd;
+	memset(spawn, 0, sizeof(*spawn));
+	spawn->fd = fd;
+	spawn->log_offset = -1;
+	fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
-/* Forks the helper that starts QEMU (spawn_helper). */
+/* Forks the helper that checks the VM's files and starts QEMU (spawn_helper). */
 int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_def *def,
 		    enum vmc_accel accel, pid_t *helper, struct vmcd_qemu_spawn_pipe *spawn,
-		    off_t *log_offset, char *err, size_t errlen)
+		    char *err, size_t errlen)
 {
-	struct spawn_plan plan;
-	struct argv a = { 0 };
+	struct spawn_plan plan = { .dirs = dirs, .def = def, .accel = accel };
 	char qemu[PATH_MAX];
 	char path[PATH_MAX];
 	int pipefd[2] = { -1, -1 };
-	int log_fd = -1;
-	int devnull = -1;
 	pid_t pid;
 	int rc;
 
@@ -683,27 +779,20 @@ int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_de
 		snprintf(err, errlen, "cannot find qemu-system-x86_64: %s", strerror(-rc));
 		return rc;
 	}
-	qemu_argv_build(&a, qemu, dirs, def, accel);
-	if (a.oom) {
-		argv_free(&a);
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	log_fd = qemu_log_open(dirs, def->name, &a, log_offset);
-	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (log_fd < 0 || devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
-		rc = log_fd < 0 ? log_fd : -errno;
-		snprintf(err, errlen, "cannot start QEMU: %s%s", log_fd < 0 ? "opening its log: " : "",
-			 strerror(-rc));
+	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_LOG, path, sizeof(path));
+	plan.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	plan.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (plan.log_fd < 0 || plan.devnull < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot start QEMU: %s%s",
+			 plan.log_fd < 0 ? "opening its log: " : "", strerror(-rc));
 		goto out;
 	}
 	/* The pidfile is QEMU's to write; a stale one must not be taken for it. */
 	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_PID, path, sizeof(path));
 	unlink(path);
 
-	plan.argv = a.v;
-	plan.devnull = devnull;
-	plan.log_fd = log_fd;
+	plan.qemu = qemu;
 	plan.pipe_w = pipefd[1];
 	plan.max_fd = sysconf(_SC_OPEN_MAX) > 0 ? sysconf(_SC_OPEN_MAX) : 1024;
 	pid = fork();
@@ -717,31 +806,59 @@ int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_de
 		goto out;
 	}
 	*helper = pid;
-	spawn->fd = pipefd[0];
-	spawn->have = 0;
-	fcntl(spawn->fd, F_SETFL, O_NONBLOCK);
+	spawn_pipe_init(spawn, pipefd[0]);
 out:
 	if (pipefd[1] >= 0) {
 		close(pipefd[1]);
 	}
-	if (devnull >= 0) {
-		close(devnull);
+	if (plan.devnull >= 0) {
+		close(plan.devnull);
 	}
-	if (log_fd >= 0) {
-		close(log_fd);
+	if (plan.log_fd >= 0) {
+		close(plan.log_fd);
 	}
-	argv_free(&a);
 	return rc;
 }
 
 /* ---- what came of it: the spawn pipe, QEMU's log ---- */
 
-bool vmcd_qemu_spawn_read(struct vmcd_qemu_spawn_pipe *p, pid_t *pid, bool *got_pid, bool *failed,
-			  char *why, size_t whylen)
+/* How long the record being read is: its fixed part, then its text. */
+static size_t spawn_record_len(const struct vmcd_qemu_spawn_pipe *p)
+{
+	struct spawn_msg m;
+
+	if (p->have < sizeof(m)) {
+		return sizeof(m);
+	}
+	memcpy(&m, p->buf, sizeof(m));
+	return sizeof(m) + (m.len < VMCD_QEMU_WHY_MAX ? m.len : 0);
+}
+
+static void spawn_record_take(struct vmcd_qemu_spawn_pipe *p)
+{
+	struct spawn_msg m;
+
+	memcpy(&m, p->buf, sizeof(m));
+	if (m.kind == SPAWN_PID && m.value > 1 && m.value <= INT_MAX) {
+		p->pid = (pid_t)m.value;
+	} else if (m.kind == SPAWN_LOG_OFFSET && m.value >= 0) {
+		p->log_offset = (off_t)m.value;
+	} else if (m.kind == SPAWN_FORK_FAILED) {
+		snprintf(p->why, sizeof(p->why), "cannot fork QEMU: %s", strerror((int)m.value));
+		p->failed = true;
+	} else if (m.kind == SPAWN_EXEC_FAILED) {
+		snprintf(p->why, sizeof(p->why), "cannot execute QEMU: %s", strerror((int)m.value));
+	} else if (m.kind == SPAWN_CHECK_FAILED) {
+		snprintf(p->why, sizeof(p->why), "%.*s", (int)(p->have - sizeof(m)),
+			 (const char *)p->buf + sizeof(m));
+		p->failed = true;
+	}
+}
+
+bool vmcd_qemu_spawn_read(struct vmcd_qemu_spawn_pipe *p)
 {
 	for (;;) {
-		ssize_t n = read(p->fd, p->buf + p->have, sizeof(p->buf) - p->have);
-		struct spawn_msg m;
+		ssize_t n = read(p->fd, p->buf + p->have, spawn_record_len(p) - p->have);
 
 		if (n < 0 && errno == EINTR) {
 			continue;
@@ -753,19 +870,9 @@ bool vmcd_qemu_spawn_read(struct vmcd_qemu_spawn_pipe *p, pid_t *pid, bool *got_
 			return false;
 		}
 		p->have += (size_t)n;
-		if (p->have < sizeof(m)) {
-			continue;
-		}
-		memcpy(&m, p->buf, sizeof(m));
-		p->have = 0;
-		if (m.kind == SPAWN_PID && m.value > 1) {
-			*pid = (pid_t)m.value;
-			*got_pid = true;
-		} else if (m.kind == SPAWN_FORK_FAILED) {
-			snprintf(why, whylen, "cannot fork QEMU: %s", strerror(m.value));
-			*failed = true;
-		} else if (m.kind == SPAWN_EXEC_FAILED) {
-			snprintf(why, whylen, "cannot execute QEMU: %s", strerror(m.value));
+		if (p->have >= sizeof(struct spawn_msg) && p->have == spawn_record_len(p)) {
+			spawn_record_take(p);
+			p->have = 0;
 		}
 	}
 }

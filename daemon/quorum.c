@@ -1,6 +1,6 @@
 /*
- * votequorum: whether corosync considers this partition quorate. The
- * daemon refuses change requests early on a node without quorum; the
+ * votequorum (quorum.h). The daemon refuses change requests early on a
+ * node without quorum, and a node that loses it stops its VMs; the
  * replica's own gate (a majority of the view) is what decides at apply
  * time, since CPG keeps delivering in a minority partition.
  */
@@ -10,10 +10,11 @@
 #include <corosync/votequorum.h>
 
 #include "log.h"
-#include "vmclusterd.h"
+#include "quorum.h"
 
 static votequorum_handle_t vq_handle;
 static int32_t vq_fd = -1;
+static const struct vmcd_quorum_hooks *quorum_hooks;
 
 static void quorum_refresh_info(struct vmcd *d)
 {
@@ -47,18 +48,7 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 		}
 	}
 	quorum_refresh_info(d);
-	vmcd_reconcile(d); /* a lost quorum stops this node's VMs at once */
-	vmcd_fence_check(d);
-}
-
-bool vmcd_corosync_member(const struct vmcd *d, uint32_t id)
-{
-	for (size_t i = 0; i < d->n_cs_members; i++) {
-		if (d->cs_members[i] == id) {
-			return true;
-		}
-	}
-	return false;
+	quorum_hooks->changed(d); /* a lost quorum stops this node's VMs at once */
 }
 
 static int quorum_dispatch(int32_t fd, int32_t revents, void *data)
@@ -68,13 +58,13 @@ static int quorum_dispatch(int32_t fd, int32_t revents, void *data)
 
 	if (err != CS_OK && err != CS_ERR_TRY_AGAIN) {
 		log_err("lost the connection to corosync's votequorum (error %d): stopping", err);
-		vmcd_shutdown(d, VMCD_EXIT_COROSYNC_LOST);
+		quorum_hooks->lost(d);
 		return -1;
 	}
 	return 0;
 }
 
-int vmcd_quorum_init(struct vmcd *d)
+int vmcd_quorum_init(struct vmcd *d, const struct vmcd_quorum_hooks *hooks)
 {
 	votequorum_callbacks_t cb = { .votequorum_quorum_notify_fn = quorum_notify };
 	cs_error_t err = votequorum_initialize(&vq_handle, &cb);
@@ -84,6 +74,7 @@ int vmcd_quorum_init(struct vmcd *d)
 			"provider corosync_votequorum?", err);
 		return -ENOTCONN;
 	}
+	quorum_hooks = hooks;
 	votequorum_context_set(vq_handle, d);
 	err = votequorum_trackstart(vq_handle, 0, CS_TRACK_CHANGES | CS_TRACK_CURRENT);
 	if (err != CS_OK) {

@@ -1,30 +1,37 @@
 /*
  * The QEMU driver (vm_qemu.h): one detached qemu-system-x86_64 per VM,
  * followed over QMP and through a pidfd, from the daemon's libqb loop.
+ * This file is the life of a VM; qemu_cmd.c knows how QEMU is launched,
+ * vm_qmp.c holds one QMP connection, vm_attach.c finds QEMUs that run
+ * without us.
  *
- * Starting. vmcd_vm_start() checks the definition's files and starts a
- * detached QEMU (qemu_cmd.c: a helper in a session of its own forks it and
- * exits, QEMU's pid comes back over a pipe). The helper is reaped from a
- * timer (waitpid WNOHANG), never waited for.
+ * Starting. vmcd_vm_start() checks what needs no file system call on the
+ * VM's own paths, and forks the spawn helper (qemu_cmd.c). The helper
+ * checks the VM's files (which may sit on a hung NFS mount: never in this
+ * process), detaches QEMU and exits; QEMU's pid comes back over a pipe,
+ * or the line that says which file failed the checks. A helper that has
+ * said nothing within VMC_FS_CHECK_DEADLINE_MS is killed with its session
+ * (and any QEMU it forked), and the start fails at once. The helper is
+ * reaped from a timer (waitpid WNOHANG), never waited for.
  * Once the pid is known, a pidfd follows the process, and QMP is tried
  * from a timer until QEMU has created its socket; after negotiation,
  * query-status must say "running" and VMCD_VM_RUNNING is reported. If
- * QEMU exits first, or QMP is not there within VMCD_VM_START_DEADLINE_MS
- * (then QEMU is killed), VMCD_VM_START_FAILED carries QEMU's own last
- * line from NAME.qemu.log, where its stdout and stderr go.
+ * QEMU exits first, or is not running within VMC_VM_START_DEADLINE_MS
+ * of vmcd_vm_start() (then QEMU is killed), VMCD_VM_START_FAILED carries
+ * QEMU's own last line from NAME.qemu.log, where its stdout and stderr go.
  *
  * Following. The VM is gone when its process is gone (pidfd readable, or
  * kill(pid, 0) failing from a timer where pidfd_open is missing), never
  * merely when QMP closes: QEMU closes QMP while it exits, and the disk is
  * only safe once the process is gone. QMP closing with the process still
- * there for VMCD_VM_EXIT_GRACE_MS means a QEMU stuck on its way out; it is
+ * there for VMC_VM_EXIT_GRACE_MS means a QEMU stuck on its way out; it is
  * killed. QMP events (SHUTDOWN, GUEST_PANICKED, STOP, RESUME, ...) are
  * logged and explain the exit in the event's reason.
  *
  * The life of one VM (an input a state has no row for is logged and
  * changes nothing; the table is vm_fsm[] below):
  *
- *                       attach_all enters here
+ *                     attach_all, adopt enter here
  *                                 |
  *   SPAWNING --pid--> CONNECTING <+ --QMP ready--> QUERYING --"running"--> RUNNING
  *      |                   |                          |                       |
@@ -33,19 +40,19 @@
  *      |                 STOPPING: system_powerdown once QMP is up, SIGKILL timer
  *      |                                              |
  *      |  kill, start deadline, stop timeout, QMP lost, status not "running"
- *      +------------------------------+---------------+  (from the states above)
- *                                     v
+ *      +------------------------------+---------------+  (from the states above;
+ *                                     v                   SPAWNING: the helper killed)
  *                 EXITING: SIGKILL sent, or QEMU on its way out
  *
  *   any state with a pid --process gone--> GONE (event queued, record freed)
- *   SPAWNING or EXITING --spawn failed--> GONE
+ *   SPAWNING or EXITING --spawn failed--> GONE (a file check, or the helper's fork)
+ *   SPAWNING or EXITING, no pid yet --spawn deadline--> GONE (helper killed)
  *
  * Events are queued and delivered from a zero-length loop timer, so the
  * event callback may call back into this module.
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <limits.h>
@@ -59,13 +66,16 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "json_util.h"
 #include "log.h"
 #include "qemu_cmd.h"
-#include "qmp.h"
+#include "timeouts.h"
+#include "vm_attach.h"
 #include "vm_qemu.h"
+#include "vm_qmp.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -77,17 +87,11 @@
 #define log_vm(level, vm, fmt, ...) qb_log(level, "VM %s: " fmt, (vm)->name, ##__VA_ARGS__)
 
 #define VMS_SUBDIR "vms"
-/* A starting QEMU opens its QMP socket within ~100-300 ms: poll it briskly for
- * the first CONNECT_BRISK_TRIES, since every millisecond here is failover time. */
-#define CONNECT_RETRY_FIRST_MS 5
-#define CONNECT_BRISK_TRIES 200
-#define CONNECT_RETRY_MAX_MS 500
-#define ATTACH_RETRY_MAX_MS 1000
-#define ALIVE_POLL_MS 1000          /* without a pidfd */
+#define ALIVE_POLL_MS 1000 /* without a pidfd */
 #define ALIVE_POLL_EXITING_MS 100
 #define HELPER_REAP_MS 10
 #define HELPERS_MAX 64
-#define WHY_LEN 384
+#define WHY_LEN VMCD_QEMU_WHY_MAX
 #define LAST_LINE_LEN 256
 #define REASON_LEN 768
 #define VM_STOP_TIMEOUT_S_MAX (24 * 3600)
@@ -109,7 +113,7 @@ enum vm_input {
 	IN_QMP_READY,
 	IN_STATUS_RUNNING,
 	IN_STATUS_OTHER,
-	IN_START_DEADLINE,
+	IN_START_DEADLINE, /* in SPAWNING (and EXITING without a pid): the spawn deadline */
 	IN_STOP,
 	IN_KILL,
 	IN_STOP_TIMEOUT,
@@ -149,32 +153,27 @@ struct vm {
 	struct vm *next;
 	char name[VMC_NAME_MAX + 1];
 	enum vm_state state;
-	bool attached;           /* found by attach_all: no RUNNING event */
-	bool reached_running;    /* query-status said "running" once */
+	bool attached;          /* found running (attach_all, adopt): no RUNNING event */
+	bool reached_running;   /* query-status said "running" once */
 	bool stop_requested;
 	bool kill_requested;
-	bool killed_on_timeout;  /* the stop's SIGKILL */
+	bool killed_on_timeout; /* the stop's SIGKILL */
 	bool powerdown_sent;
-	bool qmp_dispatching;    /* inside our QMP poll handler: it flushes */
 	bool attach_warned;
-	bool draining;           /* reading QMP's last words after the process is gone */
 	enum vmc_accel accel;
 	unsigned int stop_timeout_s;
 	int64_t stop_deadline_ms;
 	int64_t started_ms;
-	pid_t pid;               /* 0 until known */
-	int pidfd;               /* -1: followed by t_alive */
+	pid_t pid;                         /* 0 until known */
+	pid_t helper;                      /* the spawn helper until reaped, else 0 */
+	int pidfd;                         /* -1: followed by t_alive */
 	struct vmcd_qemu_spawn_pipe spawn; /* until EOF */
-	int qmp_fd;
-	struct vmc_qmp *qmp;
-	bool qmp_pollout;
-	unsigned int connect_retry_ms;
-	unsigned int connect_tries;
-	off_t log_offset;        /* NAME.qemu.log's size when this QEMU started */
+	struct vmcd_qmp_link *qmp;         /* NULL once lost */
+	off_t log_offset;                  /* where this QEMU's lines start; -1: it never ran */
 	char run_status[32];
-	char exit_event[160];    /* the QMP event that explains an exit */
-	char why[WHY_LEN];       /* what we know better than QEMU's stderr */
-	struct vm_timer t_connect, t_deadline, t_stop, t_grace, t_alive, t_qmp_check;
+	char exit_event[160];              /* the QMP event that explains an exit */
+	char why[WHY_LEN];                 /* what we know better than QEMU's stderr */
+	struct vm_timer t_deadline, t_stop, t_grace, t_alive;
 };
 
 struct vm_event_msg {
@@ -201,14 +200,6 @@ static struct vm_driver {
 static void vm_input(struct vm *vm, enum vm_input in);
 
 /* ---- small helpers ---- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *vm_state_to_str(enum vm_state s)
 {
@@ -249,6 +240,14 @@ static struct vm *vm_find(const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* A string field of a QMP object, or dflt when it has none. */
+static const char *json_str_or(json_object *o, const char *key, const char *dflt)
+{
+	const char *s = vmc_json_str(o, key);
+
+	return s != NULL ? s : dflt;
 }
 
 /* ---- timers ---- */
@@ -350,7 +349,31 @@ static void vm_signal(struct vm *vm, int sig)
 	}
 }
 
+/*
+ * SIGKILL to the spawn helper and its session (it called setsid(), so a
+ * QEMU it forked is in it too). Only while it is unreaped: until then its
+ * pid, and so its process group's id, cannot be anyone else's. The helper
+ * first, so that it cannot fork after the group was signalled.
+ */
+static void helper_kill(struct vm *vm)
+{
+	if (vm->helper <= 0) {
+		return;
+	}
+	kill(vm->helper, SIGKILL);
+	kill(-vm->helper, SIGKILL);
+}
+
 /* ---- spawn helpers: reaped from a timer, never waited for ---- */
+
+static void helper_forget(pid_t pid)
+{
+	for (struct vm *vm = drv->vms; vm != NULL; vm = vm->next) {
+		if (vm->helper == pid) {
+			vm->helper = 0;
+		}
+	}
+}
 
 static void helpers_reap(void *data)
 {
@@ -363,6 +386,8 @@ static void helpers_reap(void *data)
 		/* ECHILD: someone else (a daemon-wide SIGCHLD reaper) had it. */
 		if (rc == 0 || (rc < 0 && errno == EINTR)) {
 			drv->helpers[kept++] = drv->helpers[i];
+		} else {
+			helper_forget(drv->helpers[i]);
 		}
 	}
 	drv->n_helpers = kept;
@@ -384,106 +409,11 @@ static void helper_add(pid_t pid)
 	}
 }
 
-/* ---- QMP ---- */
-
-static void qmp_check_failed(void *data);
-static int32_t qmp_dispatch(int32_t fd, int32_t revents, void *data);
-
-static void vm_qmp_close(struct vm *vm)
-{
-	struct vmc_qmp *q = vm->qmp;
-
-	timer_disarm(&vm->t_qmp_check);
-	if (q == NULL) {
-		return;
-	}
-	qb_loop_poll_del(drv->loop, vm->qmp_fd);
-	close(vm->qmp_fd);
-	vm->qmp_fd = -1;
-	vm->qmp = NULL;
-	vm->qmp_pollout = false;
-	/* Pending commands complete with DISCONNECTED; their callbacks ignore that. */
-	vmc_qmp_free(q);
-}
-
-static void vm_qmp_flush(struct vm *vm)
-{
-	int rc;
-	bool want_out;
-
-	if (vm->qmp == NULL || vmc_qmp_state_get(vm->qmp) == VMC_QMP_FAILED) {
-		return;
-	}
-	rc = vmc_qmp_fd_flush(vm->qmp, vm->qmp_fd);
-	want_out = rc == -EAGAIN;
-	if (want_out != vm->qmp_pollout) {
-		/* poll_mod replaces the dispatch function too: pass ours again. */
-		qb_loop_poll_mod(drv->loop, QB_LOOP_MED, vm->qmp_fd, POLLIN | (want_out ? POLLOUT : 0), vm,
-				 qmp_dispatch);
-		vm->qmp_pollout = want_out;
-	}
-	if (rc < 0 && rc != -EAGAIN && !vm->qmp_dispatching) {
-		/* The engine failed outside our poll handler: handle it from the loop. */
-		timer_arm(&vm->t_qmp_check, 0, vm, qmp_check_failed);
-	}
-}
-
-static void vm_qmp_send(struct vm *vm, const char *command, vmc_qmp_done_fn done)
-{
-	int rc;
-
-	if (vm->qmp == NULL || vmc_qmp_state_get(vm->qmp) != VMC_QMP_READY) {
-		return;
-	}
-	rc = vmc_qmp_command(vm->qmp, command, NULL, done, vm, NULL);
-	if (rc < 0) {
-		log_vm(LOG_ERR, vm, "cannot send %s over QMP: %s", command, strerror(-rc));
-		return;
-	}
-	if (!vm->qmp_dispatching) {
-		vm_qmp_flush(vm);
-	}
-}
-
-static void qmp_on_greeting(void *ctx, const struct vmc_qmp_greeting *g)
-{
-	struct vm *vm = ctx;
-
-	log_vm(LOG_DEBUG, vm, "QMP greeting from QEMU %d.%d.%d%s%s", g->major, g->minor, g->micro,
-	       g->package[0] != '\0' ? " " : "", g->package);
-}
+/* ---- QMP: what the link tells the state machine ---- */
 
 static void qmp_on_ready(void *ctx)
 {
-	struct vm *vm = ctx;
-
-	if (!vm->draining) {
-		vm_input(vm, IN_QMP_READY);
-	}
-}
-
-static void qmp_on_failed(void *ctx, const char *reason)
-{
-	struct vm *vm = ctx;
-
-	log_vm(LOG_DEBUG, vm, "QMP connection ended: %s", reason);
-}
-
-static void qmp_on_warn(void *ctx, const char *what)
-{
-	struct vm *vm = ctx;
-
-	log_vm(LOG_WARNING, vm, "QMP: %s", what);
-}
-
-static const char *json_str(json_object *o, const char *key, const char *dflt)
-{
-	json_object *v;
-
-	if (o != NULL && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)) {
-		return json_object_get_string(v);
-	}
-	return dflt;
+	vm_input(ctx, IN_QMP_READY);
 }
 
 static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
@@ -491,16 +421,15 @@ static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 	struct vm *vm = ctx;
 
 	if (strcmp(ev->name, "SHUTDOWN") == 0) {
-		const char *reason = json_str(ev->data, "reason", "unknown");
+		const char *reason = json_str_or(ev->data, "reason", "unknown");
 
 		log_vm(LOG_NOTICE, vm, "QEMU reports SHUTDOWN (%s)", reason);
 		if (vm->exit_event[0] == '\0') {
 			snprintf(vm->exit_event, sizeof(vm->exit_event), "SHUTDOWN: %s", reason);
 		}
 	} else if (strcmp(ev->name, "GUEST_PANICKED") == 0) {
-		const char *action = json_str(ev->data, "action", "unknown");
-
-		log_vm(LOG_ERR, vm, "the guest panicked (QEMU action: %s)", action);
+		log_vm(LOG_ERR, vm, "the guest panicked (QEMU action: %s)",
+		       json_str_or(ev->data, "action", "unknown"));
 		snprintf(vm->exit_event, sizeof(vm->exit_event), "GUEST_PANICKED");
 	} else if (strcmp(ev->name, "STOP") == 0) {
 		log_vm(LOG_NOTICE, vm, "paused (QMP STOP event)");
@@ -509,136 +438,43 @@ static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 		log_vm(LOG_NOTICE, vm, "resumed (QMP RESUME event)");
 		snprintf(vm->run_status, sizeof(vm->run_status), "running");
 	} else if (strcmp(ev->name, "RESET") == 0) {
-		log_vm(LOG_NOTICE, vm, "the guest was reset (%s)", json_str(ev->data, "reason", "unknown"));
+		log_vm(LOG_NOTICE, vm, "the guest was reset (%s)",
+		       json_str_or(ev->data, "reason", "unknown"));
 	} else if (strcmp(ev->name, "POWERDOWN") == 0) {
 		log_vm(LOG_INFO, vm, "the guest got the ACPI power button");
 	} else if (strcmp(ev->name, "BLOCK_IO_ERROR") == 0) {
 		log_vm(LOG_ERR, vm, "disk I/O error on %s (%s, action %s): %s",
-		       json_str(ev->data, "node-name", json_str(ev->data, "device", "?")),
-		       json_str(ev->data, "operation", "?"), json_str(ev->data, "action", "?"),
-		       json_str(ev->data, "reason", "?"));
+		       json_str_or(ev->data, "node-name", json_str_or(ev->data, "device", "?")),
+		       json_str_or(ev->data, "operation", "?"),
+		       json_str_or(ev->data, "action", "?"), json_str_or(ev->data, "reason", "?"));
 	} else {
 		log_vm(LOG_DEBUG, vm, "QMP event %s", ev->name);
 	}
 }
 
-static const struct vmc_qmp_ops vm_qmp_ops = {
-	.greeting = qmp_on_greeting,
-	.ready = qmp_on_ready,
-	.event = qmp_on_event,
-	.failed = qmp_on_failed,
-	.warn = qmp_on_warn,
-};
-
-/* The engine failed: close the socket and tell the state machine. */
-static void vm_qmp_lost(struct vm *vm)
+/* The link has closed and touches nothing after this call: let go of it. */
+static void qmp_on_lost(void *ctx, const char *reason)
 {
-	char reason[256];
+	struct vm *vm = ctx;
 
-	snprintf(reason, sizeof(reason), "%s", vmc_qmp_failure_reason(vm->qmp));
-	vm_qmp_close(vm);
-	log_vm(LOG_INFO, vm, "QMP connection closed: %s", reason);
+	vmcd_qmp_link_free(vm->qmp);
+	vm->qmp = NULL;
 	vm_input(vm, IN_QMP_LOST);
 }
 
-static void qmp_check_failed(void *data)
-{
-	struct vm *vm = data;
+static const struct vmcd_qmp_link_ops vm_link_ops = {
+	.ready = qmp_on_ready,
+	.event = qmp_on_event,
+	.lost = qmp_on_lost,
+};
 
-	vm->t_qmp_check.armed = false;
-	if (vm->qmp != NULL && vmc_qmp_state_get(vm->qmp) == VMC_QMP_FAILED) {
-		vm_qmp_lost(vm);
-	}
-}
-
-static int32_t qmp_dispatch(int32_t fd, int32_t revents, void *data)
-{
-	struct vm *vm = data;
-
-	vm->qmp_dispatching = true;
-	if ((revents & POLLOUT) != 0) {
-		vmc_qmp_fd_flush(vm->qmp, vm->qmp_fd);
-	}
-	if ((revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
-	    vmc_qmp_state_get(vm->qmp) != VMC_QMP_FAILED) {
-		vmc_qmp_fd_receive(vm->qmp, vm->qmp_fd);
-	}
-	vm->qmp_dispatching = false;
-	vm_qmp_flush(vm);
-	if (vmc_qmp_state_get(vm->qmp) == VMC_QMP_FAILED) {
-		vm_qmp_lost(vm);
-		/* Our entry is gone: -1 tells libqb not to mark it active again. */
-		return -1;
-	}
-	return 0;
-}
-
-static void connect_retry(void *data);
-
-static void vm_qmp_connect(struct vm *vm)
-{
-	char path[PATH_MAX];
-	unsigned int max_ms = vm->attached ? ATTACH_RETRY_MAX_MS : CONNECT_RETRY_MAX_MS;
-	int rc;
-	int fd;
-
-	if (vm->qmp != NULL) {
-		return;
-	}
-	vm_path(vm->name, VMCD_QEMU_FILE_QMP, path, sizeof(path));
-	rc = vmc_qmp_fd_connect(path, &fd);
-	if (rc < 0) {
-		/* ENOENT/ECONNREFUSED: QEMU has not created it yet; EAGAIN: backlog full. */
-		if (rc != -ENOENT && rc != -ECONNREFUSED && rc != -EAGAIN) {
-			log_vm(LOG_WARNING, vm, "cannot connect to %s: %s", path, strerror(-rc));
-		}
-		timer_arm(&vm->t_connect, vm->connect_retry_ms, vm, connect_retry);
-		if (vm->attached || ++vm->connect_tries > CONNECT_BRISK_TRIES) {
-			vm->connect_retry_ms = vm->connect_retry_ms * 2 > max_ms ? max_ms : vm->connect_retry_ms * 2;
-		}
-		return;
-	}
-	vm->qmp = vmc_qmp_new(&vm_qmp_ops, vm);
-	if (vm->qmp == NULL) {
-		close(fd);
-		log_vm(LOG_ERR, vm, "out of memory for a QMP connection");
-		timer_arm(&vm->t_connect, max_ms, vm, connect_retry);
-		return;
-	}
-	vm->qmp_fd = fd;
-	rc = qb_loop_poll_add(drv->loop, QB_LOOP_MED, fd, POLLIN, vm, qmp_dispatch);
-	if (rc != 0) {
-		log_vm(LOG_ERR, vm, "cannot watch the QMP socket: %s", strerror(-rc));
-		vmc_qmp_free(vm->qmp);
-		vm->qmp = NULL;
-		close(fd);
-		vm->qmp_fd = -1;
-		timer_arm(&vm->t_connect, max_ms, vm, connect_retry);
-		return;
-	}
-	log_vm(LOG_DEBUG, vm, "connected to %s", path);
-}
-
-static void connect_retry(void *data)
-{
-	struct vm *vm = data;
-
-	vm->t_connect.armed = false;
-	if (vm->state == VM_CONNECTING || vm->state == VM_STOPPING) {
-		vm_qmp_connect(vm);
-	}
-}
-
-static void status_done(struct vmc_qmp *q, void *opaque, const struct vmc_qmp_reply *reply)
+static void status_done(void *opaque, const struct vmc_qmp_reply *reply)
 {
 	struct vm *vm = opaque;
 	const char *status = "unknown";
 
-	if (reply->status == VMC_QMP_DISCONNECTED || vm->draining) {
-		return; /* the QMP-lost or gone path says what happened */
-	}
 	if (reply->status == VMC_QMP_OK) {
-		status = json_str(reply->ret, "status", "unknown");
+		status = json_str_or(reply->ret, "status", "unknown");
 	} else {
 		log_vm(LOG_WARNING, vm, "query-status failed: %s", reply->error_desc);
 	}
@@ -646,7 +482,7 @@ static void status_done(struct vmc_qmp *q, void *opaque, const struct vmc_qmp_re
 	vm_input(vm, strcmp(status, "running") == 0 ? IN_STATUS_RUNNING : IN_STATUS_OTHER);
 }
 
-static void powerdown_done(struct vmc_qmp *q, void *opaque, const struct vmc_qmp_reply *reply)
+static void powerdown_done(void *opaque, const struct vmc_qmp_reply *reply)
 {
 	struct vm *vm = opaque;
 
@@ -741,25 +577,37 @@ static void spawn_close(struct vm *vm)
 	}
 }
 
+/* Reads the pipe; what it said goes into vm (but the pid: that is the caller's input). */
+static bool spawn_take(struct vm *vm)
+{
+	bool open = vmcd_qemu_spawn_read(&vm->spawn);
+
+	if (vm->spawn.log_offset >= 0) {
+		vm->log_offset = vm->spawn.log_offset;
+	}
+	if (vm->spawn.why[0] != '\0') {
+		snprintf(vm->why, sizeof(vm->why), "%s", vm->spawn.why);
+		vm->spawn.why[0] = '\0';
+	}
+	if (!open || vm->spawn.failed) {
+		spawn_close(vm);
+	}
+	return open && !vm->spawn.failed;
+}
+
 static int32_t spawn_dispatch(int32_t fd, int32_t revents, void *data)
 {
 	struct vm *vm = data;
-	bool got_pid = false;
-	bool failed = false;
-	bool open = vmcd_qemu_spawn_read(&vm->spawn, &vm->pid, &got_pid, &failed, vm->why,
-					 sizeof(vm->why));
+	bool open = spawn_take(vm);
 
-	if (!open || failed) {
-		spawn_close(vm);
-	}
-	if (got_pid) {
+	if (vm->pid == 0 && vm->spawn.pid > 0) {
+		vm->pid = vm->spawn.pid;
 		vm_input(vm, IN_PID);
-	} else if (failed || (!open && vm->pid == 0)) {
+	} else if (!open && vm->pid == 0) {
 		if (vm->why[0] == '\0') {
 			snprintf(vm->why, sizeof(vm->why), "the spawn helper exited without QEMU's pid");
 		}
 		vm_input(vm, IN_SPAWN_FAILED); /* frees vm */
-		return -1;
 	}
 	/* -1: our entry was deleted, libqb must not mark it active again. */
 	return open ? 0 : -1;
@@ -777,12 +625,11 @@ static void vm_destroy(struct vm *vm)
 			break;
 		}
 	}
-	timer_disarm(&vm->t_connect);
 	timer_disarm(&vm->t_deadline);
 	timer_disarm(&vm->t_stop);
 	timer_disarm(&vm->t_grace);
 	timer_disarm(&vm->t_alive);
-	vm_qmp_close(vm);
+	vmcd_qmp_link_free(vm->qmp);
 	spawn_close(vm);
 	if (vm->pidfd >= 0) {
 		qb_loop_poll_del(drv->loop, vm->pidfd);
@@ -791,78 +638,78 @@ static void vm_destroy(struct vm *vm)
 	free(vm);
 }
 
-/* QEMU is gone: remove its files and say what happened. */
-static void vm_report_exit(struct vm *vm)
+/* Gone after a stop or a kill: how. */
+static void stopped_reason(const struct vm *vm, char *reason, size_t len)
 {
-	char last[LAST_LINE_LEN];
-	char reason[REASON_LEN];
-	char path[PATH_MAX];
-	enum vmcd_vm_event ev;
-	int level;
-
-	/* An exec failure may still sit in the pipe. */
-	if (vm->spawn.fd >= 0) {
-		bool got_pid = false;
-		bool failed = false;
-
-		vmcd_qemu_spawn_read(&vm->spawn, &vm->pid, &got_pid, &failed, vm->why, sizeof(vm->why));
-		spawn_close(vm);
+	if (vm->killed_on_timeout && vm->powerdown_sent) {
+		snprintf(reason, len, "killed (SIGKILL): still running %u s after system_powerdown",
+			 vm->stop_timeout_s);
+	} else if (vm->killed_on_timeout) {
+		snprintf(reason, len, "killed (SIGKILL) after %u s: QMP never came up to send "
+			 "system_powerdown", vm->stop_timeout_s);
+	} else if (vm->kill_requested) {
+		snprintf(reason, len, "killed (SIGKILL) on request");
+	} else {
+		snprintf(reason, len, "powered off%s%s%s", vm->exit_event[0] != '\0' ? " (" : "",
+			 vm->exit_event, vm->exit_event[0] != '\0' ? ")" : "");
 	}
-	vmcd_qemu_log_last_line(&drv->dirs, vm->name, vm->log_offset, last, sizeof(last));
+}
+
+/* Gone without being asked, after it ran. */
+static void crashed_reason(const struct vm *vm, const char *last, char *reason, size_t len)
+{
+	size_t used;
+
+	if (vm->why[0] != '\0') {
+		snprintf(reason, len, "%s", vm->why);
+	} else if (vm->exit_event[0] != '\0') {
+		snprintf(reason, len, "QEMU exited (%s)", vm->exit_event);
+	} else {
+		snprintf(reason, len, "QEMU process %d disappeared (no SHUTDOWN event: killed?)",
+			 (int)vm->pid);
+	}
+	used = strlen(reason);
+	if (last[0] != '\0' && used < len) {
+		snprintf(reason + used, len - used, "; QEMU: %s", last);
+	}
+}
+
+/* What the exit was, and why; last is QEMU's last line ("" when none). */
+static enum vmcd_vm_event exit_classify(const struct vm *vm, const char *last, char *reason,
+					size_t len, int *level)
+{
+	*level = LOG_ERR;
 	if (vm->stop_requested || vm->kill_requested) {
-		ev = VMCD_VM_STOPPED;
-		level = vm->killed_on_timeout ? LOG_WARNING : LOG_NOTICE;
-		if (vm->killed_on_timeout && vm->powerdown_sent) {
-			snprintf(reason, sizeof(reason),
-				 "killed (SIGKILL): still running %u s after system_powerdown",
-				 vm->stop_timeout_s);
-		} else if (vm->killed_on_timeout) {
-			snprintf(reason, sizeof(reason),
-				 "killed (SIGKILL) after %u s: QMP never came up to send system_powerdown",
-				 vm->stop_timeout_s);
-		} else if (vm->kill_requested) {
-			snprintf(reason, sizeof(reason), "killed (SIGKILL) on request");
-		} else {
-			snprintf(reason, sizeof(reason), "powered off%s%s%s",
-				 vm->exit_event[0] != '\0' ? " (" : "", vm->exit_event,
-				 vm->exit_event[0] != '\0' ? ")" : "");
-		}
-	} else if (!vm->reached_running && !vm->attached) {
-		ev = VMCD_VM_START_FAILED;
-		level = LOG_ERR;
+		*level = vm->killed_on_timeout ? LOG_WARNING : LOG_NOTICE;
+		stopped_reason(vm, reason, len);
+		return VMCD_VM_STOPPED;
+	}
+	if (!vm->reached_running && !vm->attached) {
 		if (vm->why[0] != '\0') {
-			snprintf(reason, sizeof(reason), "%s%s%s", vm->why, last[0] != '\0' ? "; QEMU: " : "",
+			snprintf(reason, len, "%s%s%s", vm->why, last[0] != '\0' ? "; QEMU: " : "",
 				 last);
 		} else if (last[0] != '\0') {
-			snprintf(reason, sizeof(reason), "%s", last);
+			snprintf(reason, len, "%s", last);
 		} else {
-			snprintf(reason, sizeof(reason), "QEMU exited during start-up without a message");
+			snprintf(reason, len, "QEMU exited during start-up without a message");
 		}
-	} else if (vm->why[0] == '\0' && strcmp(vm->exit_event, "SHUTDOWN: guest-shutdown") == 0) {
-		/* The guest powered itself off: an orderly stop, not a failure. */
-		ev = VMCD_VM_STOPPED;
-		level = LOG_NOTICE;
-		snprintf(reason, sizeof(reason), "the guest shut itself down");
-	} else {
-		ev = VMCD_VM_CRASHED;
-		level = LOG_ERR;
-		if (vm->why[0] != '\0') {
-			snprintf(reason, sizeof(reason), "%s", vm->why);
-		} else if (vm->exit_event[0] != '\0') {
-			snprintf(reason, sizeof(reason), "QEMU exited (%s)", vm->exit_event);
-		} else {
-			snprintf(reason, sizeof(reason),
-				 "QEMU process %d disappeared (no SHUTDOWN event: killed?)", (int)vm->pid);
-		}
-		if (last[0] != '\0') {
-			size_t used = strlen(reason);
-
-			snprintf(reason + used, sizeof(reason) - used, "; QEMU: %s", last);
-		}
+		return VMCD_VM_START_FAILED;
 	}
-	log_vm(level, vm, "%s: %s", vmcd_vm_event_to_str(ev), reason);
+	if (vm->why[0] == '\0' && strcmp(vm->exit_event, "SHUTDOWN: guest-shutdown") == 0) {
+		/* The guest powered itself off: an orderly stop, not a failure. */
+		*level = LOG_NOTICE;
+		snprintf(reason, len, "the guest shut itself down");
+		return VMCD_VM_STOPPED;
+	}
+	crashed_reason(vm, last, reason, len);
+	return VMCD_VM_CRASHED;
+}
 
-	/* QEMU's own pidfile: remove it unless it names another live QEMU. */
+/* QEMU's own pidfile (unless it names another live QEMU of the VM) and QMP socket. */
+static void vm_files_remove(const struct vm *vm)
+{
+	char path[PATH_MAX];
+
 	if (vm_path(vm->name, VMCD_QEMU_FILE_PID, path, sizeof(path)) == 0) {
 		pid_t p = vmcd_qemu_pidfile_read(path);
 
@@ -873,16 +720,43 @@ static void vm_report_exit(struct vm *vm)
 	if (vm_path(vm->name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) == 0) {
 		unlink(path);
 	}
+}
+
+/* QEMU is gone (or never came): remove its files and say what happened. */
+static void vm_report_exit(struct vm *vm)
+{
+	char last[LAST_LINE_LEN] = "";
+	char reason[REASON_LEN];
+	enum vmcd_vm_event ev;
+	int level;
+
+	/* An exec failure, or the helper's last word, may still sit in the pipe. */
+	if (vm->spawn.fd >= 0) {
+		spawn_take(vm);
+		spawn_close(vm);
+		if (vm->pid == 0 && vm->spawn.pid > 0) {
+			vm->pid = vm->spawn.pid;
+		}
+	}
+	/* Without a log offset QEMU never ran: the log's last line is not its. */
+	if (vm->log_offset >= 0) {
+		vmcd_qemu_log_last_line(&drv->dirs, vm->name, vm->log_offset, last, sizeof(last));
+	}
+	ev = exit_classify(vm, last, reason, sizeof(reason), &level);
+	log_vm(level, vm, "%s: %s", vmcd_vm_event_to_str(ev), reason);
+	vm_files_remove(vm);
 	event_queue(vm, ev, reason);
 }
 
 static enum vm_state on_pid(struct vm *vm)
 {
+	int64_t left_ms = VMC_VM_START_DEADLINE_MS - (vmc_now_ms() - vm->started_ms);
+
 	log_vm(LOG_INFO, vm, "QEMU pid %d", (int)vm->pid);
 	vm_follow(vm);
-	vm->connect_retry_ms = CONNECT_RETRY_FIRST_MS;
-	vm->connect_tries = 0;
-	timer_arm(&vm->t_connect, CONNECT_RETRY_FIRST_MS, vm, connect_retry);
+	/* The files answered: from here, the start's own deadline (since vmcd_vm_start). */
+	timer_arm(&vm->t_deadline, left_ms > 0 ? (unsigned int)left_ms : 0, vm, start_deadline);
+	vmcd_qmp_link_connect(vm->qmp, VMCD_QMP_RETRY_START);
 	return VM_CONNECTING;
 }
 
@@ -903,25 +777,42 @@ static enum vm_state on_spawn_failed(struct vm *vm)
 }
 
 /*
+ * The helper said nothing within VMC_FS_CHECK_DEADLINE_MS: it hangs on the
+ * VM's files (a hard NFS mount whose server is gone, say). Kill it and
+ * its session, and say so at once; its SIGKILL is pending, so it can
+ * fork nothing any more, whenever the kernel lets it die.
+ */
+static enum vm_state on_spawn_deadline(struct vm *vm)
+{
+	if (!vm->stop_requested && !vm->kill_requested) {
+		snprintf(vm->why, sizeof(vm->why),
+			 "the VM's files did not answer within %d s (kernel, initrd or disks on "
+			 "a hung file system?): spawn helper killed, QEMU not started",
+			 VMC_FS_CHECK_DEADLINE_MS / 1000);
+	}
+	log_vm(LOG_ERR, vm, "spawn helper %d still checking the VM's files after %d s: killing it "
+	       "and its session", (int)vm->helper, VMC_FS_CHECK_DEADLINE_MS / 1000);
+	helper_kill(vm);
+	vm_report_exit(vm);
+	return VM_GONE;
+}
+
+/*
  * The process is gone, but its last QMP events (SHUTDOWN, GUEST_PANICKED)
  * may still sit unread in the socket when the pidfd was seen first: they
  * explain the exit, so read them now. Nothing more can come.
  */
-static void vm_qmp_drain(struct vm *vm)
-{
-	vm->draining = true;
-	for (int i = 0; i < 64 && vm->qmp != NULL && vmc_qmp_state_get(vm->qmp) != VMC_QMP_FAILED; i++) {
-		if (vmc_qmp_fd_receive(vm->qmp, vm->qmp_fd) <= 0) {
-			break;
-		}
-	}
-}
-
 static enum vm_state on_gone(struct vm *vm)
 {
-	vm_qmp_drain(vm);
+	vmcd_qmp_link_drain(vm->qmp);
 	vm_report_exit(vm);
 	return VM_GONE;
+}
+
+/* A failed send is logged by the link; the start deadline or the stop timeout follows. */
+static void vm_qmp_send(struct vm *vm, const char *command, vmcd_qmp_link_done_fn done)
+{
+	(void)vmcd_qmp_link_send(vm->qmp, command, done, vm);
 }
 
 static enum vm_state on_qmp_ready(struct vm *vm)
@@ -932,7 +823,7 @@ static enum vm_state on_qmp_ready(struct vm *vm)
 
 static void vm_powerdown(struct vm *vm)
 {
-	if (vm->powerdown_sent || vm->qmp == NULL || vmc_qmp_state_get(vm->qmp) != VMC_QMP_READY) {
+	if (vm->powerdown_sent || !vmcd_qmp_link_ready(vm->qmp)) {
 		return;
 	}
 	vm->powerdown_sent = true;
@@ -956,7 +847,7 @@ static enum vm_state on_status_running(struct vm *vm)
 		char reason[96];
 
 		log_vm(LOG_NOTICE, vm, "running (QEMU pid %d, %s, QMP up %lld ms after start)", (int)vm->pid,
-		       vmc_accel_to_str(vm->accel), (long long)(now_ms() - vm->started_ms));
+		       vmc_accel_to_str(vm->accel), (long long)(vmc_now_ms() - vm->started_ms));
 		snprintf(reason, sizeof(reason), "QEMU pid %d", (int)vm->pid);
 		event_queue(vm, VMCD_VM_RUNNING, reason);
 	}
@@ -986,28 +877,24 @@ static enum vm_state on_start_deadline(struct vm *vm)
 			log_vm(LOG_WARNING, vm,
 			       "QEMU pid %d has not answered on QMP for %d s (another client on its "
 			       "socket?); following the process, still trying", (int)vm->pid,
-			       VMCD_VM_START_DEADLINE_MS / 1000);
+			       VMC_VM_START_DEADLINE_MS / 1000);
 			vm->attach_warned = true;
 		}
 		return vm->state;
 	}
 	snprintf(vm->why, sizeof(vm->why), "QMP did not answer within %d s",
-		 VMCD_VM_START_DEADLINE_MS / 1000);
-	if (vm->pid > 0) {
-		log_vm(LOG_ERR, vm, "%s; killing QEMU pid %d", vm->why, (int)vm->pid);
-		vm_signal(vm, SIGKILL);
-	} else {
-		log_vm(LOG_ERR, vm, "%s; QEMU's pid is not even known: killing it once it is", vm->why);
-	}
+		 VMC_VM_START_DEADLINE_MS / 1000);
+	log_vm(LOG_ERR, vm, "%s; killing QEMU pid %d", vm->why, (int)vm->pid);
+	vm_signal(vm, SIGKILL);
 	return VM_EXITING;
 }
 
 static enum vm_state on_stop(struct vm *vm)
 {
 	vm->stop_requested = true;
-	vm->stop_deadline_ms = now_ms() + (int64_t)vm->stop_timeout_s * 1000;
+	vm->stop_deadline_ms = vmc_now_ms() + (int64_t)vm->stop_timeout_s * 1000;
 	timer_arm(&vm->t_stop, vm->stop_timeout_s * 1000, vm, stop_timeout);
-	if (vm->qmp != NULL && vmc_qmp_state_get(vm->qmp) == VMC_QMP_READY) {
+	if (vmcd_qmp_link_ready(vm->qmp)) {
 		vm_powerdown(vm);
 	} else {
 		log_vm(LOG_NOTICE, vm, "stopping: QMP not up yet; system_powerdown once it is, "
@@ -1019,7 +906,7 @@ static enum vm_state on_stop(struct vm *vm)
 /* A second stop: keep whichever deadline comes first. */
 static enum vm_state on_stop_again(struct vm *vm)
 {
-	int64_t deadline = now_ms() + (int64_t)vm->stop_timeout_s * 1000;
+	int64_t deadline = vmc_now_ms() + (int64_t)vm->stop_timeout_s * 1000;
 
 	if (deadline < vm->stop_deadline_ms) {
 		vm->stop_deadline_ms = deadline;
@@ -1029,11 +916,15 @@ static enum vm_state on_stop_again(struct vm *vm)
 	return VM_STOPPING;
 }
 
+/* Nothing runs yet: the start is abandoned, with whatever the helper started. */
 static enum vm_state on_stop_spawning(struct vm *vm)
 {
 	vm->stop_requested = true;
 	vm->kill_requested = true;
-	log_vm(LOG_NOTICE, vm, "stop while QEMU is being spawned: killing it as soon as its pid is known");
+	log_vm(LOG_NOTICE, vm,
+	       "stop while QEMU is being spawned: killing the spawn helper, and QEMU as soon as "
+	       "its pid is known");
+	helper_kill(vm);
 	return VM_EXITING;
 }
 
@@ -1045,7 +936,9 @@ static enum vm_state on_kill(struct vm *vm)
 		vm_signal(vm, SIGKILL);
 	} else {
 		log_vm(LOG_NOTICE, vm,
-		       "kill while QEMU is being spawned: killing it as soon as its pid is known");
+		       "kill while QEMU is being spawned: killing the spawn helper, and QEMU as "
+		       "soon as its pid is known");
+		helper_kill(vm);
 	}
 	return VM_EXITING;
 }
@@ -1063,7 +956,7 @@ static enum vm_state on_stop_timeout(struct vm *vm)
 static enum vm_state on_qmp_lost(struct vm *vm)
 {
 	/* QEMU closes QMP as it exits; the pidfd says when it is really gone. */
-	timer_arm(&vm->t_grace, VMCD_VM_EXIT_GRACE_MS, vm, exit_grace);
+	timer_arm(&vm->t_grace, VMC_VM_EXIT_GRACE_MS, vm, exit_grace);
 	if (vm->pidfd < 0) {
 		timer_arm(&vm->t_alive, ALIVE_POLL_EXITING_MS, vm, alive_check);
 	}
@@ -1075,13 +968,13 @@ static enum vm_state on_exit_grace(struct vm *vm)
 	if (vm->why[0] == '\0' && !vm->stop_requested && !vm->kill_requested) {
 		snprintf(vm->why, sizeof(vm->why),
 			 "QEMU closed QMP but did not exit within %d s; killed (SIGKILL)",
-			 VMCD_VM_EXIT_GRACE_MS / 1000);
+			 VMC_VM_EXIT_GRACE_MS / 1000);
 	}
 	log_vm(LOG_ERR, vm, "QEMU pid %d still there %d s after closing QMP; killing it (SIGKILL)",
-	       (int)vm->pid, VMCD_VM_EXIT_GRACE_MS / 1000);
+	       (int)vm->pid, VMC_VM_EXIT_GRACE_MS / 1000);
 	vm_signal(vm, SIGKILL);
 	/* Again later, in case it sits in an uninterruptible sleep. */
-	timer_arm(&vm->t_grace, VMCD_VM_EXIT_GRACE_MS, vm, exit_grace);
+	timer_arm(&vm->t_grace, VMC_VM_EXIT_GRACE_MS, vm, exit_grace);
 	return VM_EXITING;
 }
 
@@ -1104,7 +997,7 @@ static const struct vm_transition {
 	{ VM_SPAWNING, IN_SPAWN_FAILED, on_spawn_failed, S(VM_GONE) },
 	{ VM_SPAWNING, IN_STOP, on_stop_spawning, S(VM_EXITING) },
 	{ VM_SPAWNING, IN_KILL, on_kill, S(VM_EXITING) },
-	{ VM_SPAWNING, IN_START_DEADLINE, on_start_deadline, S(VM_EXITING) },
+	{ VM_SPAWNING, IN_START_DEADLINE, on_spawn_deadline, S(VM_GONE) },
 
 	{ VM_CONNECTING, IN_QMP_READY, on_qmp_ready, S(VM_QUERYING) },
 	{ VM_CONNECTING, IN_START_DEADLINE, on_start_deadline, S(VM_CONNECTING) | S(VM_EXITING) },
@@ -1137,6 +1030,7 @@ static const struct vm_transition {
 
 	{ VM_EXITING, IN_PID, on_pid_exiting, S(VM_EXITING) },
 	{ VM_EXITING, IN_SPAWN_FAILED, on_spawn_failed, S(VM_GONE) },
+	{ VM_EXITING, IN_START_DEADLINE, on_spawn_deadline, S(VM_GONE) },
 	{ VM_EXITING, IN_QMP_READY, on_nothing, S(VM_EXITING) },
 	{ VM_EXITING, IN_STATUS_RUNNING, on_nothing, S(VM_EXITING) },
 	{ VM_EXITING, IN_STATUS_OTHER, on_nothing, S(VM_EXITING) },
@@ -1148,6 +1042,30 @@ static const struct vm_transition {
 };
 
 #undef S
+
+/* What entering a state ends: the timers and retries that belong to the states before. */
+static void vm_enter(struct vm *vm, enum vm_state next)
+{
+	switch (next) {
+	case VM_RUNNING:
+	case VM_STOPPING:
+		timer_disarm(&vm->t_deadline);
+		break;
+	case VM_EXITING:
+		/* Without a pid the helper still runs: its deadline stays. */
+		if (vm->pid > 0) {
+			timer_disarm(&vm->t_deadline);
+		}
+		vmcd_qmp_link_connect_cancel(vm->qmp);
+		timer_disarm(&vm->t_stop);
+		break;
+	case VM_GONE:
+		vm_destroy(vm);
+		break;
+	default:
+		break;
+	}
+}
 
 /* Feeds one input; when the VM reaches GONE it is freed: do not touch it after. */
 static void vm_input(struct vm *vm, enum vm_input in)
@@ -1178,22 +1096,7 @@ static void vm_input(struct vm *vm, enum vm_input in)
 		       vm_input_to_str(in));
 	}
 	vm->state = next;
-	switch (next) {
-	case VM_RUNNING:
-	case VM_STOPPING:
-		timer_disarm(&vm->t_deadline);
-		break;
-	case VM_EXITING:
-		timer_disarm(&vm->t_deadline);
-		timer_disarm(&vm->t_connect);
-		timer_disarm(&vm->t_stop);
-		break;
-	case VM_GONE:
-		vm_destroy(vm);
-		break;
-	default:
-		break;
-	}
+	vm_enter(vm, next);
 }
 
 /* ---- starting, stopping ---- */
@@ -1201,6 +1104,7 @@ static void vm_input(struct vm *vm, enum vm_input in)
 static struct vm *vm_new(const char *name)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
+	char path[PATH_MAX];
 
 	if (vm == NULL) {
 		return NULL;
@@ -1208,10 +1112,15 @@ static struct vm *vm_new(const char *name)
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->pidfd = -1;
 	vm->spawn.fd = -1;
-	vm->qmp_fd = -1;
-	vm->connect_retry_ms = CONNECT_RETRY_FIRST_MS;
-	vm->connect_tries = 0;
-	vm->started_ms = now_ms();
+	vm->log_offset = -1;
+	vm->started_ms = vmc_now_ms();
+	if (vm_path(name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) == 0) {
+		vm->qmp = vmcd_qmp_link_new(drv->loop, name, path, &vm_link_ops, vm);
+	}
+	if (vm->qmp == NULL) {
+		free(vm);
+		return NULL;
+	}
 	return vm; /* the caller links it into drv->vms */
 }
 
@@ -1232,13 +1141,16 @@ static int start_check(const struct vmc_group_def *def, enum vmc_accel *accel, c
 			 (int)vm->pid, vm_state_to_str(vm->state));
 		return -EEXIST;
 	}
-	return vmcd_qemu_host_check(&drv->dirs, def, accel, err, errlen);
+	rc = vmcd_qemu_host_check(&drv->dirs, def, accel, err, errlen);
+	if (rc < 0) {
+		return rc;
+	}
+	return vmcd_attach_check_absent(&drv->dirs, def->name, err, errlen);
 }
 
 int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen)
 {
 	struct vm *vm;
-	pid_t helper;
 	int rc;
 
 	if (drv == NULL || def == NULL) {
@@ -1254,19 +1166,21 @@ int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *e
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = vmcd_qemu_spawn(&drv->dirs, def, accel, &helper, &vm->spawn, &vm->log_offset, err,
-			     errlen);
+	rc = vmcd_qemu_spawn(&drv->dirs, def, accel, &vm->helper, &vm->spawn, err, errlen);
 	if (rc < 0) {
-		free(vm);
+		vm_destroy(vm);
 		return rc;
 	}
-	helper_add(helper);
+	helper_add(vm->helper);
 	vm->state = VM_SPAWNING;
 	vm->accel = accel;
 	vm->next = drv->vms;
 	drv->vms = vm;
-	qb_loop_poll_add(drv->loop, QB_LOOP_MED, vm->spawn.fd, POLLIN, vm, spawn_dispatch);
-	timer_arm(&vm->t_deadline, VMCD_VM_START_DEADLINE_MS, vm, start_deadline);
+	rc = qb_loop_poll_add(drv->loop, QB_LOOP_MED, vm->spawn.fd, POLLIN, vm, spawn_dispatch);
+	if (rc != 0) {
+		log_vm(LOG_ERR, vm, "cannot follow the spawn pipe: %s", strerror(-rc));
+	}
+	timer_arm(&vm->t_deadline, VMC_FS_CHECK_DEADLINE_MS, vm, start_deadline);
 	log_vm(LOG_NOTICE, vm, "starting QEMU (%s, %u MiB, %u vCPU%s, %zu disk%s, %zu NIC%s)",
 	       vmc_accel_to_str(accel), def->memory_mib, def->vcpus, def->vcpus == 1 ? "" : "s",
 	       def->n_disks, def->n_disks == 1 ? "" : "s", def->n_nics, def->n_nics == 1 ? "" : "s");
@@ -1327,43 +1241,35 @@ bool vmcd_vm_is_running(const char *name, pid_t *pid)
 	return true;
 }
 
+size_t vmcd_vm_count(void)
+{
+	size_t n = 0;
+
+	for (struct vm *vm = drv != NULL ? drv->vms : NULL; vm != NULL; vm = vm->next) {
+		n++;
+	}
+	return n;
+}
+
 size_t vmcd_vm_list(const char **names, size_t max)
 {
 	size_t n = 0;
 
-	if (drv == NULL) {
-		return 0;
+	for (struct vm *vm = drv != NULL ? drv->vms : NULL; vm != NULL && n < max; vm = vm->next) {
+		names[n++] = vm->name;
 	}
-	for (struct vm *vm = drv->vms; vm != NULL; vm = vm->next) {
-		if (n < max) {
-			names[n] = vm->name;
-		}
-		n++;
-	}
-	return n < max ? n : max;
+	return n;
 }
 
-/* ---- re-attaching ---- */
+/* ---- following QEMUs that run without us: attach, adopt ---- */
 
-static bool vm_attach_one(const char *name)
+/* A QEMU found running: followed from CONNECTING, like a start that reached its pid. */
+static bool vm_follow_found(const char *name, pid_t pid)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	struct vm *vm;
-	pid_t pid;
+	struct vm *vm = vm_new(name);
 
-	vm_path(name, VMCD_QEMU_FILE_PID, path, sizeof(path));
-	pid = vmcd_qemu_pidfile_read(path);
-	if (pid <= 0 || !vmcd_qemu_pid_is_vm(pid, name)) {
-		qb_log(LOG_NOTICE, "VM %s: removing stale pidfile %s (pid %d is no QEMU for it)", name, path,
-		       (int)pid);
-		unlink(path);
-		if (vm_path(name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) == 0) {
-			unlink(path);
-		}
-		return false;
-	}
-	vm = vm_new(name);
 	if (vm == NULL) {
 		qb_log(LOG_ERR, "VM %s: out of memory: QEMU pid %d not followed", name, (int)pid);
 		return false;
@@ -1376,44 +1282,61 @@ static bool vm_attach_one(const char *name)
 	if (vm_path(name, VMCD_QEMU_FILE_LOG, path, sizeof(path)) == 0 && stat(path, &st) == 0) {
 		vm->log_offset = st.st_size;
 	}
-	log_vm(LOG_NOTICE, vm, "found QEMU pid %d left by a previous vmclusterd: re-attaching", (int)pid);
 	vm_follow(vm);
-	timer_arm(&vm->t_connect, 0, vm, connect_retry);
-	timer_arm(&vm->t_deadline, VMCD_VM_START_DEADLINE_MS, vm, start_deadline);
+	vmcd_qmp_link_connect(vm->qmp, VMCD_QMP_RETRY_ATTACH);
+	timer_arm(&vm->t_deadline, VMC_VM_START_DEADLINE_MS, vm, start_deadline);
 	return true;
+}
+
+static void attach_found(void *ctx, const char *name)
+{
+	size_t *count = ctx;
+	pid_t pid;
+
+	if (vm_find(name) != NULL) {
+		return;
+	}
+	pid = vmcd_attach_pidfile(&drv->dirs, name);
+	if (pid <= 0) {
+		return;
+	}
+	qb_log(LOG_NOTICE, "VM %s: found QEMU pid %d left by a previous vmclusterd: re-attaching",
+	       name, (int)pid);
+	if (vm_follow_found(name, pid)) {
+		(*count)++;
+	}
 }
 
 size_t vmcd_vm_attach_all(void)
 {
-	struct dirent *de;
 	size_t count = 0;
-	DIR *dir;
 
-	if (drv == NULL) {
-		return 0;
+	if (drv != NULL) {
+		vmcd_attach_scan(&drv->dirs, attach_found, &count);
 	}
-	dir = opendir(drv->dirs.run);
-	if (dir == NULL) {
-		qb_log(LOG_ERR, "VM driver: cannot read %s: %s", drv->dirs.run, strerror(errno));
-		return 0;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		size_t len = strlen(de->d_name);
-		char name[VMC_NAME_MAX + 1];
-
-		if (len <= 4 || strcmp(de->d_name + len - 4, ".pid") != 0 || len - 4 > VMC_NAME_MAX) {
-			continue;
-		}
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 4), de->d_name);
-		if (!vmc_valid_name(name) || vm_find(name) != NULL) {
-			continue;
-		}
-		if (vm_attach_one(name)) {
-			count++;
-		}
-	}
-	closedir(dir);
 	return count;
+}
+
+int vmcd_vm_adopt(const char *name)
+{
+	const char *how;
+	pid_t pid;
+
+	if (drv == NULL || name == NULL || !vmc_valid_name(name)) {
+		return -ENOENT;
+	}
+	if (vm_find(name) != NULL) {
+		return -EEXIST;
+	}
+	pid = vmcd_attach_find(&drv->dirs, name, &how);
+	if (pid <= 0) {
+		qb_log(LOG_INFO, "VM %s: nothing to adopt: no QEMU runs it on this node", name);
+		return -ENOENT;
+	}
+	qb_log(LOG_NOTICE,
+	       "VM %s: adopting QEMU pid %d, found by its %s, which no vmclusterd follows", name,
+	       (int)pid, how);
+	return vm_follow_found(name, pid) ? 0 : -ENOMEM;
 }
 
 /* ---- init / fini ---- */

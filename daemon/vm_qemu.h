@@ -13,11 +13,15 @@
  *                                  one header line per start
  *
  * Everything runs on the daemon's libqb loop and never blocks it: QMP is
- * a non-blocking socket, the QEMU process is followed with a pidfd (or a
- * kill(pid, 0) timer on kernels without one). Events are delivered from a
- * loop timer, never from inside a call into this module, so the event
- * callback may call any function here (vmcd_vm_start again after a crash)
- * except vmcd_vm_driver_fini.
+ * a non-blocking socket (vm_qmp.c), the QEMU process is followed with a
+ * pidfd (or a kill(pid, 0) timer on kernels without one), and nothing here
+ * touches a VM's own files (kernel, initrd, disk images, which may sit on
+ * a hung NFS mount) in the daemon's process: they are checked by the
+ * spawn helper, a child, and a check that fails or hangs ends in
+ * VMCD_VM_START_FAILED. Events are delivered from a loop timer, never
+ * from inside a call into this module, so the event callback may call any
+ * function here (vmcd_vm_start again after a crash) except
+ * vmcd_vm_driver_fini.
  */
 #ifndef VMCD_VM_QEMU_H
 #define VMCD_VM_QEMU_H
@@ -30,16 +34,16 @@
 #include "group_def.h"
 #include "settings.h"
 
-/* From vmcd_vm_start to QMP answering query-status with "running". */
-#define VMCD_VM_START_DEADLINE_MS 30000
-/* After QMP closed without the process exiting: then SIGKILL. */
-#define VMCD_VM_EXIT_GRACE_MS 10000
+/* Its deadlines are VMC_VM_START_DEADLINE_MS (vmcd_vm_start to QMP saying
+ * "running") and VMC_VM_EXIT_GRACE_MS (QMP closed, the process still
+ * there: SIGKILL), in lib/timeouts.h. */
 
 enum vmcd_vm_event {
 	VMCD_VM_RUNNING,      /* started here and running (not sent on re-attach) */
 	VMCD_VM_STOPPED,      /* gone after vmcd_vm_stop or vmcd_vm_kill */
 	VMCD_VM_CRASHED,      /* gone without being asked: reason says how */
-	VMCD_VM_START_FAILED, /* never reached running: reason is QEMU's last stderr line */
+	VMCD_VM_START_FAILED, /* never reached running: reason is QEMU's last stderr line,
+			       * or the line saying which of the VM's files failed its check */
 };
 
 struct vmcd_vm_ops {
@@ -57,27 +61,46 @@ void vmcd_vm_driver_fini(void);
 
 /*
  * Follows again the QEMUs a previous daemon left: every RUN_DIR/vms/NAME.pid
- * naming a live qemu started with -name NAME. Stale pidfiles (and their QMP
- * sockets) are removed. No event unless something changes later. Returns
- * how many VMs are followed again.
+ * naming a live qemu started with -name NAME in this node's mount and
+ * network namespaces. Stale pidfiles (and their QMP sockets) are removed,
+ * but not those naming a QEMU of NAME in other namespaces. No event unless
+ * something changes later. Returns how many VMs are followed again.
  */
 size_t vmcd_vm_attach_all(void);
 
 /*
- * Checks the definition's files and sizes, refuses a VM that runs here
- * already, and starts QEMU; 0 means "started": VMCD_VM_RUNNING or
- * VMCD_VM_START_FAILED follows. accel VMC_ACCEL_AUTO takes the verdict
- * cached by vmcd_accel_resolve() and is refused before the probe ran.
- * On error nothing was started and err holds one line:
- * -EINVAL (definition, accel), -ENOENT (a file), -EEXIST (runs here),
+ * Checks the definition and this node (no VM file is touched here),
+ * refuses a VM that runs here already, and starts the spawn helper; 0
+ * means "started": VMCD_VM_RUNNING or VMCD_VM_START_FAILED follows. The
+ * helper checks the VM's files before it execs QEMU (they must exist,
+ * disks be writable, and each be owned by root and writable by no group
+ * or other, privilege.h; bridges must exist); a file that fails, or
+ * storage that does not answer within VMC_FS_CHECK_DEADLINE_MS, ends in
+ * VMCD_VM_START_FAILED whose reason names the file and why.
+ * accel VMC_ACCEL_AUTO takes the verdict cached by vmcd_accel_resolve()
+ * and is refused before the probe ran. On error nothing was started and
+ * err holds one line: -EINVAL (definition, accel), -EEXIST (runs here:
+ * followed, or found by its pidfile or QMP socket; see vmcd_vm_adopt),
  * -ENAMETOOLONG (paths), or the -errno of what failed.
  */
 int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen);
 
 /*
+ * Follows a QEMU that runs VM here but that the driver does not follow
+ * (left by a daemon that died while starting it): found by its pidfile,
+ * else by its process (a qemu started with "-name VM" in this node's
+ * mount and network namespaces). Like a re-attach: no RUNNING event, the
+ * VM is followed from now on. 0, -ENOENT (no such QEMU here), -EEXIST
+ * (followed already), -ENOMEM.
+ */
+int vmcd_vm_adopt(const char *vm);
+
+/*
  * ACPI power button (system_powerdown), SIGKILL if QEMU still runs after
  * timeout_s; VMCD_VM_STOPPED when it is gone. A stop while stopping keeps
- * the earlier deadline. 0 or -ENOENT when the VM is not followed here.
+ * the earlier deadline; a stop (or a kill) while the spawn helper still
+ * runs kills it and its session at once. 0 or -ENOENT when the VM is not
+ * followed here.
  */
 int vmcd_vm_stop(const char *vm, unsigned int timeout_s);
 
@@ -94,6 +117,9 @@ int vmcd_vm_kill(const char *vm);
  * milliseconds of a start, before QEMU's pid is known.
  */
 bool vmcd_vm_is_running(const char *vm, pid_t *pid);
+
+/* How many VMs the driver follows. */
+size_t vmcd_vm_count(void);
 
 /* Names of the followed VMs (valid until the next call into this module). */
 size_t vmcd_vm_list(const char **names, size_t max);

@@ -224,7 +224,7 @@ static void lost_by_agent(const struct vmc_fence_input *in, struct out *o, uint3
 		DECIDE(d, "attempt %u is node id %u's", attempts + 1, fencer);
 		return;
 	}
-	if (attempts > 0 && l != NULL && l->failure_seen_attempts == attempts &&
+	if (l != NULL && l->failure_seen_ms != 0 && l->failure_seen_attempts == attempts &&
 	    in->now_ms - l->failure_seen_ms < in->t->fence_retry_ms) {
 		d = emit(o, node, VMC_FENCE_RETRY_LATER);
 		if (d != NULL) {
@@ -233,7 +233,7 @@ static void lost_by_agent(const struct vmc_fence_input *in, struct out *o, uint3
 			d->wait_ms = l->failure_seen_ms + in->t->fence_retry_ms - in->now_ms;
 		}
 		DECIDE(d, "attempt %u is ours, after a pause (the last failed: %s)", attempts + 1,
-		       rec->last_error);
+		       rec != NULL ? rec->last_error : "here");
 		return;
 	}
 	if (plug == NULL) {

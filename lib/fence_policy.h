@@ -42,8 +42,8 @@
 struct vmc_fence_local {
 	uint32_t node;
 	int64_t daemon_gone_since_ms; /* its daemon seen gone while its corosync stays (0: not) */
-	int64_t failure_seen_ms;      /* when this node saw the state's failed attempts reach: */
-	uint32_t failure_seen_attempts;
+	int64_t failure_seen_ms;      /* when this node saw the state's failed attempts reach (0: never): */
+	uint32_t failure_seen_attempts; /* (a view of protocol 1 counts none: its own failure pauses it) */
 	bool running;                 /* an agent runs here for it */
 	uint32_t run_attempt;         /* ... for this attempt */
 	int64_t run_started_ms;

@@ -36,6 +36,8 @@ enum vmc_ipc_cmd {
 	VMC_IPC_CLUSTER_SET = 9,
 	VMC_IPC_VM_START = 10,
 	VMC_IPC_VM_STOP = 11,
+	VMC_IPC_NODE_CONFIRM_FENCED = 12, /* root only */
+	VMC_IPC_DUMP = 13,                /* the daemon's recent log events */
 	VMC_IPC_CMD_COUNT,
 };
 

@@ -17,7 +17,8 @@ static char *line_from(json_object *o)
 {
 	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
 	size_t len = text ? strlen(text) : 0;
-	char *line = text ? malloc(len + 2) : NULL;
+	/* json-c cuts its output short when it runs out of memory: a torn line is no line. */
+	char *line = len > 0 && text[len - 1] == '}' ? malloc(len + 2) : NULL;
 
 	if (line != NULL) {
 		memcpy(line, text, len);
@@ -33,33 +34,50 @@ char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after)
 	return vmc_journal_line_change_in_view(m, version_after, NULL, 0);
 }
 
+/* Adds key: value to o, or drops o (returns NULL) when value could not be made. */
+static json_object *field_add(json_object *o, const char *key, json_object *value)
+{
+	if (o == NULL || value == NULL || json_object_object_add(o, key, value) != 0) {
+		json_object_put(value);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_after,
 				      const uint32_t *members, size_t n_members)
 {
 	json_object *o = json_object_new_object();
 	json_object *view = json_object_new_array();
 
-	for (size_t i = 0; i < n_members; i++) {
-		json_object_array_add(view, json_object_new_int64(members[i]));
+	/* Out of memory anywhere: no line, and the caller writes a snapshot instead. */
+	for (size_t i = 0; view != NULL && i < n_members; i++) {
+		json_object *id = json_object_new_int64(members[i]);
+		if (id == NULL || json_object_array_add(view, id) != 0) {
+			json_object_put(id);
+			json_object_put(view);
+			view = NULL;
+		}
 	}
-	json_object_object_add(o, "members", view);
-	json_object_object_add(o, "v", json_object_new_uint64(version_after));
-	json_object_object_add(o, "type", json_object_new_int(m->type));
+	o = field_add(o, "members", view);
+	o = field_add(o, "v", json_object_new_uint64(version_after));
+	o = field_add(o, "type", json_object_new_int(m->type));
 	/* The apply may depend on the protocol the change was written in. */
-	json_object_object_add(o, "version", json_object_new_int(m->version ? m->version : 1));
-	json_object_object_add(o, "sender", json_object_new_int64(m->sender));
-	json_object_object_add(o, "request_id", json_object_new_uint64(m->request_id));
-	json_object_object_add(o, "body", json_object_get(m->body));
-	return line_from(o);
+	o = field_add(o, "version", json_object_new_int(m->version ? m->version : 1));
+	o = field_add(o, "sender", json_object_new_int64(m->sender));
+	o = field_add(o, "request_id", json_object_new_uint64(m->request_id));
+	o = field_add(o, "body", json_object_get(m->body));
+	return o != NULL ? line_from(o) : NULL;
 }
 
 char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version)
 {
 	json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "v", json_object_new_uint64(version));
-	json_object_object_add(o, "epoch", json_object_new_uint64(epoch));
-	return line_from(o);
+	o = field_add(o, "v", json_object_new_uint64(version));
+	o = field_add(o, "epoch", json_object_new_uint64(epoch));
+	return o != NULL ? line_from(o) : NULL;
 }
 
 static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char *err,

@@ -130,7 +130,7 @@ static void owned_starting(struct out *o, const struct vmc_group *g, const struc
 		DECIDE(o, vm, VMC_LOCAL_ADOPT, "a QEMU for it already runs here: following it");
 		return;
 	}
-	if (l != NULL && l->self_fenced) {
+	if (l != NULL && l->self_fenced && e != VMC_EXIT_NONE) {
 		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
 		return;
 	}
@@ -169,7 +169,7 @@ static void owned_online(struct out *o, const struct vmc_group *g, const struct 
 		DECIDE(o, vm, VMC_LOCAL_ADOPT, "a QEMU for it runs here unfollowed: following it");
 		return;
 	}
-	if (l != NULL && l->self_fenced) {
+	if (l != NULL && l->self_fenced && e != VMC_EXIT_NONE) {
 		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
 	} else if (e == VMC_EXIT_STOPPED) {
 		report(o, vm, l, VMC_REPORT_STOPPED, a, l->exit_reason[0] ? l->exit_reason : "the guest shut itself down");

@@ -72,7 +72,7 @@ struct vmc_local_vm {
 	enum vmc_local_exit exit; /* how the QEMU of exit_attempt ended */
 	uint32_t exit_attempt;
 	char exit_reason[256];
-	bool self_fenced;         /* killed here on losing quorum, not reported yet */
+	bool self_fenced;         /* killed here on losing quorum (its exit says which attempt) */
 	bool exists_unfollowed;   /* a start found a QEMU for it that the driver does not follow */
 	bool reported;            /* the last report sent: */
 	char reported_event[16];

@@ -464,7 +464,8 @@ static void hellos_complete(struct vmc_replica *r)
 	}
 	r->proto = proto;
 	r->expected_votes = votes;
-	r->primary = !r->tainted && 2 * (uint64_t)r->view_votes > votes;
+	/* A tainted copy takes part: this sync gives it the source's state (sync_finish). */
+	r->primary = 2 * (uint64_t)r->view_votes > votes;
 	if (all_equal) {
 		sync_finish(r, true);
 		return;

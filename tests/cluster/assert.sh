@@ -32,6 +32,28 @@ expect_eq() {
 	fi
 }
 
+# refused EXIT SUBSTRING CMD...: CMD fails with exit EXIT and says SUBSTRING on stderr
+refused() {
+	local want=$1 msg=$2 out rc
+	shift 2
+	set +e
+	out=$("$@" 2>&1 >/dev/null)
+	rc=$?
+	set -e
+	if [[ $rc -eq $want && $out == *"$msg"* ]]; then pass "refused ($rc): $out"; else fail "'$*': exit $rc: $out"; fi
+}
+
+# guest_cluster_up N: cluster_up N, the test guest built into $guest
+# ($HARNESS_RUNDIR/guest), and every node quorate with all N up.
+guest_cluster_up() {
+	cluster_up "$1"
+	guest=$HARNESS_RUNDIR/guest
+	"$(dirname "${BASH_SOURCE[0]}")/../guest/build-guest" "$guest" >"$HARNESS_RUNDIR/build-guest.log" 2>&1 ||
+		{ cat "$HARNESS_RUNDIR/build-guest.log" >&2; fail "the test guest could not be built"; finish; }
+	local i
+	for ((i = 1; i <= $1; i++)); do wait_for 30 "node $i quorate" node_sees "$i" "$1" true; done
+}
+
 finish() {
 	echo "$ASSERT_PASSES passed, $ASSERT_FAILS failed"
 	[[ $ASSERT_FAILS -eq 0 ]]

@@ -27,7 +27,7 @@ qemu_nodes_of() { # VM: the nodes where a QEMU named VM runs
 	local i pid
 	for i in 1 2 3; do
 		for pid in $(node_pids "$i" 2>/dev/null); do
-			if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-name $1\b"; then echo "node$i"; fi
+			if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "-name $1\b"; then echo "node$i"; fi
 		done
 	done
 }

@@ -87,11 +87,13 @@ static void journal_append(struct journal *j, char *line)
  * is not NULL) the way the replica does: with its view and the
  * config_version it produced.
  */
+static uint16_t apply_version = VMC_PROTO_VERSION_MAX; /* what msg_apply writes messages in */
+
 static int msg_apply_journal(struct vmc_state *s, const struct view *view, uint32_t sender,
 			     uint16_t type, const char *body, struct journal *j)
 {
 	struct vmc_msg m = {
-		.version = VMC_PROTO_VERSION_MAX,
+		.version = apply_version,
 		.type = type,
 		.sender = sender,
 		.request_id = 42,
@@ -1463,10 +1465,184 @@ START_TEST(test_fenced_reports_from_outside_the_view_ignored)
 }
 END_TEST
 
+/* ---- protocol 2: start attempts, self-fencing, bound confirmations, failed attempts ---- */
+
+static int report_raw(struct vmc_state *s, const struct view *view, uint32_t sender, const char *body)
+{
+	return msg_apply(s, view, sender, VMC_MSG_GROUP_REPORT, body);
+}
+
+START_TEST(test_attempt_rises_on_every_start)
+{
+	struct vmc_state *s = cluster3_web1_online(",\"failover\":{\"max_failures\":5,\"period_s\":3600}");
+	uint32_t a = group(s, "web1")->attempt;
+
+	ck_assert_uint_eq(a, 1);
+	report_ok(s, VIEW_ALL, 1, "web1", VMC_REPORT_CRASHED, 1100);   /* restart here */
+	ck_assert_uint_eq(group(s, "web1")->attempt, 2);
+	report_ok(s, VIEW_ALL, 1, "web1", VMC_REPORT_START_FAILED, 1101); /* fail over */
+	ck_assert_uint_eq(group(s, "web1")->attempt, 3);
+	ck_assert_int_eq(stop(s, VIEW_ALL, "web1"), 0);
+	ck_assert_uint_eq(group(s, "web1")->attempt, 3); /* a stop is no start */
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_report_about_another_attempt_is_stale)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	/* A crash of attempt 1 that arrives once the cluster restarted it (attempt 2) is old news. */
+	report_ok(s, VIEW_ALL, 1, "web1", VMC_REPORT_CRASHED, 1100);
+	ck_assert_uint_eq(group(s, "web1")->attempt, 2);
+	msg_apply_refused(s, VIEW_ALL, 1, VMC_MSG_GROUP_REPORT,
+			  "{\"name\":\"web1\",\"event\":\"crashed\",\"at_s\":1101,\"attempt\":1}", -VMC_E_BUSY);
+	assert_contains(detail, "stale");
+	assert_contains(detail, "attempt 1");
+	ck_assert_uint_eq(group(s, "web1")->n_failures, 1);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_report_without_attempt_refused_from_protocol_2)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_refused(s, VIEW_ALL, 1, VMC_MSG_GROUP_REPORT,
+			  "{\"name\":\"web1\",\"event\":\"crashed\",\"at_s\":1100}", -VMC_E_PROTOCOL);
+	/* a version 1 sender (a rolling upgrade) is taken as before */
+	apply_version = 1;
+	ck_assert_int_eq(report_raw(s, VIEW_ALL, 1, "{\"name\":\"web1\",\"event\":\"crashed\",\"at_s\":1100}"), 0);
+	apply_version = VMC_PROTO_VERSION_MAX;
+	assert_group(s, "web1", VMC_GROUP_STARTING, 1, true);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_self_fenced_restarts_without_counting_a_failure)
+{
+	struct vmc_state *s = cluster3_web1_online(",\"failover\":{\"max_failures\":0,\"period_s\":3600}");
+
+	/* max_failures 0: any crash would leave it failed; a self-fencing kill does not */
+	report_ok(s, VIEW_ALL, 1, "web1", VMC_REPORT_SELF_FENCED, 1100);
+	assert_group(s, "web1", VMC_GROUP_STARTING, 1, true);
+	ck_assert_uint_eq(group(s, "web1")->n_failures, 0);
+	ck_assert_uint_eq(group(s, "web1")->attempt, 2);
+	assert_contains(group(s, "web1")->reason, "not counted as a failure");
+	/* a flapping link: again and again, never a failure */
+	for (uint32_t a = 2; a < 6; a++) {
+		char body[160];
+		report_ok(s, VIEW_ALL, 1, "web1", VMC_REPORT_RUNNING, 1100 + a);
+		snprintf(body, sizeof(body), "{\"name\":\"web1\",\"event\":\"self_fenced\",\"at_s\":%u,\"attempt\":%u}",
+			 1200 + a, a);
+		ck_assert_int_eq(report_raw(s, VIEW_ALL, 1, body), 0);
+	}
+	ck_assert_uint_eq(group(s, "web1")->n_failures, 0);
+	assert_group(s, "web1", VMC_GROUP_STARTING, 1, true);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_refused_from_another_epoch)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	s->epoch = 7;
+	/* decided in epoch 6: the membership changed since (the node may be back) */
+	msg_apply_refused(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+			  "{\"node\":1,\"method\":\"agent\",\"epoch\":6,\"reports\":[[2,[]],[3,[]]]}", -VMC_E_BUSY);
+	assert_contains(detail, "stale");
+	/* and a protocol 2 confirmation must say its epoch at all */
+	msg_apply_refused(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+			  "{\"node\":1,\"method\":\"agent\",\"reports\":[[2,[]],[3,[]]]}", -VMC_E_PROTOCOL);
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"method\":\"agent\",\"epoch\":7,\"reports\":[[2,[]],[3,[]]]}");
+	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_refused_without_every_members_report)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_refused(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+			  "{\"node\":1,\"method\":\"agent\",\"epoch\":0,\"reports\":[[2,[]]]}", -VMC_E_BUSY);
+	assert_contains(detail, "member 3");
+	msg_apply_refused(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED, "{\"node\":1,\"method\":\"agent\",\"epoch\":0}",
+			  -VMC_E_BUSY);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fenced_by_hand_says_so)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"method\":\"manual\",\"by\":\"clusterctl on n2\",\"epoch\":0,\"reports\":[[2,[]],[3,[]]]}");
+	assert_contains(detail, "by hand");
+	assert_contains(detail, "clusterctl on n2");
+	assert_group(s, "web1", VMC_GROUP_STARTING, 2, true);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fence_failures_counted_once_each)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+	const char *first = "{\"node\":1,\"attempt\":0,\"method\":\"agent\",\"error\":\"exit 1\"}";
+
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_FENCE_FAILED, first);
+	ck_assert_uint_eq(vmc_state_fencing(s, 1)->attempts, 1);
+	ck_assert_uint_eq(vmc_state_fencing(s, 1)->last_fencer, 2);
+	assert_contains(vmc_state_fencing(s, 1)->last_error, "exit 1");
+	/* the same attempt reported again (a retry, a re-announce) counts once */
+	msg_apply_refused(s, VIEW(2, 3), 3, VMC_MSG_FENCE_FAILED, first, -VMC_E_BUSY);
+	msg_apply_ok(s, VIEW(2, 3), 3, VMC_MSG_FENCE_FAILED,
+		     "{\"node\":1,\"attempt\":1,\"method\":\"agent\",\"error\":\"exit 2\"}");
+	ck_assert_uint_eq(vmc_state_fencing(s, 1)->attempts, 2);
+	/* a member is not being fenced */
+	msg_apply_refused(s, VIEW_ALL, 2, VMC_MSG_FENCE_FAILED,
+			  "{\"node\":1,\"attempt\":2,\"method\":\"agent\",\"error\":\"x\"}", -VMC_E_BUSY);
+	/* fenced at last: the record goes */
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_NODE_FENCED,
+		     "{\"node\":1,\"method\":\"agent\",\"epoch\":0,\"reports\":[[2,[]],[3,[]]]}");
+	ck_assert_ptr_null(vmc_state_fencing(s, 1));
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_fence_record_cleared_when_the_node_speaks)
+{
+	struct vmc_state *s = cluster3_web1_online("");
+
+	msg_apply_ok(s, VIEW(2, 3), 2, VMC_MSG_FENCE_FAILED,
+		     "{\"node\":1,\"attempt\":0,\"method\":\"agent\",\"error\":\"exit 1\"}");
+	ck_assert_ptr_nonnull(vmc_state_fencing(s, 1));
+	facts(s, 1, "n1", 4096);
+	ck_assert_ptr_null(vmc_state_fencing(s, 1));
+	vmc_state_free(s);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
 	Suite *s = suite_create("lifecycle");
 	TCase *tc;
+
+	tc = tcase_create("protocol2");
+	tcase_set_timeout(tc, TEST_TIMEOUT_S);
+	tcase_add_test(tc, test_attempt_rises_on_every_start);
+	tcase_add_test(tc, test_report_about_another_attempt_is_stale);
+	tcase_add_test(tc, test_report_without_attempt_refused_from_protocol_2);
+	tcase_add_test(tc, test_self_fenced_restarts_without_counting_a_failure);
+	tcase_add_test(tc, test_fenced_refused_from_another_epoch);
+	tcase_add_test(tc, test_fenced_refused_without_every_members_report);
+	tcase_add_test(tc, test_fenced_by_hand_says_so);
+	tcase_add_test(tc, test_fence_failures_counted_once_each);
+	tcase_add_test(tc, test_fence_record_cleared_when_the_node_speaks);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("facts");
 	tcase_set_timeout(tc, TEST_TIMEOUT_S);

@@ -1108,6 +1108,185 @@ START_TEST(test_hello_carries_the_replica_digest)
 }
 END_TEST
 
+/* ---- a silent member: the hello deadline, exclusion, restart ---- */
+
+/* Deliver bus messages [from, to) to the given nodes. */
+static void bus_deliver_range(struct node *const *nodes, size_t n, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		deliver(nodes, n, bus[i].sender, bus[i].type, 0, bus[i].body);
+	}
+}
+
+static size_t bus_find(uint16_t type, size_t from)
+{
+	for (size_t i = from; i < bus_len; i++) {
+		if (bus[i].type == type) {
+			return i;
+		}
+	}
+	ck_abort_msg("no %s on the bus after message %zu", vmc_msg_type_to_str(type), from);
+	return 0;
+}
+
+/*
+ * Nodes 1 and 2 answer, node 3 is in the view but its daemon is frozen:
+ * the deadline on node 1 excludes node 3 on both alike, the sync ends
+ * without it (primary: its vote still counts), and its requests are ignored.
+ */
+START_TEST(test_hello_deadline_excludes_the_silent_member)
+{
+	static const uint32_t members[] = { 1, 2, 3 };
+	struct node a, b;
+	struct node *ab[] = { &a, &b };
+	size_t mark;
+
+	node_start(&a, 1, 1, 3, NULL);
+	node_start(&b, 2, 1, 3, NULL);
+	view_of(ab, 2, members, 3);
+	bus_run(ab, 2);
+	ck_assert_int_eq(a.r.phase, VMC_SYNC_HELLO);
+	/* node 1's deadline asks for an exclusion, one message */
+	mark = bus_len;
+	vmc_replica_hello_deadline(&a.r);
+	ck_assert_uint_eq(bus_len, mark + 1);
+	ck_assert_uint_eq(bus[mark].type, VMC_MSG_SYNC_EXCLUDE);
+	vmc_replica_hello_deadline(&b.r); /* both may ask: the first delivered decides */
+	bus_run(ab, 2);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(ab[i]->r.phase, VMC_SYNC_DONE);
+		ck_assert(ab[i]->r.primary);
+		ck_assert_uint_eq(ab[i]->r.n_active, 2);
+		ck_assert_uint_eq(ab[i]->r.n_excluded, 1);
+		ck_assert_uint_eq(ab[i]->r.excluded[0], 3);
+		ck_assert(!vmc_replica_is_active(&ab[i]->r, 3));
+		ck_assert_uint_eq(ab[i]->r.view_votes, 3);
+	}
+	ck_assert_str_eq(replica_digest(&a.r).hex, replica_digest(&b.r).hex);
+	/* node 3's requests are not the view's: nobody applies them */
+	request(ab, 2, 3, 7, VMC_MSG_GROUP_ADD, ADD_WEB1);
+	ck_assert_uint_eq(a.r.state->n_groups, 0);
+	request(ab, 2, 1, 8, VMC_MSG_GROUP_ADD, ADD_WEB1);
+	ck_assert_uint_eq(a.r.state->n_groups, 1);
+	ck_assert_uint_eq(b.r.state->n_groups, 1);
+	vmc_replica_hello_deadline(&a.r); /* synced: nothing to exclude */
+	ck_assert_uint_eq(bus_count(VMC_MSG_SYNC_EXCLUDE, 1), 1);
+	node_stop(&a);
+	node_stop(&b);
+}
+END_TEST
+
+/*
+ * The frozen node wakes up: it reads everything in order, finds itself
+ * excluded, asks for a restart, and the sync of the same view runs again
+ * with all three; they end equal.
+ */
+START_TEST(test_excluded_member_wakes_and_the_sync_restarts)
+{
+	static const uint32_t members[] = { 1, 2, 3 };
+	struct node a, b, c;
+	struct node *ab[] = { &a, &b };
+	struct node *abc[] = { &a, &b, &c };
+	struct node *only_c[] = { &c };
+	size_t woke, restart;
+
+	node_start(&a, 1, 1, 3, NULL);
+	node_start(&b, 2, 1, 3, NULL);
+	node_start(&c, 3, 1, 3, NULL);
+	view_of(ab, 2, members, 3);
+	bus_run(ab, 2);
+	vmc_replica_hello_deadline(&a.r);
+	bus_run(ab, 2);
+	request(ab, 2, 1, 9, VMC_MSG_GROUP_ADD, ADD_WEB1);
+	ck_assert(a.r.primary && b.r.primary);
+	/* c wakes: its view change, then what the others saw, in order */
+	woke = bus_len;
+	view_of(only_c, 1, members, 3);
+	bus_deliver_range(only_c, 1, 0, woke);
+	ck_assert(c.r.excluded_self);
+	ck_assert(!vmc_replica_writable(&c.r));
+	restart = bus_find(VMC_MSG_SYNC_RESTART, woke);
+	ck_assert_uint_eq(bus[restart].sender, 3);
+	/* its late hello reaches everyone and changes nothing; then the restart */
+	bus_next = woke;
+	bus_run(abc, 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(abc[i]->r.phase, VMC_SYNC_DONE);
+		ck_assert(abc[i]->r.primary);
+		ck_assert_uint_eq(abc[i]->r.n_active, 3);
+		ck_assert_uint_eq(abc[i]->r.sync_seq, 1);
+		ck_assert(!abc[i]->r.excluded_self);
+	}
+	ck_assert_str_eq(replica_digest(&a.r).hex, replica_digest(&c.r).hex);
+	ck_assert_ptr_nonnull(vmc_state_group_find(c.r.state, "web1"));
+	node_stop(&a);
+	node_stop(&b);
+	node_stop(&c);
+}
+END_TEST
+
+/* An exclusion of an earlier sync of the view, or with an older member, changes nothing. */
+START_TEST(test_exclusion_needs_the_current_sync_and_protocol_2)
+{
+	static const uint32_t members[] = { 1, 2 };
+	struct hello_spec old = { 0, 0, 'a', false, 2, 1 };
+	struct node a;
+	json_object *body, *hello;
+
+	node_start(&a, 1, 1, 2, NULL);
+	vmc_replica_view(&a.r, members, 2);
+	bus_run((struct node *[]){ &a }, 1);
+	/* an exclusion from another sync of this view (sync_seq 5) */
+	body = json_object_new_object();
+	json_object_object_add(body, "members", json_tokener_parse("[1,2]"));
+	json_object_object_add(body, "sync_seq", json_object_new_int64(5));
+	deliver((struct node *[]){ &a }, 1, 2, VMC_MSG_SYNC_EXCLUDE, 0, body);
+	ck_assert_int_eq(a.r.phase, VMC_SYNC_HELLO);
+	ck_assert_uint_eq(a.r.n_excluded, 0);
+	json_object_put(body);
+	node_stop(&a);
+
+	node_start(&a, 1, 1, 3, NULL);
+	vmc_replica_view(&a.r, (const uint32_t[]){ 1, 2, 3 }, 3);
+	bus_run((struct node *[]){ &a }, 1);
+	hello = hello_make(&old, (const uint32_t[]){ 1, 2, 3 }, 3);
+	json_object_object_add(hello, "proto_max", json_object_new_int(1));
+	deliver((struct node *[]){ &a }, 1, 2, VMC_MSG_HELLO, 0, hello);
+	json_object_put(hello);
+	vmc_replica_hello_deadline(&a.r); /* an old member answered: no exclusion asked */
+	ck_assert_uint_eq(bus_count(VMC_MSG_SYNC_EXCLUDE, 1), 0);
+	body = json_object_new_object();
+	json_object_object_add(body, "members", json_tokener_parse("[1,2,3]"));
+	json_object_object_add(body, "sync_seq", json_object_new_int64(0));
+	deliver((struct node *[]){ &a }, 1, 2, VMC_MSG_SYNC_EXCLUDE, 0, body);
+	json_object_put(body);
+	ck_assert_int_eq(a.r.phase, VMC_SYNC_HELLO);
+	ck_assert_uint_eq(a.r.n_excluded, 0);
+	node_stop(&a);
+}
+END_TEST
+
+/* A tainted copy is never the source, whatever its config_version. */
+START_TEST(test_tainted_hello_is_never_the_source)
+{
+	static const uint32_t members[] = { 1, 2 };
+	struct hello_spec ahead = { 9, 50, 'f', true, 2, 1 };
+	struct node a;
+	json_object *hello;
+
+	node_start(&a, 1, 1, 2, NULL);
+	vmc_replica_view(&a.r, members, 2);
+	hello = hello_make(&ahead, members, 2);
+	json_object_object_add(hello, "tainted", json_object_new_boolean(true));
+	deliver((struct node *[]){ &a }, 1, 2, VMC_MSG_HELLO, 0, hello);
+	json_object_put(hello);
+	bus_run((struct node *[]){ &a }, 1);
+	ck_assert_ptr_nonnull(a.r.source);
+	ck_assert_uint_eq(a.r.source->node_id, 1);
+	node_stop(&a);
+}
+END_TEST
+
 static TCase *tcase_make(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -1146,6 +1325,12 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, test_snapshot_larger_than_a_chunk_is_installed);
 	tcase_add_test(tc, test_chunks_not_from_the_source_or_out_of_turn_are_ignored);
 	tcase_add_test(tc, test_unusable_snapshot_warns_and_keeps_our_state);
+
+	tc = tcase_make(s, "exclusion");
+	tcase_add_test(tc, test_hello_deadline_excludes_the_silent_member);
+	tcase_add_test(tc, test_excluded_member_wakes_and_the_sync_restarts);
+	tcase_add_test(tc, test_exclusion_needs_the_current_sync_and_protocol_2);
+	tcase_add_test(tc, test_tainted_hello_is_never_the_source);
 
 	tc = tcase_make(s, "journal");
 	tcase_add_test(tc, test_journal_after_applies_replays_to_the_same_state);

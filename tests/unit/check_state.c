@@ -1212,6 +1212,69 @@ static TCase *tcase_make(Suite *s, const char *name)
 	return tc;
 }
 
+/* Start attempts and fencing records travel in the snapshot; a state without them keeps its digest. */
+START_TEST(test_snapshot_keeps_attempts_and_fencing_records)
+{
+	static const char *const text =
+		"{\"format\":1,\"epoch\":3,\"config_version\":9,\"nodes\":[],"
+		"\"fencing\":[{\"node\":3,\"attempts\":2,\"last_fencer\":1,\"last_error\":\"agent: exit 1\"}],"
+		"\"groups\":[{\"definition\":{\"name\":\"web1\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"}},"
+		"\"owner\":3,\"state\":\"online\",\"want_started\":true,\"attempt\":4,\"reason\":\"\",\"failures\":[]}]}";
+	struct vmc_state *s = NULL, *back = NULL, *plain;
+	char err[256], *again;
+	char d1[VMC_DIGEST_HEX_LEN + 1], d2[VMC_DIGEST_HEX_LEN + 1];
+	const struct vmc_fence_record *f;
+
+	ck_assert_int_eq(vmc_state_from_string(text, &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(vmc_state_group_find(s, "web1")->attempt, 4);
+	f = vmc_state_fencing(s, 3);
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(f->attempts, 2);
+	ck_assert_uint_eq(f->last_fencer, 1);
+	ck_assert_str_eq(f->last_error, "agent: exit 1");
+	again = vmc_state_to_string(s);
+	ck_assert_int_eq(vmc_state_from_string(again, &back, err, sizeof(err)), 0);
+	vmc_state_digest(s, d1);
+	vmc_state_digest(back, d2);
+	ck_assert_str_eq(d1, d2);
+	vmc_state_fencing_clear(back, 3);
+	ck_assert_ptr_null(vmc_state_fencing(back, 3));
+	vmc_state_group_find(back, "web1")->attempt = 0;
+	free(again);
+	/* without attempts and records, the fields are absent: older daemons see the same digest */
+	again = vmc_state_to_string(back);
+	ck_assert_ptr_null(strstr(again, "attempt"));
+	ck_assert_ptr_null(strstr(again, "fencing"));
+	plain = vmc_state_copy(back);
+	ck_assert_ptr_nonnull(plain);
+	free(again);
+	vmc_state_free(plain);
+	vmc_state_free(back);
+	vmc_state_free(s);
+}
+END_TEST
+
+START_TEST(test_snapshot_bad_fencing_or_attempt_refused)
+{
+	static const char *const bad[] = {
+		"{\"format\":1,\"epoch\":0,\"config_version\":0,\"fencing\":{},\"groups\":[]}",
+		"{\"format\":1,\"epoch\":0,\"config_version\":0,\"fencing\":[{\"node\":0,\"attempts\":1,"
+		"\"last_fencer\":1,\"last_error\":\"\"}],\"groups\":[]}",
+		"{\"format\":1,\"epoch\":0,\"config_version\":0,\"groups\":[{\"definition\":{\"name\":\"a\","
+		"\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"}},\"owner\":0,\"state\":\"offline\","
+		"\"want_started\":false,\"attempt\":-1}]}",
+	};
+	char err[256];
+
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		struct vmc_state *s = NULL;
+		err[0] = '\0';
+		ck_assert_msg(vmc_state_from_string(bad[i], &s, err, sizeof(err)) != 0, "accepted: %s", bad[i]);
+		ck_assert_msg(err[0] != '\0', "refused without a reason: %s", bad[i]);
+	}
+}
+END_TEST
+
 static Suite *state_suite(void)
 {
 	Suite *s = suite_create("state");
@@ -1251,6 +1314,8 @@ static Suite *state_suite(void)
 	tc = tcase_make(s, "snapshot");
 	tcase_add_test(tc, test_snapshot_round_trip_same_digest);
 	tcase_add_test(tc, test_snapshot_round_trip_empty_state);
+	tcase_add_test(tc, test_snapshot_keeps_attempts_and_fencing_records);
+	tcase_add_test(tc, test_snapshot_bad_fencing_or_attempt_refused);
 	tcase_add_loop_test(tc, test_snapshot_corrupt_is_refused, 0, (int)ARRAY_LEN(corruptions));
 	tcase_add_test(tc, test_snapshot_not_json_is_refused);
 	tcase_add_loop_test(tc, test_snapshot_with_text_after_it_is_refused, 0,

@@ -1,11 +1,20 @@
 /*
- * The QEMU driver (daemon/vm_qemu.c, daemon/accel.c) against real QEMUs
- * booting the test guest (tests/guest) under TCG, on a real libqb loop:
+ * The QEMU driver (daemon/vm_qemu.c and the files it is split into,
+ * daemon/accel.c) against real QEMUs booting the test guest (tests/guest)
+ * under TCG, on a real libqb loop:
  *
  *   accel     auto probes once (prints the verdict and how long it took);
  *             kvm and tcg are taken as asked
- *   refuse    a missing kernel, an impossible memory size: clear error,
- *             nothing started
+ *   refuse    an impossible memory size: refused at once, nothing started;
+ *             a missing kernel (checked in the spawn helper, not in the
+ *             daemon): START_FAILED naming the kernel and its path, the
+ *             same line in NAME.qemu.log, nothing left running
+ *   privilege a group-writable copy of the kernel: START_FAILED naming
+ *             "writable by", no QEMU
+ *   hang      a spawn helper that never answers (stopped as if its stat
+ *             hung on NFS): killed at VMC_FS_CHECK_DEADLINE_MS, and
+ *             START_FAILED says the VM's files did not answer in time;
+ *             a kill while it hangs: STOPPED at once, the helper killed
  *   start     (with a raw virtio disk) RUNNING, then the guest's counter
  *             lines in NAME.serial.log;
  *             ps shows -name; QEMU holds no TCP socket
@@ -21,6 +30,14 @@
  *             reason and QEMU's last stderr line
  *   badimage  QEMU refuses the disk -> START_FAILED with QEMU's own line
  *   noexec    QEMU cannot be executed -> START_FAILED saying so
+ *   adopt     a QEMU no driver follows (fini, a new driver without
+ *             attach_all): start is refused (-EEXIST), adopt follows the
+ *             same pid with no RUNNING event, by its pidfile and then with
+ *             the pidfile deleted (by /proc); a kill -> STOPPED
+ *   netns     a qemu-looking process "-name VM" in another network
+ *             namespace (another node's, in a shared PID namespace) and a
+ *             pidfile naming it: not adopted, not killed, not attached, a
+ *             start refused; once it is gone, the pidfile is stale
  *
  * Every wait is for a condition, with a deadline, while the loop runs.
  * Every QEMU is killed by pid at the end, whatever happened: the pids the
@@ -37,6 +54,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -55,6 +74,8 @@
 #include <qb/qbloop.h>
 
 #include "accel.h"
+#include "clock.h"
+#include "timeouts.h"
 #include "vm_qemu.h"
 
 #define EXIT_SKIP 77
@@ -103,14 +124,6 @@ static struct test {
 static volatile pid_t qemu_pids[PIDS_MAX];
 static volatile sig_atomic_t n_qemu_pids;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool check(bool ok, const char *fmt, ...)
 {
@@ -152,6 +165,16 @@ static void on_fatal_signal(int sig)
 		_exit(1);
 	}
 	_exit(1);
+}
+
+/* Set just around a vmcd_vm_start: its spawn helper stops itself, as if its stat() hung. */
+static bool hang_next_fork;
+
+static void on_fork_child(void)
+{
+	if (hang_next_fork) {
+		raise(SIGSTOP);
+	}
 }
 
 /* ---- the driver's logs, kept for checks, shown on stderr ---- */
@@ -213,7 +236,7 @@ static void on_event(void *ctx, const char *vm, enum vmcd_vm_event ev, const cha
 	snprintf(e->vm, sizeof(e->vm), "%s", vm);
 	e->ev = ev;
 	snprintf(e->reason, sizeof(e->reason), "%s", reason);
-	e->at_ms = now_ms();
+	e->at_ms = vmc_now_ms();
 }
 
 static const struct vmcd_vm_ops test_ops = { .event = on_event };
@@ -239,7 +262,7 @@ static void wait_tick(void *data)
 		qb_loop_stop(T.loop);
 		return;
 	}
-	if (now_ms() >= w->deadline_ms) {
+	if (vmc_now_ms() >= w->deadline_ms) {
 		qb_loop_stop(T.loop);
 		return;
 	}
@@ -248,7 +271,7 @@ static void wait_tick(void *data)
 
 static bool wait_for(cond_fn cond, const void *arg, int timeout_ms)
 {
-	struct waiter w = { .cond = cond, .arg = arg, .deadline_ms = now_ms() + timeout_ms };
+	struct waiter w = { .cond = cond, .arg = arg, .deadline_ms = vmc_now_ms() + timeout_ms };
 	qb_loop_timer_handle h;
 
 	qb_loop_timer_add(T.loop, QB_LOOP_LOW, 0, &w, wait_tick, &h);
@@ -537,7 +560,7 @@ static size_t qemu_sweep(bool do_kill)
 
 static void cleanup(void)
 {
-	int64_t until = now_ms() + 5000;
+	int64_t until = vmc_now_ms() + 5000;
 
 	vmcd_vm_driver_fini();
 	for (sig_atomic_t i = 0; i < n_qemu_pids; i++) {
@@ -548,7 +571,7 @@ static void cleanup(void)
 	}
 	qemu_sweep(true);
 	/* Not in the loop any more: a short poll until they are gone. */
-	while (qemu_sweep(false) > 0 && now_ms() < until) {
+	while (qemu_sweep(false) > 0 && vmc_now_ms() < until) {
 		usleep(20 * 1000);
 	}
 	if (qemu_sweep(false) > 0) {
@@ -656,6 +679,7 @@ static void setup(void)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
 	sigaction(SIGABRT, &sa, NULL);
+	pthread_atfork(NULL, NULL, on_fork_child);
 	alarm(WATCHDOG_S);
 	logging_init();
 	T.loop = qb_loop_create();
@@ -688,42 +712,213 @@ static bool step_accel(void)
 		printf("# accel auto probe skipped (VMC_TEST_SKIP_PROBE)\n");
 		return true;
 	}
-	t0 = now_ms();
+	t0 = vmc_now_ms();
 	a = vmcd_accel_resolve(VMC_ACCEL_AUTO, T.kernel, T.initrd);
 	printf("# accel auto: verdict %s after %lld ms (probe %u ms; /dev/kvm %s)\n", vmc_accel_to_str(a),
-	       (long long)(now_ms() - t0), vmcd_accel_probe_ms(),
+	       (long long)(vmc_now_ms() - t0), vmcd_accel_probe_ms(),
 	       access("/dev/kvm", R_OK | W_OK) == 0 ? "present" : "absent");
 	check(a == VMC_ACCEL_KVM || a == VMC_ACCEL_TCG, "accel auto resolves to kvm or tcg");
-	t0 = now_ms();
-	check(vmcd_accel_resolve(VMC_ACCEL_AUTO, T.kernel, T.initrd) == a && now_ms() - t0 < 100,
+	t0 = vmc_now_ms();
+	check(vmcd_accel_resolve(VMC_ACCEL_AUTO, T.kernel, T.initrd) == a && vmc_now_ms() - t0 < 100,
 	      "accel auto: the second call returns the cached verdict at once");
 	return true;
+}
+
+/* Does NAME.qemu.log hold a line with both strings? */
+static bool qemu_log_has(const char *vm, const char *a, const char *b)
+{
+	char path[PATH_MAX];
+	char line[4096];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/vms/%s.qemu.log", T.state_dir, vm);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return false;
+	}
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		found = strstr(line, a) != NULL && strstr(line, b) != NULL;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Nothing of VM vm is left: not followed, no pidfile, no QEMU of this test at all. */
+static bool nothing_left(const char *vm)
+{
+	const char *names[4];
+
+	return vmcd_vm_list(names, 4) == 0 && !vmcd_vm_is_running(vm, NULL) &&
+	       !run_file_exists(vm, ".pid") && qemu_sweep(false) == 0;
+}
+
+/*
+ * Starts def (expected to be accepted) and waits for its START_FAILED,
+ * which must come before any other event of the VM. The event or NULL.
+ */
+static const struct event_rec *start_expect_failure(const struct vmc_group_def *def, int timeout_ms)
+{
+	struct event_want w = { .vm = def->name, .ev = VMCD_VM_START_FAILED, .from = T.n_events };
+	size_t from = T.n_events;
+	char err[512] = "";
+	int rc;
+
+	rc = vmcd_vm_start(def, VMC_ACCEL_TCG, err, sizeof(err));
+	if (!check(rc == 0, "start %s accepted (the spawn helper checks its files): rc %d %s",
+		   def->name, rc, err)) {
+		return NULL;
+	}
+	wait_for(cond_any_event, &from, timeout_ms);
+	return event_find(&w);
 }
 
 static bool step_refuse(void)
 {
 	struct vmc_group_def def;
+	const struct event_rec *e;
 	char err[512] = "";
 	char missing[PATH_MAX + 32];
-	const char *names[4];
+	int64_t t0;
 	int rc;
+
+	def_fill(&def, T.vm_a);
+	def.memory_mib = VMC_MEMORY_MIB_MAX;
+	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
+	check(rc == -EINVAL && strstr(err, "memory") != NULL, "memory beyond the host refused: rc %d, '%s'",
+	      rc, err);
+	check(nothing_left(T.vm_a), "impossible memory: nothing started");
 
 	def_fill(&def, T.vm_a);
 	snprintf(missing, sizeof(missing), "%s/no-such-kernel", T.tmp);
 	def.kernel = missing;
-	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
-	check(rc == -ENOENT && strstr(err, "kernel") != NULL && strstr(err, missing) != NULL,
-	      "missing kernel refused: rc %d, '%s'", rc, err);
-	check(vmcd_vm_list(names, 4) == 0 && !run_file_exists(T.vm_a, ".pid") && qemu_sweep(false) == 0,
-	      "missing kernel: nothing started");
+	t0 = vmc_now_ms();
+	e = start_expect_failure(&def, EVENT_DEADLINE_MS);
+	check(e != NULL && strstr(e->reason, "kernel") != NULL &&
+	      strstr(e->reason, missing) != NULL && strstr(e->reason, strerror(ENOENT)) != NULL,
+	      "missing kernel: START_FAILED after %lld ms naming the kernel and its path: '%s'",
+	      (long long)(vmc_now_ms() - t0), e != NULL ? e->reason : "no such event");
+	check(qemu_log_has(T.vm_a, "vmclusterd: cannot start VM", missing),
+	      "missing kernel: the reason is a line in %s.qemu.log", T.vm_a);
+	check(nothing_left(T.vm_a), "missing kernel: nothing left running (no pidfile, no QEMU)");
+	return T.failures == 0;
+}
+
+/* A copy of the kernel that its group may write: root must not boot it. */
+static bool step_privilege(void)
+{
+	struct vmc_group_def def;
+	const struct event_rec *e;
+	char path[PATH_MAX];
+	char cmd[4 * PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/kernel-group-writable", T.tmp);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod g+w '%s'", T.kernel, path, path);
+	if (!check(system(cmd) == 0, "copy the kernel to %s, chmod g+w", path)) {
+		return false;
+	}
+	def_fill(&def, T.vm_a);
+	def.kernel = path;
+	e = start_expect_failure(&def, EVENT_DEADLINE_MS);
+	check(e != NULL && strstr(e->reason, "writable by") != NULL &&
+	      strstr(e->reason, path) != NULL,
+	      "group-writable kernel: START_FAILED: '%s'", e != NULL ? e->reason : "no such event");
+	check(nothing_left(T.vm_a), "group-writable kernel: no QEMU");
+	unlink(path);
+	return T.failures == 0;
+}
+
+/* A stopped child of ours: the hung spawn helper. */
+static bool cond_stopped_child(const void *arg)
+{
+	pid_t *found = (pid_t *)arg;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	while (d != NULL && *found == 0 && (de = readdir(d)) != NULL) {
+		char path[300];
+		char state = 0;
+		int ppid = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = atoi(de->d_name) > 1 ? fopen(path, "r") : NULL;
+		if (f == NULL) {
+			continue;
+		}
+		if (fscanf(f, "%*d (%*[^)]) %c %d", &state, &ppid) == 2 && ppid == getpid() &&
+		    state == 'T') {
+			*found = atoi(de->d_name);
+		}
+		fclose(f);
+	}
+	if (d != NULL) {
+		closedir(d);
+	}
+	return *found != 0;
+}
+
+/* Starts VM a with a spawn helper that hangs; its pid in *helper. */
+static bool start_hanging(pid_t *helper)
+{
+	struct vmc_group_def def;
+	char err[512] = "";
+	int rc;
 
 	def_fill(&def, T.vm_a);
-	def.memory_mib = VMC_MEMORY_MIB_MAX;
-	err[0] = '\0';
+	*helper = 0;
+	hang_next_fork = true;
 	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
-	check(rc == -EINVAL && strstr(err, "memory") != NULL, "memory beyond the host refused: rc %d, '%s'",
-	      rc, err);
-	check(vmcd_vm_list(names, 4) == 0 && qemu_sweep(false) == 0, "impossible memory: nothing started");
+	hang_next_fork = false;
+	if (!check(rc == 0, "start %s with a spawn helper that hangs: rc %d %s", T.vm_a, rc, err)) {
+		return false;
+	}
+	wait_for(cond_stopped_child, helper, EVENT_DEADLINE_MS);
+	return check(*helper > 0, "the spawn helper %d hangs", (int)*helper);
+}
+
+static bool step_hang(void)
+{
+	struct event_want w = { .vm = T.vm_a, .ev = VMCD_VM_START_FAILED, .from = T.n_events };
+	const struct event_rec *e;
+	pid_t helper;
+	int64_t t0 = vmc_now_ms();
+
+	if (!start_hanging(&helper)) {
+		return false;
+	}
+	wait_for(cond_event, &w, VMC_FS_CHECK_DEADLINE_MS + EVENT_DEADLINE_MS);
+	e = event_find(&w);
+	if (!check(e != NULL, "START_FAILED reported")) {
+		return false;
+	}
+	printf("# measured: start -> START_FAILED %lld ms (deadline %d ms)\n",
+	       (long long)(e->at_ms - t0), VMC_FS_CHECK_DEADLINE_MS);
+	check(e->at_ms - t0 >= VMC_FS_CHECK_DEADLINE_MS - 100 &&
+	      e->at_ms - t0 <= VMC_FS_CHECK_DEADLINE_MS + 2000,
+	      "at the deadline, promptly: %lld ms", (long long)(e->at_ms - t0));
+	check(strstr(e->reason, "did not answer") != NULL,
+	      "the reason says the files did not answer: '%s'", e->reason);
+	check(wait_for(cond_pid_gone, &helper, EVENT_DEADLINE_MS), "the helper %d was killed",
+	      (int)helper);
+	check(nothing_left(T.vm_a), "nothing left running");
+
+	/* A kill while the helper hangs does not wait for its deadline. */
+	w.ev = VMCD_VM_STOPPED;
+	w.from = T.n_events;
+	if (!start_hanging(&helper)) {
+		return false;
+	}
+	t0 = vmc_now_ms();
+	check(vmcd_vm_kill(T.vm_a) == 0, "vmcd_vm_kill while the helper hangs");
+	wait_for(cond_event, &w, EVENT_DEADLINE_MS);
+	e = event_find(&w);
+	check(e != NULL && vmc_now_ms() - t0 < VMC_FS_CHECK_DEADLINE_MS,
+	      "STOPPED after %lld ms: '%s'", (long long)(vmc_now_ms() - t0),
+	      e != NULL ? e->reason : "no such event");
+	check(wait_for(cond_pid_gone, &helper, EVENT_DEADLINE_MS), "the helper %d was killed",
+	      (int)helper);
+	check(nothing_left(T.vm_a), "nothing left running");
 	return T.failures == 0;
 }
 
@@ -773,7 +968,7 @@ static bool step_start(void)
 	}
 	def.disks = &disk;
 	def.n_disks = 1;
-	start_ms = now_ms();
+	start_ms = vmc_now_ms();
 	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
 	if (!check(rc == 0, "start %s under TCG: rc %d %s", T.vm_a, rc, err)) {
 		return false;
@@ -816,7 +1011,7 @@ static bool step_start(void)
 		check(false, "counter lines in the serial log within %d ms", COUNTER_DEADLINE_MS);
 		return false;
 	}
-	counter_ms = now_ms();
+	counter_ms = vmc_now_ms();
 	serial_scan(T.vm_a, &s);
 	check(s.boots == 1 && s.counters > 0, "serial log: guest ready, counter %lld", s.last_counter);
 	printf("# measured: vmcd_vm_start -> first counter line %lld ms (TCG, %d MiB)\n",
@@ -899,7 +1094,7 @@ static bool step_crash(void)
 {
 	struct event_want w = { .vm = T.vm_a, .ev = VMCD_VM_CRASHED, .from = T.n_events };
 	const struct event_rec *e;
-	int64_t t0 = now_ms();
+	int64_t t0 = vmc_now_ms();
 
 	check(kill(pid_a, SIGKILL) == 0, "kill -9 QEMU pid %d", (int)pid_a);
 	wait_for(cond_event, &w, EVENT_DEADLINE_MS);
@@ -942,7 +1137,7 @@ static bool step_stop(void)
 	/* Let the guest boot, so the power button reaches a running kernel. */
 	check(wait_for(cond_counter, &c, COUNTER_DEADLINE_MS), "the guest booted again (counter > 5)");
 	mark = log_mark();
-	t0 = now_ms();
+	t0 = vmc_now_ms();
 	rc = vmcd_vm_stop(T.vm_a, STOP_TIMEOUT_S);
 	check(rc == 0, "stop with a %d s timeout", STOP_TIMEOUT_S);
 	wait_for(cond_event, &ws, STOP_TIMEOUT_S * 1000 + EVENT_DEADLINE_MS);
@@ -1038,7 +1233,7 @@ static bool step_badimage(void)
 	size_t from = T.n_events;
 	char path[PATH_MAX];
 	char err[512] = "";
-	int64_t t0 = now_ms();
+	int64_t t0 = vmc_now_ms();
 	int fd;
 	int rc;
 
@@ -1062,7 +1257,7 @@ static bool step_badimage(void)
 	wait_for(cond_any_event, &from, RUNNING_DEADLINE_MS);
 	e = event_find(&w);
 	check(e != NULL && strstr(e->reason, "qemu-system-x86_64") != NULL && strstr(e->reason, "qcow2"),
-	      "START_FAILED with QEMU's own line after %lld ms: '%s'", (long long)(now_ms() - t0),
+	      "START_FAILED with QEMU's own line after %lld ms: '%s'", (long long)(vmc_now_ms() - t0),
 	      e != NULL ? e->reason : "no such event");
 	check(!vmcd_vm_is_running(T.vm_b, NULL) && !run_file_exists(T.vm_b, ".pid"),
 	      "nothing left of the failed start");
@@ -1109,15 +1304,186 @@ static bool step_noexec(void)
 	return T.failures == 0;
 }
 
+/*
+ * One adoption of QEMU pid (VM a, running): the driver is finished and a
+ * new one started without attach_all, as after a daemon that died before
+ * it followed the QEMU it had started.
+ */
+static bool adopt_once(pid_t pid, bool without_pidfile)
+{
+	struct log_want lw = { .mark = log_mark(), .a = "re-attached to QEMU pid", .b = T.vm_a };
+	const char *how = without_pidfile ? "found by its process" : "found by its pidfile";
+	const char *line;
+	struct vmc_group_def def;
+	char err[512] = "";
+	pid_t followed = 0;
+	bool met;
+	int rc;
+
+	vmcd_vm_driver_fini();
+	check(pid_alive(pid), "after driver fini QEMU pid %d still runs", (int)pid);
+	if (without_pidfile) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%s/vms/%s.pid", T.run_dir, T.vm_a);
+		check(unlink(path) == 0 && !run_file_exists(T.vm_a, ".pid"), "pidfile %s deleted",
+		      path);
+	}
+	rc = vmcd_vm_driver_init(T.loop, T.run_dir, T.state_dir, &test_ops, NULL);
+	if (!check(rc == 0, "driver init without attach_all: %d", rc)) {
+		return false;
+	}
+	check(vmcd_vm_count() == 0, "the new driver follows nothing");
+	def_fill(&def, T.vm_a);
+	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
+	check(rc == -EEXIST, "start refused, the QEMU runs here: rc %d, '%s'", rc, err);
+	check(vmcd_vm_count() == 0 && pid_alive(pid), "the refused start touched nothing");
+	rc = vmcd_vm_adopt(T.vm_a);
+	check(rc == 0, "vmcd_vm_adopt: %d", rc);
+	line = log_find(lw.mark, "adopting QEMU", how);
+	check(line != NULL, "logged: '%s'", line != NULL ? line : "no line 'adopting QEMU ... found by'");
+	met = vmcd_vm_is_running(T.vm_a, &followed);
+	check(met && followed == pid && vmcd_vm_count() == 1, "followed with the same pid %d (%d)",
+	      (int)pid, (int)followed);
+	check(vmcd_vm_adopt(T.vm_a) == -EEXIST, "adopting it again: -EEXIST");
+	met = wait_for(cond_log, &lw, ATTACH_DEADLINE_MS);
+	check(met, "QMP re-attached (log: '%s')", met ? log_find(lw.mark, lw.a, lw.b) : "none");
+	return T.failures == 0;
+}
+
+static bool step_adopt(void)
+{
+	struct vmc_group_def def;
+	struct event_want w = { .vm = T.vm_a, .ev = VMCD_VM_RUNNING, .from = T.n_events };
+	struct event_want ws = { .vm = T.vm_a, .ev = VMCD_VM_STOPPED, .from = T.n_events };
+	struct event_want wr = { .vm = T.vm_a, .ev = VMCD_VM_RUNNING };
+	const struct event_rec *e;
+	char err[512] = "";
+	pid_t pid = 0;
+	int rc;
+
+	check(vmcd_vm_adopt(T.vm_b) == -ENOENT, "adopting a VM that runs nowhere: -ENOENT");
+	def_fill(&def, T.vm_a);
+	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
+	if (!check(rc == 0, "start %s: rc %d %s", T.vm_a, rc, err) ||
+	    !check(wait_for(cond_event, &w, RUNNING_DEADLINE_MS), "RUNNING")) {
+		return false;
+	}
+	vmcd_vm_is_running(T.vm_a, &pid);
+	pid_remember(pid);
+	wr.from = T.n_events;
+	if (!adopt_once(pid, false) || !adopt_once(pid, true)) {
+		return false;
+	}
+	check(vmcd_vm_kill(T.vm_a) == 0, "vmcd_vm_kill");
+	wait_for(cond_event, &ws, EVENT_DEADLINE_MS);
+	e = event_find(&ws);
+	check(e != NULL && strstr(e->reason, "killed") != NULL, "STOPPED after kill: '%s'",
+	      e != NULL ? e->reason : "none");
+	check(event_find(&wr) == NULL, "no RUNNING event for either adoption");
+	check(wait_for(cond_pid_gone, &pid, EVENT_DEADLINE_MS) && !vmcd_vm_is_running(T.vm_a, NULL),
+	      "QEMU pid %d is gone", (int)pid);
+	check(!run_file_exists(T.vm_a, ".pid") && !run_file_exists(T.vm_a, ".qmp"),
+	      "pidfile and QMP socket removed");
+	return T.failures == 0;
+}
+
+/* The decoy runs "-name VM" in a network namespace of its own. */
+static bool cond_decoy_ready(const void *arg)
+{
+	pid_t pid = *(const pid_t *)arg;
+	char path[64];
+	char buf[64] = "";
+	struct stat ours;
+	struct stat theirs;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return false;
+	}
+	if (fread(buf, 1, sizeof(buf) - 1, f) == 0) {
+		buf[0] = '\0';
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return strcmp(buf, "qemu-system-x86_64") == 0 && stat("/proc/self/ns/net", &ours) == 0 &&
+	       stat(path, &theirs) == 0 && theirs.st_ino != ours.st_ino;
+}
+
+/* A decoy: a qemu-looking shell "-name VM" waiting on fd in in a new network namespace. */
+static pid_t decoy_start(const char *vm, int in)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (dup2(in, 0) < 0 || unshare(CLONE_NEWNET) < 0) {
+			_exit(3);
+		}
+		execl("/bin/sh", "qemu-system-x86_64", "-c", "read x", "-name", vm, (char *)NULL);
+		_exit(4);
+	}
+	return pid;
+}
+
+static bool step_netns(void)
+{
+	struct vmc_group_def def;
+	char err[512] = "";
+	char path[PATH_MAX];
+	int rc;
+	int in[2];
+	pid_t decoy;
+	size_t n;
+	FILE *f;
+
+	if (pipe(in) < 0) {
+		check(false, "pipe: %s", strerror(errno));
+		return false;
+	}
+	decoy = decoy_start(T.vm_b, in[0]);
+	close(in[0]);
+	pid_remember(decoy);
+	if (!check(decoy > 0 && wait_for(cond_decoy_ready, &decoy, EVENT_DEADLINE_MS),
+		   "a decoy 'qemu-system-x86_64 ... -name %s', pid %d, in a network namespace "
+		   "of its own", T.vm_b, (int)decoy)) {
+		close(in[1]);
+		return false;
+	}
+	snprintf(path, sizeof(path), "%s/vms/%s.pid", T.run_dir, T.vm_b);
+	f = fopen(path, "w");
+	check(f != NULL && fprintf(f, "%d\n", (int)decoy) > 0 && fclose(f) == 0,
+	      "a pidfile naming the decoy");
+	check(vmcd_vm_adopt(T.vm_b) == -ENOENT, "not adopted: another node's QEMU");
+	check(vmcd_vm_kill(T.vm_b) == -ENOENT && pid_alive(decoy), "not killed by vmcd_vm_kill");
+	def_fill(&def, T.vm_b);
+	rc = vmcd_vm_start(&def, VMC_ACCEL_TCG, err, sizeof(err));
+	check(rc == -EEXIST && run_file_exists(T.vm_b, ".pid") && pid_alive(decoy),
+	      "start refused while its pidfile names it, the pidfile left: rc %d, '%s'", rc, err);
+	n = vmcd_vm_attach_all();
+	check(n == 0 && !vmcd_vm_is_running(T.vm_b, NULL), "attach_all follows %zu VM", n);
+	check(pid_alive(decoy), "the decoy lives on");
+	close(in[1]);
+	kill(decoy, SIGKILL);
+	waitpid(decoy, NULL, 0);
+	/* Once the pid is no QEMU at all, the pidfile is stale. */
+	n = vmcd_vm_attach_all();
+	check(n == 0 && !run_file_exists(T.vm_b, ".pid"),
+	      "with the decoy gone, attach_all removes the stale pidfile");
+	return T.failures == 0;
+}
+
 static const struct {
 	const char *name;
 	bool (*run)(void);
 } steps[] = {
-	{ "accel", step_accel },   { "refuse", step_refuse }, { "start", step_start },
-	{ "twice", step_twice },   { "detach", step_detach }, { "attach", step_attach },
-	{ "crash", step_crash },   { "stop", step_stop },     { "kill", step_kill },
-	{ "sigterm", step_sigterm },
-	{ "badimage", step_badimage }, { "noexec", step_noexec },
+	{ "accel", step_accel },       { "refuse", step_refuse }, { "privilege", step_privilege },
+	{ "hang", step_hang },         { "start", step_start },   { "twice", step_twice },
+	{ "detach", step_detach },     { "attach", step_attach }, { "crash", step_crash },
+	{ "stop", step_stop },         { "kill", step_kill },     { "sigterm", step_sigterm },
+	{ "badimage", step_badimage }, { "noexec", step_noexec }, { "adopt", step_adopt },
+	{ "netns", step_netns },
 };
 
 int main(void)
@@ -1131,13 +1497,13 @@ int main(void)
 		return 1;
 	}
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		int64_t t0 = now_ms();
+		int64_t t0 = vmc_now_ms();
 		bool ok;
 
 		printf("# step %s\n", steps[i].name);
 		ok = steps[i].run();
 		printf("# step %s: %s in %lld ms\n", steps[i].name, ok ? "done" : "FAILED",
-		       (long long)(now_ms() - t0));
+		       (long long)(vmc_now_ms() - t0));
 		if (!ok) {
 			break;
 		}

@@ -1,0 +1,581 @@
+/*
+ * IPC commands (ipc_cmds.h). A read is answered at once from this node's
+ * copy through the views. A change is checked here (syntax, node names,
+ * quorum, privilege) and multicast; its answer comes once this node has
+ * applied and persisted it (ipc.c). Checks that touch a VM's files run in
+ * a child (fs_check.h), never in the loop.
+ *
+ * Privilege: root and haclient may manage VMs; only root may change the
+ * fence settings (they choose a program root runs) or confirm a node
+ * fenced by hand (it lets VMs restart without proof).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "cpg.h"
+#include "fence.h"
+#include "fs_check.h"
+#include "ipc_cmds.h"
+#include "ipc_proto.h"
+#include "json_util.h"
+#include "lifecycle.h"
+#include "local_vms.h"
+#include "log.h"
+#include "logring.h"
+#include "nodes.h"
+#include "privilege.h"
+#include "views.h"
+#include "vmc_errors.h"
+
+#define WAITS_MAX (3 * VMC_NODES_MAX + 256)
+
+/* ---- the views' input ---- */
+
+struct view_ctx {
+	struct vmc_view_input in;
+	struct vmc_view_node nodes[VMC_NODES_MAX];
+	struct vmc_wait waits[WAITS_MAX];
+};
+
+static size_t sync_waits(const struct vmcd *d, struct vmc_wait *w, size_t max)
+{
+	const struct vmc_replica *r = &d->replica;
+	int64_t since = vmcd_cpg_sync_started_ms(d);
+	size_t n = 0;
+
+	if (r->phase != VMC_SYNC_DONE && n < max) {
+		memset(&w[n], 0, sizeof(w[n]));
+		snprintf(w[n].kind, sizeof(w[n].kind), "sync");
+		w[n].age_ms = since ? vmc_now_ms() - since : -1;
+		w[n].left_ms = -1;
+		snprintf(w[n].detail, sizeof(w[n].detail), "%s phase, %zu of %zu hellos in%s",
+			 vmc_sync_phase_to_str(r->phase), r->n_hellos, r->n_active,
+			 r->excluded_self ? "; this node was excluded and asked for the sync again" : "");
+		n++;
+	}
+	for (size_t i = 0; i < r->n_excluded && n < max; i++) {
+		memset(&w[n], 0, sizeof(w[n]));
+		snprintf(w[n].kind, sizeof(w[n].kind), "excluded");
+		w[n].node = r->excluded[i];
+		w[n].age_ms = w[n].left_ms = -1;
+		snprintf(w[n].detail, sizeof(w[n].detail),
+			 "its daemon did not answer the last sync within the hello deadline");
+		n++;
+	}
+	return n;
+}
+
+/* A lost node's groups wait for its fencing: which ones. */
+static size_t recovery_waits(const struct vmcd *d, struct vmc_wait *w, size_t max)
+{
+	const struct vmc_state *s = d->replica.state;
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const struct vmc_group *g = &s->groups[i];
+		size_t k;
+		if (g->owner == 0 || g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED ||
+		    vmc_replica_is_active(&d->replica, g->owner)) {
+			continue;
+		}
+		for (k = 0; k < n && w[k].node != g->owner; k++) {
+		}
+		if (k == n && n < max) {
+			memset(&w[n], 0, sizeof(w[n]));
+			snprintf(w[n].kind, sizeof(w[n].kind), "recovery");
+			w[n].node = g->owner;
+			w[n].age_ms = w[n].left_ms = -1;
+			n++;
+		}
+		if (k < n) {
+			size_t used = strlen(w[k].detail);
+			snprintf(w[k].detail + used, sizeof(w[k].detail) - used, "%s%s", used ? ", " : "", g->def->name);
+		}
+	}
+	return n;
+}
+
+static void view_fill(struct vmcd *d, struct view_ctx *v)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_nodes; i++) {
+		v->nodes[i] = (struct vmc_view_node){ d->nodes[i].id, d->nodes[i].name, d->nodes[i].addr,
+						      d->nodes[i].votes };
+	}
+	n += sync_waits(d, v->waits + n, WAITS_MAX - n);
+	n += vmcd_fence_waits(d, v->waits + n, WAITS_MAX - n);
+	n += recovery_waits(d, v->waits + n, WAITS_MAX - n);
+	n += vmcd_local_waits(d, v->waits + n, WAITS_MAX - n);
+	v->in = (struct vmc_view_input){
+		.state = d->replica.state,
+		.my_id = d->my_id,
+		.cluster_name = d->cluster_name,
+		.nodes = v->nodes,
+		.n_nodes = d->n_nodes,
+		.view = d->replica.members,
+		.n_view = d->replica.n_members,
+		.active = d->replica.active,
+		.n_active = d->replica.n_active,
+		.corosync = d->cs_members,
+		.n_corosync = d->n_cs_members,
+		.quorate = d->quorate,
+		.accepting_changes = d->quorate && vmc_replica_writable(&d->replica),
+		.sync_phase = vmc_sync_phase_to_str(d->replica.phase),
+		.protocol = d->replica.proto,
+		.expected_votes = d->vq_expected_votes,
+		.total_votes = d->vq_total_votes,
+		.digest = vmc_replica_digest(&d->replica),
+		.warning = vmc_settings_warning(&d->replica.state->settings),
+		.waits = v->waits,
+		.n_waits = n,
+		.now_s = (uint64_t)time(NULL),
+	};
+}
+
+/* Views are large (every wait): one at a time, kept off the stack. */
+static struct view_ctx *view_get(struct vmcd *d)
+{
+	static struct view_ctx v;
+
+	view_fill(d, &v);
+	return &v;
+}
+
+/* ---- reads ---- */
+
+static int cmd_status(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		      size_t errlen)
+{
+	*result = vmc_view_status(&view_get(d)->in);
+	return 0;
+}
+
+static int cmd_node_list(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			 size_t errlen)
+{
+	*result = vmc_view_node_list(&view_get(d)->in);
+	return 0;
+}
+
+static int cmd_vm_list(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		       size_t errlen)
+{
+	*result = vmc_view_vm_list(&view_get(d)->in);
+	return 0;
+}
+
+static const struct vmc_group *group_named(struct vmcd *d, const struct vmcd_ipc_req *req, const char *verb,
+					   char *err, size_t errlen, int *rc)
+{
+	const char *name = vmc_json_str(req->args, "name");
+	const struct vmc_group *g;
+
+	if (name == NULL) {
+		snprintf(err, errlen, "vm %s needs a VM name", verb);
+		*rc = -VMC_E_INVALID;
+		return NULL;
+	}
+	g = vmc_state_group_find(d->replica.state, name);
+	if (g == NULL) {
+		snprintf(err, errlen, "no vm named '%s' (see 'clusterctl vm list')", name);
+		*rc = -VMC_E_NOT_FOUND;
+	}
+	return g;
+}
+
+static int cmd_vm_show(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		       size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_group *g = group_named(d, req, "show", err, errlen, &rc);
+
+	if (g == NULL) {
+		return rc;
+	}
+	*result = vmc_view_vm_show(&view_get(d)->in, g);
+	return 0;
+}
+
+static int cmd_cluster_show(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			    size_t errlen)
+{
+	*result = vmc_settings_to_json(&d->replica.state->settings);
+	return 0;
+}
+
+static int cmd_dump(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		    size_t errlen)
+{
+	uint32_t last = VMCD_LOGRING_LINES;
+
+	if (json_object_object_get_ex(req->args, "last", NULL) && !vmc_json_u32(req->args, "last", &last)) {
+		snprintf(err, errlen, "dump: 'last' must be a count of events");
+		return -VMC_E_INVALID;
+	}
+	*result = vmcd_logring_to_json(last);
+	return 0;
+}
+
+/* ---- changes ---- */
+
+static int change_gate(struct vmcd *d, char *err, size_t errlen)
+{
+	if (!d->quorate) {
+		snprintf(err, errlen,
+			 "no quorum: node %s is not in a quorate partition, so the cluster refuses changes here "
+			 "(corosync-quorumtool -s shows the membership)",
+			 vmcd_node_name(d, d->my_id));
+		return -VMC_E_NO_QUORUM;
+	}
+	if (d->replica.phase == VMC_SYNC_DONE && !d->replica.primary) {
+		if (d->replica.tainted) {
+			snprintf(err, errlen, "node %s is resyncing after a local failure: retry in a moment",
+				 vmcd_node_name(d, d->my_id));
+			return -VMC_E_RETRY;
+		}
+		snprintf(err, errlen,
+			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
+			 "changes need a majority",
+			 d->replica.view_votes, d->replica.expected_votes);
+		return -VMC_E_NO_QUORUM;
+	}
+	return 0;
+}
+
+/* Defer req and multicast the change; answered once it is decided. */
+static int change_send(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, json_object *body,
+		       char *err, size_t errlen)
+{
+	struct vmcd_ipc_call *call = vmcd_ipc_defer(req);
+	int rc;
+
+	if (call == NULL) {
+		return -ENOMEM;
+	}
+	rc = vmcd_ipc_call_send(d, call, type, body, err, errlen);
+	if (rc < 0) {
+		vmcd_ipc_call_cancel(call); /* answered at once, with err */
+	}
+	return rc;
+}
+
+static int check_owner_names(struct vmcd *d, const struct vmc_strlist *l, const char *field, char *err,
+			     size_t errlen)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (vmcd_node_by_name(d, l->v[i]) == NULL) {
+			char known[512] = "";
+			for (size_t j = 0; j < d->n_nodes; j++) {
+				strncat(known, j ? ", " : "", sizeof(known) - strlen(known) - 1);
+				strncat(known, d->nodes[j].name, sizeof(known) - strlen(known) - 1);
+			}
+			snprintf(err, errlen, "field '%s': '%s' is not a cluster node (nodes: %s)", field, l->v[i],
+				 known);
+			return -VMC_E_INVALID;
+		}
+	}
+	return 0;
+}
+
+static int check_definition(struct vmcd *d, const struct vmc_group_def *def, char *err, size_t errlen)
+{
+	int rc = check_owner_names(d, &def->preferred_owners, "preferred_owners", err, errlen);
+
+	return rc == 0 ? check_owner_names(d, &def->possible_owners, "possible_owners", err, errlen) : rc;
+}
+
+static int cmd_vm_add(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		      size_t errlen)
+{
+	struct vmc_group_def *def = NULL;
+	json_object *j, *body;
+	int rc;
+
+	if (req->args == NULL || !json_object_object_get_ex(req->args, "definition", &j)) {
+		snprintf(err, errlen, "vm add needs a definition");
+		return -VMC_E_INVALID;
+	}
+	if (vmc_group_def_from_json(j, &def, err, errlen) != 0) {
+		return -VMC_E_INVALID;
+	}
+	rc = check_definition(d, def, err, errlen);
+	if (rc == 0) {
+		rc = change_gate(d, err, errlen);
+	}
+	if (rc == 0) {
+		body = json_object_new_object();
+		json_object_object_add(body, "definition", vmc_group_def_to_json(def));
+		rc = change_send(d, req, VMC_MSG_GROUP_ADD, body, err, errlen);
+		json_object_put(body);
+	}
+	vmc_group_def_free(def);
+	return rc;
+}
+
+/* A change that names one VM and nothing else: remove, start, stop. */
+static int name_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, const char *verb,
+		       char *err, size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_group *g = group_named(d, req, verb, err, errlen, &rc);
+	json_object *body;
+
+	if (g == NULL) {
+		return rc;
+	}
+	rc = change_gate(d, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(g->def->name));
+	rc = change_send(d, req, type, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
+static int cmd_vm_remove(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			 size_t errlen)
+{
+	return name_change(d, req, VMC_MSG_GROUP_REMOVE, "remove", err, errlen);
+}
+
+static int cmd_vm_stop(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		       size_t errlen)
+{
+	return name_change(d, req, VMC_MSG_GROUP_STOP, "stop", err, errlen);
+}
+
+/* The VM's files checked in a child; then the start goes to the cluster. */
+struct start_check {
+	struct vmcd_ipc_call *call;
+	char name[VMC_NAME_MAX + 1];
+};
+
+static void start_checked(struct vmcd *d, void *ctx, int rc, const char *why)
+{
+	struct start_check *sc = ctx;
+	json_object *body;
+	char err[512];
+
+	if (rc != 0) {
+		log_info("refused vm start: %s", why);
+		vmcd_ipc_call_fail(sc->call, rc == -ETIMEDOUT ? -ETIMEDOUT : -VMC_E_INVALID, why);
+	} else if (vmc_state_group_find(d->replica.state, sc->name) == NULL) {
+		snprintf(err, sizeof(err), "no vm named '%s' (removed meanwhile)", sc->name);
+		vmcd_ipc_call_fail(sc->call, -VMC_E_NOT_FOUND, err);
+	} else if ((rc = change_gate(d, err, sizeof(err))) != 0) {
+		vmcd_ipc_call_fail(sc->call, rc, err);
+	} else {
+		body = json_object_new_object();
+		json_object_object_add(body, "name", json_object_new_string(sc->name));
+		if (vmcd_ipc_call_send(d, sc->call, VMC_MSG_GROUP_START, body, err, sizeof(err)) < 0) {
+			vmcd_ipc_call_fail(sc->call, -EIO, err);
+		}
+		json_object_put(body);
+	}
+	free(sc);
+}
+
+static int cmd_vm_start(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_group *g = group_named(d, req, "start", err, errlen, &rc);
+	struct start_check *sc;
+
+	if (g == NULL || (rc = change_gate(d, err, errlen)) != 0) {
+		return rc;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL || (sc->call = vmcd_ipc_defer(req)) == NULL) {
+		free(sc);
+		return -ENOMEM;
+	}
+	snprintf(sc->name, sizeof(sc->name), "%s", g->def->name);
+	/* Its files must be there before the cluster is asked (shared storage: what this node sees, its owner sees). */
+	rc = vmcd_fs_check_vm_files(d, g->def, start_checked, sc);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot check vm %s's files: %s", g->def->name, strerror(-rc));
+		vmcd_ipc_call_cancel(sc->call);
+		free(sc);
+		return rc;
+	}
+	return 1;
+}
+
+static int cmd_vm_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		      size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_group *g;
+	const char *assignments[VMC_SET_MAX];
+	struct vmc_group_def *def = NULL;
+	json_object *set = vmc_json_array(req->args, "set"), *body;
+	size_t n;
+
+	if (vmc_json_str(req->args, "name") == NULL || set == NULL) {
+		snprintf(err, errlen, "vm set needs a VM name and KEY=VALUE assignments");
+		return -VMC_E_INVALID;
+	}
+	g = group_named(d, req, "set", err, errlen, &rc);
+	if (g == NULL) {
+		return rc;
+	}
+	rc = vmc_set_assignments(set, assignments, VMC_SET_MAX, &n, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	/* Validate here for a quick answer; every replica validates again when applying. */
+	if (vmc_group_def_set(g->def, assignments, n, &def, err, errlen) != 0) {
+		return -VMC_E_INVALID;
+	}
+	rc = check_definition(d, def, err, errlen);
+	vmc_group_def_free(def);
+	if (rc == 0) {
+		rc = change_gate(d, err, errlen);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(g->def->name));
+	json_object_object_add(body, "set", json_object_get(set));
+	rc = change_send(d, req, VMC_MSG_GROUP_SET, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
+/* Does any assignment change a fence setting (they choose what runs as root)? */
+static const char *fence_key(const char *const *assignments, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strncmp(assignments[i], "fence_", 6) == 0) {
+			return assignments[i];
+		}
+	}
+	return NULL;
+}
+
+static int cmd_cluster_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			   size_t errlen)
+{
+	const char *assignments[VMC_SET_MAX], *key;
+	struct vmc_settings next;
+	json_object *set = vmc_json_array(req->args, "set"), *body;
+	char why[384];
+	size_t n;
+	int rc;
+
+	if (set == NULL) {
+		snprintf(err, errlen, "cluster set needs KEY=VALUE assignments");
+		return -VMC_E_INVALID;
+	}
+	rc = vmc_set_assignments(set, assignments, VMC_SET_MAX, &n, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	key = fence_key(assignments, n);
+	if (key != NULL && req->uid != 0) {
+		snprintf(err, errlen, "permission denied: '%.*s' needs root (fence settings choose what runs as "
+			 "root); members of haclient may manage VMs", (int)strcspn(key, "="), key);
+		log_warn("refused cluster set %s from uid %u (pid %d): fence settings need root", key,
+			 (unsigned int)req->uid, (int)req->pid);
+		return -VMC_E_DENIED;
+	}
+	if (vmc_settings_set(&d->replica.state->settings, assignments, n, &next, err, errlen) != 0) {
+		return -VMC_E_INVALID;
+	}
+	if (next.fence_agent[0] != '\0' && access(next.fence_agent, X_OK) != 0) {
+		snprintf(err, errlen, "setting 'fence_agent': %s is not an executable on %s: %s", next.fence_agent,
+			 vmcd_node_name(d, d->my_id), strerror(errno));
+		return -VMC_E_INVALID;
+	}
+	if (next.fence_agent[0] != '\0' &&
+	    vmcd_path_root_safe("setting 'fence_agent':", next.fence_agent, false, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: root runs it, so it must be root's alone", why);
+		return -VMC_E_INVALID;
+	}
+	rc = change_gate(d, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "set", json_object_get(set));
+	rc = change_send(d, req, VMC_MSG_SETTINGS_SET, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
+static int cmd_node_confirm_fenced(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result,
+				   char *err, size_t errlen)
+{
+	const char *name = vmc_json_str(req->args, "node");
+	const struct vmcd_node *n = name ? vmcd_node_by_name(d, name) : NULL;
+	struct vmcd_ipc_call *call;
+	char by[96];
+	int64_t id;
+	int rc;
+
+	if (req->uid != 0) {
+		snprintf(err, errlen, "permission denied: confirming a node fenced needs root (its VMs restart "
+			 "without proof)");
+		return -VMC_E_DENIED;
+	}
+	if (name == NULL) {
+		snprintf(err, errlen, "node confirm-fenced needs a node name");
+		return -VMC_E_INVALID;
+	}
+	if (n == NULL) {
+		snprintf(err, errlen, "no node named '%s' in corosync's nodelist (see 'clusterctl node list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	rc = change_gate(d, err, errlen);
+	if (rc == 0) {
+		rc = vmcd_fence_confirm_check(d, n->id, err, errlen);
+	}
+	if (rc != 0) {
+		return rc;
+	}
+	call = vmcd_ipc_defer(req);
+	if (call == NULL) {
+		return -ENOMEM;
+	}
+	snprintf(by, sizeof(by), "clusterctl on %s, pid %d", vmcd_node_name(d, d->my_id), (int)req->pid);
+	id = vmcd_fence_confirm(d, n->id, by, vmcd_ipc_call_take_id(d, call), err, errlen);
+	if (id < 0) {
+		vmcd_ipc_call_cancel(call);
+		return (int)id;
+	}
+	return 1;
+}
+
+static const struct vmcd_ipc_command commands[] = {
+	{ VMC_IPC_STATUS, "status", cmd_status },
+	{ VMC_IPC_NODE_LIST, "node list", cmd_node_list },
+	{ VMC_IPC_VM_ADD, "vm add", cmd_vm_add },
+	{ VMC_IPC_VM_LIST, "vm list", cmd_vm_list },
+	{ VMC_IPC_VM_SHOW, "vm show", cmd_vm_show },
+	{ VMC_IPC_VM_REMOVE, "vm remove", cmd_vm_remove },
+	{ VMC_IPC_VM_SET, "vm set", cmd_vm_set },
+	{ VMC_IPC_CLUSTER_SHOW, "cluster show", cmd_cluster_show },
+	{ VMC_IPC_CLUSTER_SET, "cluster set", cmd_cluster_set },
+	{ VMC_IPC_VM_START, "vm start", cmd_vm_start },
+	{ VMC_IPC_VM_STOP, "vm stop", cmd_vm_stop },
+	{ VMC_IPC_NODE_CONFIRM_FENCED, "node confirm-fenced", cmd_node_confirm_fenced },
+	{ VMC_IPC_DUMP, "dump", cmd_dump },
+};
+
+const struct vmcd_ipc_command *vmcd_ipc_commands(size_t *n)
+{
+	*n = sizeof(commands) / sizeof(commands[0]);
+	return commands;
+}

@@ -1,0 +1,50 @@
+/*
+ * The settle step (settle.h). It runs from a zero-length loop timer, not
+ * a qb_loop job: libqb does not count a job added from a dispatch as work
+ * to do, so it could wait for the next wake-up of a quiet loop.
+ */
+#include "config.h"
+
+#include "fence.h"
+#include "ipc.h"
+#include "local_vms.h"
+#include "log.h"
+#include "persist.h"
+#include "settle.h"
+
+static qb_loop_timer_handle settle_timer;
+static bool settle_armed;
+
+static void settle_fire(void *data)
+{
+	settle_armed = false;
+	vmcd_settle(data);
+}
+
+void vmcd_settle_request(struct vmcd *d)
+{
+	if (!settle_armed && qb_loop_timer_add(d->loop, QB_LOOP_HIGH, 0, d, settle_fire, &settle_timer) == 0) {
+		settle_armed = true;
+	}
+}
+
+void vmcd_settle(struct vmcd *d)
+{
+	if (vmcd_persist_commit(d) != 0) {
+		/* Acknowledging changes we could not make durable would be a lie. */
+		log_err("stopping: this node cannot keep what it applied");
+		vmcd_shutdown(d, VMCD_EXIT_PERSIST);
+		return;
+	}
+	vmcd_ipc_flush(d);
+	vmcd_local_reconcile(d);
+	vmcd_fence_check(d);
+}
+
+void vmcd_settle_fini(struct vmcd *d)
+{
+	if (settle_armed) {
+		qb_loop_timer_del(d->loop, settle_timer);
+		settle_armed = false;
+	}
+}
