@@ -204,7 +204,7 @@ static void print_waits(json_object *waits)
 {
 	size_t n = waits ? json_object_array_length(waits) : 0;
 
-	printf("Waiting: %s\n", n == 0 ? "nothing" : "");
+	printf("Waiting:%s\n", n == 0 ? " nothing" : "");
 	for (size_t i = 0; i < n; i++) {
 		printf("  %s\n", jstr(json_object_array_get_idx(waits, i), "text"));
 	}

@@ -61,7 +61,8 @@ refused 1 2 "--timeout takes" clusterctl --timeout abc status
 # Garbage over CPG, from a process that joins the daemons' group: dropped by all.
 expect "malformed CPG messages were multicast to the group" node_exec 3 "$VMC_BUILDDIR/tests/cluster/vmc-cpg-garbage"
 for i in 1 2 3; do
-	expect "node $i logged dropping malformed CPG messages" grep -q "dropped a message from node3" "$(node_dir "$i")/log/vmclusterd.log"
+	expect "node $i logged dropping malformed CPG messages" wait_for 10 "node $i's log of the garbage" \
+		grep -q "dropped a message from node3" "$(node_dir "$i")/log/vmclusterd.log"
 	expect "node $i is still synced with quorum" wait_for 30 "node $i synced" node_sees "$i" 3 true
 done
 expect "no VM named evil appeared" bash -c "! grep -q '"evil"' <<<'$(node_exec 1 clusterctl --json vm list)'"
