@@ -52,6 +52,9 @@ static size_t n_members;
 static qb_loop_timer_handle hello_timer;
 static bool hello_armed;
 static int64_t hello_started_ms;
+/* The message outbox_push is sending: a refusal of it goes back to its caller, not to the hook. */
+static struct outbox_msg *pushing;
+static bool pushing_refused;
 
 static void outbox_flush(struct vmcd *d);
 
@@ -93,10 +96,13 @@ static void outbox_flush(struct vmcd *d)
 		retry_ms = d->timeouts.cpg_retry_first_ms;
 		if (err != CS_OK) {
 			uint64_t id = outbox_head->request_id;
+			bool caller_waits = outbox_head == pushing;
 			log_err("cpg_mcast_joined failed (error %d): dropping a %zu-byte message", err,
 				outbox_head->len);
 			outbox_drop_head();
-			if (id != 0) {
+			if (caller_waits) {
+				pushing_refused = true;
+			} else if (id != 0) {
 				cpg_hooks->outcome(d, id, -EIO, "corosync refused to send the change; nothing was applied");
 				cpg_hooks->delivered(d);
 			}
@@ -142,8 +148,11 @@ static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_
 	*outbox_tail = o;
 	outbox_tail = &o->next;
 	outbox_len++;
+	pushing = o;
+	pushing_refused = false;
 	outbox_flush(d);
-	return 0;
+	pushing = NULL;
+	return pushing_refused ? -EIO : 0;
 }
 
 size_t vmcd_cpg_outbox_length(void)

@@ -44,6 +44,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 #define STONITH_ADMIN "/usr/sbin/stonith_admin"
 #define TICK_MS 1000
@@ -132,7 +135,8 @@ static void announce_fenced(struct vmcd *d, struct fence_run *r, const char *met
 					  : 0;
 }
 
-static void announce_failed(struct vmcd *d, struct fence_run *r)
+/* FENCE_FAILED for attempt: our own agent's, or a silent fencer's (error says which). */
+static void announce_failed(struct vmcd *d, struct fence_run *r, uint32_t attempt, const char *error)
 {
 	json_object *body;
 	int64_t id;
@@ -148,16 +152,18 @@ static void announce_failed(struct vmcd *d, struct fence_run *r)
 	body = json_object_new_object();
 
 	json_object_object_add(body, "node", json_object_new_int64(r->l.node));
-	json_object_object_add(body, "attempt", json_object_new_int64(r->l.run_attempt));
-	json_object_object_add(body, "method", json_object_new_string(r->method));
-	json_object_object_add(body, "error", json_object_new_string(r->l.result_error));
+	json_object_object_add(body, "attempt", json_object_new_int64(attempt));
+	json_object_object_add(body, "method", json_object_new_string(method_name(d)));
+	json_object_object_add(body, "error", json_object_new_string(error));
+	r->l.announced = true;
+	r->l.announced_epoch = d->replica.state->epoch;
+	r->l.announced_attempts = attempt;
 	id = vmcd_cpg_send_request(d, VMC_MSG_FENCE_FAILED, body);
 	json_object_put(body);
 	if (id > 0) {
 		r->announce_id = (uint64_t)id;
-		r->l.announced = true;
-		r->l.announced_epoch = d->replica.state->epoch;
-		r->l.announced_attempts = r->l.run_attempt;
+	} else {
+		r->l.announced = false;
 	}
 }
 
@@ -225,6 +231,8 @@ static pid_t agent_spawn(char *const argv[], const char *input)
 	if (pid == 0) {
 		setsid();
 		dup2(in[0], STDIN_FILENO);
+		/* Nothing of the daemon's (corosync, IPC, QMP sockets) goes to the agent. */
+		syscall(SYS_close_range, 3, ~0U, 0);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -252,6 +260,7 @@ static void run_start(struct vmcd *d, struct fence_run *r, const struct vmc_fenc
 
 	r->l.run_attempt = dec->attempt;
 	r->l.run_started_ms = vmc_now_ms();
+	r->l.run_epoch = d->replica.state->epoch;
 	snprintf(r->method, sizeof(r->method), "%s", method_name(d));
 	if (st->fence_method == VMC_FENCE_AGENT) {
 		argv[0] = (char *)st->fence_agent;
@@ -365,6 +374,7 @@ static void act(struct vmcd *d, const struct vmc_fence_decision *dec)
 	if (dec->action == VMC_FENCE_NOTHING) {
 		/* Back, or nothing to fence: the next loss starts afresh. */
 		r->l.daemon_gone_since_ms = 0;
+		r->l.turn_seen_ms = 0;
 		r->said_grace = r->said_wait_none = r->said_no_name = r->said_unset = false;
 		return;
 	}
@@ -389,7 +399,11 @@ static void act(struct vmcd *d, const struct vmc_fence_decision *dec)
 		log_err("node %s: fencing attempt %u failed (%s); its VMs stay where they were; the next "
 			"attempt is the next member's", name, dec->attempt + 1, r->l.result_error);
 		r->l.result_ready = false;
-		announce_failed(d, r);
+		announce_failed(d, r, r->l.run_attempt, r->l.result_error);
+		return;
+	case VMC_FENCE_TURN_EXPIRED:
+		log_err("node %s: %s", name, dec->why);
+		announce_failed(d, r, dec->attempt, dec->why);
 		return;
 	case VMC_FENCE_DROP_RESULT:
 		log_notice("node %s is back or owns no VM: the result of its fencing is dropped", name);
@@ -424,6 +438,28 @@ static void failures_observe(const struct vmcd *d, int64_t now)
 		if (r != NULL && (r->l.failure_seen_attempts != rec->attempts || r->l.failure_seen_ms == 0)) {
 			r->l.failure_seen_attempts = rec->attempts;
 			r->l.failure_seen_ms = now;
+		}
+	}
+}
+
+/* When this node saw each lost node's current attempt begin: its fencer's deadline runs from there. */
+static void turns_observe(const struct vmcd *d, int64_t now)
+{
+	if (!vmc_replica_writable(&d->replica)) {
+		return;
+	}
+	for (size_t i = 0; i < d->replica.state->n_groups; i++) {
+		uint32_t node = d->replica.state->groups[i].owner;
+		const struct vmc_fence_record *rec = vmc_state_fencing(d->replica.state, node);
+		uint32_t attempts = rec != NULL ? rec->attempts : 0;
+		struct fence_run *r;
+		if (node == 0 || vmc_replica_is_active(&d->replica, node) ||
+		    !vmc_state_node_has_groups(d->replica.state, node) || (r = run_get(node)) == NULL) {
+			continue;
+		}
+		if (r->l.turn_seen_ms == 0 || r->l.turn_seen_attempts != attempts) {
+			r->l.turn_seen_ms = now;
+			r->l.turn_seen_attempts = attempts;
 		}
 	}
 }
@@ -466,13 +502,14 @@ void vmcd_fence_check(struct vmcd *d)
 	bool pending = false;
 
 	failures_observe(d, now);
+	turns_observe(d, now);
 	decide(d, now);
 	for (size_t i = 0; i < n_last; i++) {
 		act(d, &last[i]);
 		pending |= last[i].action != VMC_FENCE_NOTHING;
 	}
-	/* Nodes with nothing decided and nothing running here are forgotten. */
-	for (size_t i = n_runs; i-- > 0;) {
+	/* Nodes with nothing decided and nothing running here are forgotten (in a view that decides). */
+	for (size_t i = n_runs; vmc_replica_writable(&d->replica) && i-- > 0;) {
 		bool decided = false;
 		for (size_t k = 0; k < n_last; k++) {
 			decided |= last[k].node == runs[i].l.node && last[k].action != VMC_FENCE_NOTHING;
@@ -556,6 +593,7 @@ static void wait_fill(const struct vmcd *d, const struct vmc_fence_decision *dec
 		{ VMC_FENCE_ANNOUNCE_FAILED, "fencing" }, { VMC_FENCE_WAIT_APPLIED, "fencing" },
 		{ VMC_FENCE_RETRY_LATER, "fencing-retry" }, { VMC_FENCE_OTHERS_TURN, "fencing" },
 		{ VMC_FENCE_NO_NAME, "fencing-no-name" },	  { VMC_FENCE_ANNOUNCE_NONE, "fencing" },
+		{ VMC_FENCE_TURN_EXPIRED, "fencing" },
 	};
 
 	memset(w, 0, sizeof(*w));

@@ -17,6 +17,7 @@
 
 #include "fs_check.h"
 #include "log.h"
+#include "qemu_cmd.h"
 
 struct fs_check {
 	pid_t pid;
@@ -50,7 +51,7 @@ static void unreaped_reap(void)
 }
 
 /* In the child: the first file that fails, into out. */
-static int files_check(const struct vmc_group_def *def, char *out, size_t len)
+static int files_check(const struct vmc_group_def *def, const char *vm_paths, char *out, size_t len)
 {
 	const char *paths[2 + VMC_DISKS_MAX];
 	bool writable[2 + VMC_DISKS_MAX];
@@ -69,6 +70,11 @@ static int files_check(const struct vmc_group_def *def, char *out, size_t len)
 		paths[n++] = def->disks[i].path;
 	}
 	for (size_t i = 0; i < n; i++) {
+		char why[400];
+		if (vmcd_qemu_path_allowed(vm_paths, writable[i] ? "disk" : "file", paths[i], why, sizeof(why)) != 0) {
+			snprintf(out, len, "vm %s cannot start: %s", def->name, why);
+			return -EPERM;
+		}
 		if (access(paths[i], writable[i] ? R_OK | W_OK : R_OK) != 0) {
 			int rc = -errno;
 			snprintf(out, len, "vm %s cannot start: %s: %s", def->name, paths[i], strerror(errno));
@@ -138,8 +144,10 @@ static int check_readable(int32_t fd, int32_t revents, void *data)
 		*nl = '\0';
 	}
 	rc = strtol(c->buf, &nl, 10);
-	waitpid(c->pid, NULL, 0);
-	c->pid = 0;
+	/* It exits right after its line; if not yet, check_end's kill and the reaper take it. */
+	if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+		c->pid = 0;
+	}
 	if (c->have == 0) {
 		check_end(c, -EIO, "the file check ended without a word");
 	} else {
@@ -177,7 +185,7 @@ int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd
 	c->pid = fork();
 	if (c->pid == 0) {
 		char line[480];
-		int rc = files_check(def, line, sizeof(line));
+		int rc = files_check(def, d->opt.vm_paths, line, sizeof(line));
 		dprintf(p[1], "%d %s\n", rc, rc == 0 ? "ok" : line);
 		_exit(0);
 	}

@@ -328,6 +328,22 @@ static int32_t ipc_connection_accept(qb_ipcs_connection_t *c, uid_t uid, gid_t g
 	return -EACCES;
 }
 
+/*
+ * The client went away (its own timeout, a Ctrl-C): its calls will not be
+ * answered, so they let go of the connection now; each is freed once its
+ * change is decided.
+ */
+static int32_t ipc_connection_closed(qb_ipcs_connection_t *c)
+{
+	for (struct vmcd_ipc_call *p = calls; p != NULL; p = p->next) {
+		if (p->conn == c) {
+			p->conn = NULL;
+			qb_ipcs_connection_unref(c);
+		}
+	}
+	return 0;
+}
+
 /* Calls hold a reference, so none can point here any more; be safe anyway. */
 static void ipc_connection_destroyed(qb_ipcs_connection_t *c)
 {
@@ -367,6 +383,7 @@ int vmcd_ipc_init(struct vmcd *d, const struct vmcd_ipc_command *commands, size_
 	static struct qb_ipcs_service_handlers handlers = {
 		.connection_accept = ipc_connection_accept,
 		.msg_process = ipc_msg_process,
+		.connection_closed = ipc_connection_closed,
 		.connection_destroyed = ipc_connection_destroyed,
 	};
 	static struct qb_ipcs_poll_handlers poll_handlers = {

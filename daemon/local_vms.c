@@ -251,8 +251,17 @@ void vmcd_local_reconcile(struct vmcd *d)
 void vmcd_local_resync(struct vmcd *d)
 {
 	for (size_t i = 0; i < n_locals; i++) {
-		locals[i].v.reported = false;
-		locals[i].report_id = 0;
+		struct local_vm *l = &locals[i];
+		const struct vmc_group *g = vmc_state_group_find(d->replica.state, l->v.name);
+		l->v.reported = false;
+		l->report_id = 0;
+		/* The sync brought an older count of attempts (from a daemon that keeps none):
+		 * what this node did is about attempts that, here, no longer exist. */
+		if (g != NULL && l->v.started && g->attempt < l->v.started_attempt) {
+			l->v.started = false;
+			l->v.exit = VMC_EXIT_NONE;
+			l->v.self_fenced = false;
+		}
 	}
 }
 
@@ -367,6 +376,7 @@ int vmcd_local_init(struct vmcd *d, const struct vmcd_local_hooks *hooks)
 	if (rc != 0) {
 		return rc;
 	}
+	vmcd_vm_driver_vm_paths(d->opt.vm_paths);
 	n = vmcd_vm_attach_all();
 	if (n > 0) {
 		log_notice("re-attached to %zu VMs left running by a previous vmclusterd", n);

@@ -45,6 +45,8 @@ static const struct opt_def opt_defs[] = {
 	  "how long to wait for corosync at start before giving up", true, 86400 },
 	{ "vm-memory", 'm', OPT_UINT, FIELD(vm_memory_mib), "0", "MIB",
 	  "memory this node offers to VMs (0: its RAM less 1 GiB)", true, 64 * 1024 * 1024 },
+	{ "vm-paths", 'p', OPT_PATH, FIELD(vm_paths), VMCD_DEFAULT_VM_PATHS, "DIR[:DIR...]",
+	  "the directories a VM's kernel, initrd and disks may lie in (QEMU opens them as root)", true },
 	{ "stop-timeout", 't', OPT_UINT, FIELD(stop_timeout_s), "60", "SECONDS",
 	  "how long a VM gets to shut down (ACPI) before it is stopped by force", true, 86400 },
 	{ "foreground", 'f', OPT_FLAG, FIELD(foreground), "no", NULL,

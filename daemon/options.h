@@ -11,6 +11,7 @@
 #define VMCD_DEFAULT_CONFIG "/etc/vmcluster/vmcluster.conf"
 #define VMCD_DEFAULT_STATE_DIR "/var/lib/vmcluster"
 #define VMCD_DEFAULT_RUN_DIR "/run/vmcluster"
+#define VMCD_DEFAULT_VM_PATHS "/var/lib/vmcluster/images:/srv"
 
 struct vmcd_options {
 	char config[PATH_MAX];
@@ -22,6 +23,7 @@ struct vmcd_options {
 	unsigned int corosync_wait_s; /* how long to wait for corosync at start */
 	unsigned int vm_memory_mib;   /* memory this node offers VMs; 0: RAM less 1 GiB */
 	unsigned int stop_timeout_s;  /* ACPI shutdown, then forced, after this long */
+	char vm_paths[PATH_MAX];      /* directories a VM's files may lie in, ':'-separated */
 };
 
 /*

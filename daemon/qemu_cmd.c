@@ -182,6 +182,10 @@ static void argv_add_disks(struct argv *a, const struct vmc_group_def *def)
 		json_object_object_add(node, "driver", json_object_new_string(def->disks[i].format));
 		json_object_object_add(node, "node-name", json_object_new_string(nodename));
 		json_object_object_add(node, "file", file);
+		/* A qcow2 header may name a backing file: QEMU (root) must open only what was checked. */
+		if (strcmp(def->disks[i].format, "qcow2") == 0) {
+			json_object_object_add(node, "backing", NULL);
+		}
 		argv_add(a, "-blockdev");
 		argv_add(a, "%s", json_object_to_json_string_ext(node, JSON_C_TO_STRING_PLAIN |
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -518,11 +522,61 @@ int vmcd_qemu_host_check(const struct vmcd_qemu_dirs *dirs, const struct vmc_gro
 
 /* ---- checks in the spawn helper: the VM's own files ---- */
 
-static int file_check(const char *what, const char *path, bool disk, char *why, size_t len)
+static char vm_paths[PATH_MAX];
+
+void vmcd_qemu_vm_paths_set(const char *paths)
+{
+	snprintf(vm_paths, sizeof(vm_paths), "%s", paths != NULL ? paths : "");
+}
+
+int vmcd_qemu_path_allowed(const char *paths, const char *what, const char *path, char *why, size_t len)
+{
+	const char *dir = paths;
+
+	if (paths == NULL || paths[0] == '\0') {
+		return 0;
+	}
+	while (*dir != '\0') {
+		size_t n = strcspn(dir, ":");
+		while (n > 1 && dir[n - 1] == '/') {
+			n--; /* "/srv/" is "/srv" */
+		}
+		if (n > 0 && strncmp(path, dir, n) == 0 && (path[n] == '/' || (n == 1 && dir[0] == '/'))) {
+			return 0;
+		}
+		dir += strcspn(dir, ":");
+		dir += *dir == ':';
+	}
+	snprintf(why, len, "%s %s: not in a directory VMs may use (vm-paths %s); add its directory to "
+		 "vm-paths in vmcluster.conf on every node", what, path, paths);
+	return -EPERM;
+}
+
+/*
+ * One of the VM's files, by its real path (links resolved, which QEMU is
+ * then given, so a link changed after the check opens nothing else).
+ */
+static int file_check(const char *what, const char *path, bool disk, char *real, char *why, size_t len)
 {
 	struct stat st;
 	int rc;
 
+	if (realpath(path, real) == NULL) {
+		rc = -errno;
+		snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
+		return rc;
+	}
+	if (strcmp(path, real) != 0) {
+		char label[PATH_MAX + 32];
+		snprintf(label, sizeof(label), "%s %s ->", what, path);
+		rc = vmcd_qemu_path_allowed(vm_paths, label, real, why, len);
+	} else {
+		rc = vmcd_qemu_path_allowed(vm_paths, what, real, why, len);
+	}
+	if (rc < 0) {
+		return rc;
+	}
+	path = real;
 	if (stat(path, &st) < 0) {
 		rc = -errno;
 		snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
@@ -557,19 +611,33 @@ static int bridge_check(size_t i, const char *br, char *why, size_t len)
 	return 0;
 }
 
-static int files_check(const struct vmc_group_def *def, char *why, size_t len)
+/* The real paths of a VM's files, for QEMU's command line (in the helper only). */
+struct real_files {
+	struct vmc_group_def def;
+	struct vmc_disk disks[VMC_DISKS_MAX];
+	char kernel[PATH_MAX], initrd[PATH_MAX], disk[VMC_DISKS_MAX][PATH_MAX];
+};
+
+/* Checks def's files; out becomes def with their real paths. */
+static int files_check(const struct vmc_group_def *def, struct real_files *out, char *why, size_t len)
 {
 	int rc = 0;
 
+	out->def = *def;
 	if (def->has_boot) {
-		rc = file_check("kernel", def->kernel, false, why, len);
+		rc = file_check("kernel", def->kernel, false, out->kernel, why, len);
+		out->def.kernel = out->kernel;
 		if (rc == 0 && def->initrd != NULL) {
-			rc = file_check("initrd", def->initrd, false, why, len);
+			rc = file_check("initrd", def->initrd, false, out->initrd, why, len);
+			out->def.initrd = out->initrd;
 		}
 	}
-	for (size_t i = 0; rc == 0 && i < def->n_disks; i++) {
-		rc = file_check("disk", def->disks[i].path, true, why, len);
+	for (size_t i = 0; rc == 0 && i < def->n_disks && i < VMC_DISKS_MAX; i++) {
+		rc = file_check("disk", def->disks[i].path, true, out->disk[i], why, len);
+		out->disks[i] = def->disks[i];
+		out->disks[i].path = out->disk[i];
 	}
+	out->def.disks = out->disks;
 	for (size_t i = 0; rc == 0 && i < def->n_nics; i++) {
 		rc = bridge_check(i, def->nics[i].bridge, why, len);
 	}
@@ -729,13 +797,15 @@ static void __attribute__((noreturn)) spawn_helper(struct spawn_plan *p)
 	struct argv a = { 0 };
 	pid_t pid;
 
+	static struct real_files real;
+
 	setsid();
 	signals_default();
 	helper_fds_close(p);
-	if (files_check(p->def, why, sizeof(why)) < 0) {
+	if (files_check(p->def, &real, why, sizeof(why)) < 0) {
 		helper_refuse(p, why);
 	}
-	qemu_argv_build(&a, p->qemu, p->dirs, p->def, p->accel);
+	qemu_argv_build(&a, p->qemu, p->dirs, &real.def, p->accel);
 	if (a.oom) {
 		helper_refuse(p, "out of memory for QEMU's arguments");
 	}

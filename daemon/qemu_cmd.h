@@ -90,6 +90,14 @@ int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_de
  */
 bool vmcd_qemu_spawn_read(struct vmcd_qemu_spawn_pipe *p);
 
+/* The directories a VM's files must lie in (vmcd_vm_driver_vm_paths). */
+void vmcd_qemu_vm_paths_set(const char *paths);
+/*
+ * path lies in one of the ':'-separated directories of paths (or paths is
+ * empty). 0, or -EPERM with one line in why.
+ */
+int vmcd_qemu_path_allowed(const char *paths, const char *what, const char *path, char *why, size_t len);
+
 /* The last non-empty line QEMU wrote to NAME.qemu.log after offset from. */
 void vmcd_qemu_log_last_line(const struct vmcd_qemu_dirs *dirs, const char *name, off_t from,
 			     char *out, size_t len);

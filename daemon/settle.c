@@ -30,6 +30,10 @@ void vmcd_settle_request(struct vmcd *d)
 
 void vmcd_settle(struct vmcd *d)
 {
+	/* Self-fencing waits for nothing, not even an fsync. */
+	if (d->quorum_known && !d->quorate) {
+		vmcd_local_reconcile(d);
+	}
 	if (vmcd_persist_commit(d) != 0) {
 		/* Acknowledging changes we could not make durable would be a lie. */
 		log_err("stopping: this node cannot keep what it applied");

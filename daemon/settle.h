@@ -4,6 +4,7 @@
  * asks for a settle; the settle step then runs once, from the loop, in
  * this order (dlm_controld's end-of-loop sequence):
  *
+ *   0. on lost quorum, this node's VMs first (self-fencing waits for no fsync)
  *   1. persist what the replica applied (a change is durable before
  *      anyone hears of it; a node that cannot persist stops)
  *   2. answer the clients whose changes are decided

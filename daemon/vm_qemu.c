@@ -1352,6 +1352,11 @@ static int dir_make(const char *parent, char *out, size_t len)
 	return 0;
 }
 
+void vmcd_vm_driver_vm_paths(const char *paths)
+{
+	vmcd_qemu_vm_paths_set(paths);
+}
+
 int vmcd_vm_driver_init(qb_loop_t *loop, const char *run_dir, const char *state_dir,
 			const struct vmcd_vm_ops *ops, void *ctx)
 {

@@ -50,6 +50,14 @@ struct vmcd_vm_ops {
 	void (*event)(void *ctx, const char *vm, enum vmcd_vm_event ev, const char *reason);
 };
 
+/*
+ * The directories a VM's kernel, initrd and disks must lie in (after their
+ * links are resolved), ':'-separated; NULL or "" allows any. QEMU runs as
+ * root, so a definition (which members of haclient may write) must not
+ * make it open /etc/shadow as a disk. Kept until the driver finishes.
+ */
+void vmcd_vm_driver_vm_paths(const char *paths);
+
 /* Creates RUN_DIR/vms and STATE_DIR/vms (0750). 0 or -errno. */
 int vmcd_vm_driver_init(qb_loop_t *loop, const char *run_dir, const char *state_dir,
 			const struct vmcd_vm_ops *ops, void *ctx);

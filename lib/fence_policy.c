@@ -29,6 +29,7 @@ const char *vmc_fence_action_to_str(enum vmc_fence_action a)
 		[VMC_FENCE_OTHERS_TURN] = "others-turn",
 		[VMC_FENCE_NO_NAME] = "no-name",
 		[VMC_FENCE_DROP_RESULT] = "drop-result",
+		[VMC_FENCE_TURN_EXPIRED] = "turn-expired",
 	};
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
@@ -160,6 +161,11 @@ static bool own_run(const struct vmc_fence_input *in, struct out *o, uint32_t no
 	if (l == NULL) {
 		return false;
 	}
+	if (l->result_ready && l->result_ok && l->run_epoch != in->state->epoch) {
+		d = emit(o, node, VMC_FENCE_DROP_RESULT);
+		DECIDE(d, "the membership changed while the agent ran: its success proves nothing now");
+		return true;
+	}
 	if (l->result_ready && l->result_ok) {
 		if (!in->reports_ready) {
 			d = emit(o, node, VMC_FENCE_WAIT_BARRIER);
@@ -197,6 +203,26 @@ static bool own_run(const struct vmc_fence_input *in, struct out *o, uint32_t no
 	return false;
 }
 
+/* Another member's turn; past fence_turn_ms without a word from it, it is lost. */
+static void others_turn(const struct vmc_fence_input *in, struct out *o, uint32_t node,
+			const struct vmc_fence_local *l, uint32_t fencer, uint32_t attempts)
+{
+	bool expired = l != NULL && l->turn_seen_ms != 0 && l->turn_seen_attempts == attempts &&
+		       in->now_ms - l->turn_seen_ms >= in->t->fence_turn_ms;
+	struct vmc_fence_decision *d = emit(o, node, expired ? VMC_FENCE_TURN_EXPIRED : VMC_FENCE_OTHERS_TURN);
+
+	if (d != NULL) {
+		d->fencer = fencer;
+		d->attempt = attempts;
+	}
+	if (expired) {
+		DECIDE(d, "node id %u said nothing of attempt %u for %lld s: counted as failed", fencer, attempts + 1,
+		       (long long)((in->now_ms - l->turn_seen_ms) / 1000));
+	} else {
+		DECIDE(d, "attempt %u is node id %u's", attempts + 1, fencer);
+	}
+}
+
 static void lost_by_agent(const struct vmc_fence_input *in, struct out *o, uint32_t node,
 			  const struct vmc_fence_local *l)
 {
@@ -216,12 +242,7 @@ static void lost_by_agent(const struct vmc_fence_input *in, struct out *o, uint3
 		return;
 	}
 	if (fencer != in->my_id) {
-		d = emit(o, node, VMC_FENCE_OTHERS_TURN);
-		if (d != NULL) {
-			d->fencer = fencer;
-			d->attempt = attempts;
-		}
-		DECIDE(d, "attempt %u is node id %u's", attempts + 1, fencer);
+		others_turn(in, o, node, l, fencer, attempts);
 		return;
 	}
 	if (l != NULL && l->failure_seen_ms != 0 && l->failure_seen_attempts == attempts &&
@@ -275,7 +296,8 @@ static void lost_decide(const struct vmc_fence_input *in, struct out *o, uint32_
 		} else if (l != NULL && l->announced && l->announced_epoch == in->state->epoch) {
 			d = emit(o, node, VMC_FENCE_WAIT_APPLIED);
 			DECIDE(d, "its recovery is on its way");
-		} else if (in->members[0] != in->my_id) {
+		} else if (in->members[0] != in->my_id &&
+			   !(l != NULL && l->turn_seen_ms != 0 && in->now_ms - l->turn_seen_ms >= in->t->fence_turn_ms)) {
 			d = emit(o, node, VMC_FENCE_OTHERS_TURN);
 			if (d != NULL) {
 				d->fencer = in->members[0];

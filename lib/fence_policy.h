@@ -24,9 +24,13 @@
  *       our agent ended -> announce: NODE_FENCED (with the epoch and the
  *                          sync's reports) or FENCE_FAILED (with the attempt)
  *       our turn        -> run it, fence_retry_ms after the failure before
- *       another's turn  -> nothing, but say whose
+ *       another's turn  -> nothing, but say whose; past fence_turn_ms
+ *                          without a word from that member (frozen after
+ *                          the sync), count its attempt as failed for it
  * A node that is no longer lost (back in the view, or owns nothing any
- * more) has its run's result dropped, never announced.
+ * more) has its run's result dropped, never announced; so has a success
+ * from an earlier epoch (the membership changed while the agent ran: it
+ * is fenced again).
  */
 #ifndef VMC_FENCE_POLICY_H
 #define VMC_FENCE_POLICY_H
@@ -44,9 +48,12 @@ struct vmc_fence_local {
 	int64_t daemon_gone_since_ms; /* its daemon seen gone while its corosync stays (0: not) */
 	int64_t failure_seen_ms;      /* when this node saw the state's failed attempts reach (0: never): */
 	uint32_t failure_seen_attempts; /* (a view of protocol 1 counts none: its own failure pauses it) */
+	int64_t turn_seen_ms;         /* when this node saw the current attempt's turn begin (0: not yet) */
+	uint32_t turn_seen_attempts;  /*   the failed attempts then */
 	bool running;                 /* an agent runs here for it */
 	uint32_t run_attempt;         /* ... for this attempt */
 	int64_t run_started_ms;
+	uint64_t run_epoch;           /* the epoch it started in: a success proves nothing in a later one */
 	bool result_ready;            /* the agent ended; its result is not announced yet */
 	bool result_ok;
 	char result_error[160];
@@ -96,6 +103,7 @@ enum vmc_fence_action {
 	VMC_FENCE_OTHERS_TURN,    /* fencer runs attempt */
 	VMC_FENCE_NO_NAME,        /* our turn, but no name to give the agent */
 	VMC_FENCE_DROP_RESULT,    /* the node is not lost any more: forget our agent's result */
+	VMC_FENCE_TURN_EXPIRED,   /* the fencer of attempt said nothing in time: FENCE_FAILED for it */
 };
 
 struct vmc_fence_decision {

@@ -328,7 +328,8 @@ static int report_current(const struct vmc_state *s, const struct vmc_apply_ctx 
 			 r->event, node_label(s, ctx->sender, nb, sizeof(nb)));
 		return -VMC_E_PROTOCOL;
 	}
-	if (r->has_attempt && r->attempt != g->attempt) {
+	/* A view of protocol 1 has members that count no attempts: it decides as they do. */
+	if (VMC_PROTO_HAS_ATTEMPTS(ctx->version) && r->attempt != g->attempt) {
 		snprintf(detail, len, "vm %s: stale report '%s' about start attempt %u (now at %u)",
 			 g->def->name, r->event, r->attempt, g->attempt);
 		return -VMC_E_BUSY;

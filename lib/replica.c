@@ -186,6 +186,7 @@ static void hello_send(struct vmc_replica *r)
 	json_object_object_add(body, "proto_max", json_object_new_int(VMC_PROTO_VERSION_MAX));
 	json_object_object_add(body, "round", json_object_new_int64(r->round));
 	json_object_object_add(body, "tainted", json_object_new_boolean(r->tainted));
+	r->hello_tainted = r->tainted;
 	if (r->ops->running != NULL) {
 		json_object_object_add(body, "running", r->ops->running(r->ctx));
 	}
@@ -294,10 +295,21 @@ static void taint(struct vmc_replica *r, const char *why)
 
 	r->tainted = true;
 	r->primary = false;
-	if (first) {
+	if (!first) {
+		return;
+	}
+	if (VMC_PROTO_HAS_ATTEMPTS(r->proto)) {
 		warn(r, "%s: this node takes no changes and asks for a new sync to get the state back", why);
 		restart_request(r);
+	} else {
+		/* Older members would drop a restart: wait for the next membership change. */
+		warn(r, "%s: this node takes no changes until the next membership change", why);
 	}
+}
+
+void vmc_replica_local_failure(struct vmc_replica *r, const char *why)
+{
+	taint(r, why);
 }
 
 /* The hello must describe the view we are in now, else it is stale. */
@@ -391,8 +403,13 @@ static void held_apply_all(struct vmc_replica *r);
 /* caught_up: this copy is now the source's (or the source's is no better). */
 static void sync_finish(struct vmc_replica *r, bool caught_up)
 {
-	if (caught_up) {
+	/* Cured only by a sync that knew of the taint (its hello said so); a taint
+	 * that came later waits for the sync it asked for. */
+	if (caught_up && r->hello_tainted) {
 		r->tainted = false;
+	}
+	if (r->tainted) {
+		r->primary = false;
 	}
 	r->phase = VMC_SYNC_DONE;
 	r->prev_primary = r->primary;
@@ -476,6 +493,31 @@ static void hellos_complete(struct vmc_replica *r)
 	}
 }
 
+/* What protocol a node spoke in the last hello this replica had from it (0: none). */
+static uint16_t proto_seen_of(const struct vmc_replica *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->n_proto_seen; i++) {
+		if (r->proto_seen[i].node == node) {
+			return r->proto_seen[i].proto;
+		}
+	}
+	return 0;
+}
+
+static void proto_seen_set(struct vmc_replica *r, uint32_t node, uint16_t proto)
+{
+	for (size_t i = 0; i < r->n_proto_seen; i++) {
+		if (r->proto_seen[i].node == node) {
+			r->proto_seen[i].proto = proto;
+			return;
+		}
+	}
+	if (r->n_proto_seen < VMC_NODES_MAX) {
+		r->proto_seen[r->n_proto_seen].node = node;
+		r->proto_seen[r->n_proto_seen++].proto = proto;
+	}
+}
+
 /* A sync message of this view's current sync (members and sync_seq match)? */
 static bool sync_body_current(const struct vmc_replica *r, json_object *body)
 {
@@ -516,6 +558,7 @@ static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 	if (i == r->n_hellos) {
 		r->n_hellos++;
 	}
+	proto_seen_set(r, h.node_id, h.proto_max);
 	if (r->n_hellos == r->n_active) {
 		hellos_complete(r);
 	}
@@ -542,22 +585,120 @@ static bool hellos_know_exclusion(const struct vmc_replica *r)
 	return true;
 }
 
+/*
+ * Members this node vouches for: it heard them speak protocol 2 before, so
+ * they will understand their own exclusion. An exclusion names them, and
+ * every member excludes only those, so what each knows does not matter.
+ */
+static json_object *vouch_for(const struct vmc_replica *r, const uint32_t *ids, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++) {
+		if (ids[i] != r->my_id && proto_seen_of(r, ids[i]) >= 2) {
+			json_object_array_add(a, json_object_new_int64(ids[i]));
+		}
+	}
+	return a;
+}
+
 void vmc_replica_hello_deadline(struct vmc_replica *r)
 {
-	json_object *body;
+	uint32_t silent[VMC_NODES_MAX];
+	size_t n = 0;
+	json_object *body, *vouch;
 
-	if (r->phase != VMC_SYNC_HELLO || r->excluded_self || !is_member(r, r->my_id) ||
-	    !hellos_know_exclusion(r)) {
+	if (r->excluded_self || !is_member(r, r->my_id) || !hellos_know_exclusion(r)) {
+		return;
+	}
+	if (r->phase == VMC_SYNC_HELLO) {
+		for (size_t i = 0; i < r->n_active; i++) {
+			if (!hello_from(r, r->active[i])) {
+				silent[n++] = r->active[i];
+			}
+		}
+	} else if (r->phase == VMC_SYNC_STATE && r->source != NULL && r->source->node_id != r->my_id) {
+		silent[n++] = r->source->node_id; /* the source went quiet before its snapshot ended */
+	}
+	vouch = vouch_for(r, silent, n);
+	if (json_object_array_length(vouch) == 0) {
+		json_object_put(vouch);
 		return;
 	}
 	body = sync_body(r);
+	json_object_object_add(body, "vouch", vouch);
+	if (r->phase == VMC_SYNC_STATE) {
+		json_object_object_add(body, "source", json_object_new_int64(r->source->node_id));
+	}
 	r->ops->send(r->ctx, VMC_MSG_SYNC_EXCLUDE, body);
 	json_object_put(body);
 }
 
+static bool vouched(json_object *body, uint32_t node)
+{
+	json_object *a = vmc_json_array(body, "vouch");
+
+	for (size_t i = 0; a != NULL && i < json_object_array_length(a); i++) {
+		json_object *v = json_object_array_get_idx(a, i);
+		if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) == (int64_t)node) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* This node learns it was excluded: it asks for the sync again. */
+static void excluded_self(struct vmc_replica *r)
+{
+	r->excluded_self = true;
+	warn(r, "this node was excluded from the sync (its daemon did not answer in time): asking for "
+		"the sync again");
+	restart_request(r);
+}
+
+/*
+ * The source went quiet in the state phase: it leaves the sync, and the
+ * hellos of the others, all in, choose another source.
+ */
+static void exclude_source(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	uint32_t source;
+	size_t k = 0;
+
+	if (!vmc_json_u32(m->body, "source", &source) || r->source == NULL || r->source->node_id != source ||
+	    !vouched(m->body, source)) {
+		return;
+	}
+	if (source == r->my_id) {
+		excluded_self(r);
+		return;
+	}
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].node_id != source) {
+			r->hellos[k++] = r->hellos[i];
+		} else {
+			json_object_put(r->hellos[i].running);
+		}
+	}
+	r->n_hellos = k;
+	k = 0;
+	for (size_t i = 0; i < r->n_active; i++) {
+		if (r->active[i] != source) {
+			r->active[k++] = r->active[i];
+		}
+	}
+	r->n_active = k;
+	r->excluded[r->n_excluded++] = source;
+	r->exclusions++;
+	snapshot_reset(r);
+	warn(r, "node id %u, the sync's source, excluded: its snapshot did not come within the deadline", source);
+	hellos_complete(r);
+}
+
 /*
  * The first exclusion delivered decides, for every member alike: whoever
- * has not said hello at this point of the order is out of this sync.
+ * has not said hello at this point of the order, and was vouched for, is
+ * out of this sync.
  */
 static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 {
@@ -565,15 +706,20 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 	bool me = false;
 	char names[256] = "";
 
-	if (r->phase != VMC_SYNC_HELLO || !is_member(r, m->sender) || !sync_body_current(r, m->body) ||
-	    !hellos_know_exclusion(r) || r->n_hellos == r->n_active) {
+	if (!is_member(r, m->sender) || !sync_body_current(r, m->body) || !hellos_know_exclusion(r)) {
 		return;
 	}
-	r->n_excluded = 0;
+	if (r->phase == VMC_SYNC_STATE && json_object_object_get_ex(m->body, "source", NULL)) {
+		exclude_source(r, m);
+		return;
+	}
+	if (r->phase != VMC_SYNC_HELLO || r->n_hellos == r->n_active) {
+		return;
+	}
 	for (size_t i = 0; i < r->n_active; i++) {
 		uint32_t id = r->active[i];
 		size_t used = strlen(names);
-		if (hello_from(r, id)) {
+		if (hello_from(r, id) || !vouched(m->body, id)) {
 			r->active[kept++] = id;
 			continue;
 		}
@@ -581,18 +727,20 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 		me |= id == r->my_id;
 		snprintf(names + used, sizeof(names) - used, "%s%u", r->n_excluded > 1 ? ", " : "", id);
 	}
+	if (kept == r->n_active) {
+		return; /* nobody silent was vouched for */
+	}
 	r->n_active = kept;
 	r->exclusions++;
 	if (me) {
-		r->excluded_self = true;
-		warn(r, "this node was excluded from the sync (its daemon did not answer within the hello "
-			"deadline): asking for the sync again");
-		restart_request(r);
+		excluded_self(r);
 		return;
 	}
 	warn(r, "node id(s) %s excluded from this sync: no hello within the deadline (treated as "
 		"departed daemons until they answer)", names);
-	hellos_complete(r);
+	if (r->n_hellos == r->n_active) {
+		hellos_complete(r);
+	}
 }
 
 /* A member excluded or tainted asks for the sync again: everyone starts over. */
@@ -693,6 +841,13 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 				r->tainted ? -VMC_E_RETRY : -VMC_E_NO_QUORUM, detail);
 		return;
 	}
+	if (m->version > r->proto) {
+		/* Written before the view agreed on a lower protocol: an older member dropped it. */
+		snprintf(detail, sizeof(detail), "written in protocol %u, the view speaks %u; retry", m->version,
+			 r->proto);
+		r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY, detail);
+		return;
+	}
 	rc = vmc_state_apply(r->state, &ctx, m, detail, sizeof(detail));
 	if (rc == -ENOMEM) {
 		/* Not a verdict: the others applied or refused it, this node could not tell. */
@@ -757,6 +912,11 @@ void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 		break;
 	}
 	if (!vmc_replica_is_active(r, m->sender) || r->excluded_self) {
+		/* Not this sync's: nobody decides it. Its origin must still answer its client. */
+		if (m->sender == r->my_id && m->request_id != 0) {
+			r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY,
+					"this node is not in the cluster's sync at the moment; retry");
+		}
 		return;
 	}
 	if (r->phase != VMC_SYNC_DONE) {

@@ -45,7 +45,11 @@
  * tainted copy is never chosen as the source. Each restart raises the
  * view's sync_seq, which hellos and exclusions carry, so nothing sent for
  * an earlier sync of the same view is taken for the current one.
- * Exclusion needs every answering member to speak protocol 2.
+ * Exclusion needs every answering member to speak protocol 2; in a view of
+ * protocol 1 a tainted node asks for no restart and takes no changes until
+ * the next membership change, and a request written in a newer protocol
+ * than the view's is refused on every member (an older one dropped it).
+ * A taint is cured only by a sync whose hello announced it.
  */
 #ifndef VMC_REPLICA_H
 #define VMC_REPLICA_H
@@ -128,6 +132,12 @@ struct vmc_replica {
 	size_t n_excluded;
 	bool excluded_self;      /* this node was excluded: it has asked for a restart */
 	bool tainted;            /* see above: this copy may lack a change */
+	bool hello_tainted;      /* what this round's hello said of it */
+	struct {
+		uint32_t node;
+		uint16_t proto;
+	} proto_seen[VMC_NODES_MAX]; /* the protocol each node last spoke in a hello */
+	size_t n_proto_seen;
 	uint32_t round;          /* views seen by this replica */
 	uint32_t sync_seq;       /* syncs of this view: 0 at a view change, +1 per restart */
 	enum vmc_sync_phase phase;
@@ -168,11 +178,20 @@ void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
 void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m);
 
 /*
- * The hello phase has lasted the hello deadline on this node: ask that
- * members still silent be excluded from this sync (see above). Does
- * nothing outside the hello phase.
+ * The sync has lasted the hello deadline on this node: ask that members
+ * still silent be excluded from this sync (see above) — in the hello
+ * phase, those without a hello; in the state phase, a source whose
+ * snapshot has not ended. Only members this node heard speak protocol 2
+ * are named (vouched for), so an older daemon is never excluded: it would
+ * not understand it. Does nothing once the sync is done.
  */
 void vmc_replica_hello_deadline(struct vmc_replica *r);
+
+/*
+ * This node failed where the others did not (out of memory outside the
+ * apply path, e.g. decoding a message): taint it (see above).
+ */
+void vmc_replica_local_failure(struct vmc_replica *r, const char *why);
 
 /* Is node an active member (in the view and not excluded from its sync)? */
 bool vmc_replica_is_active(const struct vmc_replica *r, uint32_t node);

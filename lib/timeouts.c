@@ -30,6 +30,10 @@ void vmc_timeouts_derive(struct vmc_timeouts *t, uint32_t token_ms, uint32_t fen
 	t->fence_run_ms = t->fence_timeout_ms;
 	t->fence_term_grace_ms = VMC_FENCE_TERM_GRACE_MS;
 	t->fence_retry_ms = VMC_FENCE_RETRY_MS;
+	/* A turn: the pause before it, the agent's whole run and kill, a sync's worth of slack. */
+	t->fence_turn_ms = at_least((uint64_t)t->fence_retry_ms + t->fence_run_ms + t->fence_term_grace_ms +
+					    t->hello_deadline_ms,
+				    0);
 	t->vm_start_deadline_ms = VMC_VM_START_DEADLINE_MS;
 	t->vm_exit_grace_ms = VMC_VM_EXIT_GRACE_MS;
 	t->fs_check_deadline_ms = VMC_FS_CHECK_DEADLINE_MS;
@@ -54,6 +58,8 @@ int vmc_timeouts_check(const struct vmc_timeouts *t, char *why, size_t len)
 		  "a killed fence agent is gone before the next attempt" },
 		{ t->fs_check_deadline_ms, t->vm_start_deadline_ms,
 		  "a file check must end before the start it precedes times out" },
+		{ t->fence_run_ms, t->fence_turn_ms,
+		  "a fencer's turn outlasts its agent's run, or a slow agent would lose its turn" },
 	};
 
 	for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {

@@ -24,6 +24,9 @@
  *   failure --------> FENCE_FAILED; attempt 1 belongs to the next member,
  *                     which waits fence_retry_ms first; and so on, round
  *                     the view
+ *   silence --------> a fencer that says nothing for fence_turn_ms (its
+ *                     daemon froze after the sync) loses its turn: any
+ *                     member counts its attempt as failed
  *   success --------> NODE_FENCED, valid only in the epoch it was decided in;
  *                     every member applies the same recovery plan
  *   + <= vm_start_deadline_ms
@@ -80,6 +83,7 @@ struct vmc_timeouts {
 	uint32_t fence_run_ms;
 	uint32_t fence_term_grace_ms;
 	uint32_t fence_retry_ms;
+	uint32_t fence_turn_ms;
 	uint32_t vm_start_deadline_ms;
 	uint32_t vm_exit_grace_ms;
 	uint32_t fs_check_deadline_ms;

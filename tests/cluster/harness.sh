@@ -520,10 +520,11 @@ harness_start_corosync() {
 harness_start_vmclusterd() {
 	local dir
 	dir=$(node_dir "$1")
-	# VMC_DAEMON_ARGS: extra vmclusterd options for every node (e.g. --vm-memory=1024)
+	# VMC_DAEMON_ARGS: extra vmclusterd options for every node (e.g. --vm-memory=1024);
+	# the tests' VM files (the guest) live in the run dir.
 	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
-		"$VMC_BUILDDIR/daemon/vmclusterd" -f ${VMC_DAEMON_ARGS:-}
+		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" ${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {

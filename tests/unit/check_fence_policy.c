@@ -13,6 +13,7 @@
  *   timeouts token=MS fence=S    (default token 1000, fence_timeout 60)
  *   local NODE [running=ATTEMPT@STARTED_MS] [result=ok|failed] [error=TEXT]
  *              [gone_since=MS] [failure_seen=ATTEMPTS@MS] [announced=ATTEMPTS@EPOCH]
+ *              [turn_seen=ATTEMPTS@MS] [run_epoch=EPOCH]
  *   expect NODE ACTION [fencer=NODE] [attempt=N] [plug=NAME] [wait=MS]
  *   expect-nothing
  *
@@ -100,6 +101,12 @@ static void parse_local(struct fcase *c, char *save)
 			pair(c, v, &a, &b);
 			l->failure_seen_attempts = (uint32_t)a;
 			l->failure_seen_ms = b;
+		} else if ((v = case_kv(t, "turn_seen")) != NULL) {
+			pair(c, v, &a, &b);
+			l->turn_seen_attempts = (uint32_t)a;
+			l->turn_seen_ms = b;
+		} else if ((v = case_kv(t, "run_epoch")) != NULL) {
+			l->run_epoch = strtoull(v, NULL, 10);
 		} else if ((v = case_kv(t, "announced")) != NULL) {
 			pair(c, v, &a, &b);
 			l->announced = true;

@@ -1129,24 +1129,41 @@ static size_t bus_find(uint16_t type, size_t from)
 	return 0;
 }
 
+/* Three nodes synced once (each heard the others speak protocol 2); the bus emptied. */
+static void three_synced(struct node *a, struct node *b, struct node *c)
+{
+	static const uint32_t members[] = { 1, 2, 3 };
+	struct node *abc[] = { a, b, c };
+
+	node_start(a, 1, 1, 3, NULL);
+	node_start(b, 2, 1, 3, NULL);
+	node_start(c, 3, 1, 3, NULL);
+	view_of(abc, 3, members, 3);
+	bus_run(abc, 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert(vmc_replica_writable(&abc[i]->r));
+	}
+	bus_reset();
+}
+
 /*
- * Nodes 1 and 2 answer, node 3 is in the view but its daemon is frozen:
- * the deadline on node 1 excludes node 3 on both alike, the sync ends
- * without it (primary: its vote still counts), and its requests are ignored.
+ * Nodes 1 and 2 answer, node 3 is in the view but its daemon is frozen
+ * (the next view change reaches 1 and 2 only): the deadline on node 1
+ * excludes node 3 on both alike, the sync ends without it (primary: its
+ * vote still counts), and its requests are ignored.
  */
 START_TEST(test_hello_deadline_excludes_the_silent_member)
 {
 	static const uint32_t members[] = { 1, 2, 3 };
-	struct node a, b;
+	struct node a, b, c;
 	struct node *ab[] = { &a, &b };
 	size_t mark;
 
-	node_start(&a, 1, 1, 3, NULL);
-	node_start(&b, 2, 1, 3, NULL);
+	three_synced(&a, &b, &c);
 	view_of(ab, 2, members, 3);
 	bus_run(ab, 2);
 	ck_assert_int_eq(a.r.phase, VMC_SYNC_HELLO);
-	/* node 1's deadline asks for an exclusion, one message */
+	/* node 1's deadline asks for an exclusion, one message, vouching for node 3 */
 	mark = bus_len;
 	vmc_replica_hello_deadline(&a.r);
 	ck_assert_uint_eq(bus_len, mark + 1);
@@ -1173,6 +1190,26 @@ START_TEST(test_hello_deadline_excludes_the_silent_member)
 	ck_assert_uint_eq(bus_count(VMC_MSG_SYNC_EXCLUDE, 1), 1);
 	node_stop(&a);
 	node_stop(&b);
+	node_stop(&c);
+}
+END_TEST
+
+/* A member never heard from (it may be an older daemon) is never excluded: the sync waits. */
+START_TEST(test_a_member_never_heard_is_not_excluded)
+{
+	static const uint32_t members[] = { 1, 2, 3 };
+	struct node a, b;
+	struct node *ab[] = { &a, &b };
+
+	node_start(&a, 1, 1, 3, NULL);
+	node_start(&b, 2, 1, 3, NULL);
+	view_of(ab, 2, members, 3);
+	bus_run(ab, 2);
+	vmc_replica_hello_deadline(&a.r);
+	ck_assert_uint_eq(bus_count(VMC_MSG_SYNC_EXCLUDE, 1), 0);
+	ck_assert_int_eq(a.r.phase, VMC_SYNC_HELLO);
+	node_stop(&a);
+	node_stop(&b);
 }
 END_TEST
 
@@ -1190,9 +1227,7 @@ START_TEST(test_excluded_member_wakes_and_the_sync_restarts)
 	struct node *only_c[] = { &c };
 	size_t woke, restart;
 
-	node_start(&a, 1, 1, 3, NULL);
-	node_start(&b, 2, 1, 3, NULL);
-	node_start(&c, 3, 1, 3, NULL);
+	three_synced(&a, &b, &c);
 	view_of(ab, 2, members, 3);
 	bus_run(ab, 2);
 	vmc_replica_hello_deadline(&a.r);
@@ -1203,6 +1238,7 @@ START_TEST(test_excluded_member_wakes_and_the_sync_restarts)
 	woke = bus_len;
 	view_of(only_c, 1, members, 3);
 	bus_deliver_range(only_c, 1, 0, woke);
+	request(only_c, 1, 1, 9, VMC_MSG_GROUP_ADD, ADD_WEB1);
 	ck_assert(c.r.excluded_self);
 	ck_assert(!vmc_replica_writable(&c.r));
 	restart = bus_find(VMC_MSG_SYNC_RESTART, woke);
@@ -1219,6 +1255,41 @@ START_TEST(test_excluded_member_wakes_and_the_sync_restarts)
 	}
 	ck_assert_str_eq(replica_digest(&a.r).hex, replica_digest(&c.r).hex);
 	ck_assert_ptr_nonnull(vmc_state_group_find(c.r.state, "web1"));
+	node_stop(&a);
+	node_stop(&b);
+	node_stop(&c);
+}
+END_TEST
+
+/*
+ * The source says hello, then freezes before its snapshot: at the deadline
+ * the others exclude it and take the next source; they end equal.
+ */
+START_TEST(test_silent_source_excluded_in_the_state_phase)
+{
+	static const uint32_t members[] = { 1, 2, 3 };
+	struct node a, b, c;
+	struct node *bc[] = { &b, &c };
+	struct node *abc[] = { &a, &b, &c };
+
+	three_synced(&a, &b, &c);
+	/* node 1 moves ahead alone, so it becomes the source of the next sync */
+	request((struct node *[]){ &a }, 1, 1, 3, VMC_MSG_GROUP_ADD, ADD_DB1);
+	ck_assert_uint_eq(a.r.state->config_version, 1);
+	view_of(abc, 3, members, 3);
+	/* a's hello goes out, then a freezes: only b and c go on */
+	bus_run(bc, 2);
+	ck_assert_int_eq(b.r.phase, VMC_SYNC_STATE);
+	ck_assert_uint_eq(b.r.source->node_id, 1);
+	vmc_replica_hello_deadline(&b.r);
+	bus_run(bc, 2);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(bc[i]->r.phase, VMC_SYNC_DONE);
+		ck_assert_uint_eq(bc[i]->r.n_excluded, 1);
+		ck_assert_uint_eq(bc[i]->r.excluded[0], 1);
+		ck_assert(bc[i]->r.primary);
+	}
+	ck_assert_str_eq(replica_digest(&b.r).hex, replica_digest(&c.r).hex);
 	node_stop(&a);
 	node_stop(&b);
 	node_stop(&c);
@@ -1328,6 +1399,8 @@ static Suite *replica_suite(void)
 
 	tc = tcase_make(s, "exclusion");
 	tcase_add_test(tc, test_hello_deadline_excludes_the_silent_member);
+	tcase_add_test(tc, test_a_member_never_heard_is_not_excluded);
+	tcase_add_test(tc, test_silent_source_excluded_in_the_state_phase);
 	tcase_add_test(tc, test_excluded_member_wakes_and_the_sync_restarts);
 	tcase_add_test(tc, test_exclusion_needs_the_current_sync_and_protocol_2);
 	tcase_add_test(tc, test_tainted_hello_is_never_the_source);

@@ -825,6 +825,31 @@ static bool step_privilege(void)
 	      "group-writable kernel: START_FAILED: '%s'", e != NULL ? e->reason : "no such event");
 	check(nothing_left(T.vm_a), "group-writable kernel: no QEMU");
 	unlink(path);
+
+	/* A kernel outside the directories VMs may use, and a link out of them. */
+	vmcd_vm_driver_vm_paths("/var/lib/vmcluster/images:/nonexistent");
+	def_fill(&def, T.vm_a);
+	e = start_expect_failure(&def, EVENT_DEADLINE_MS);
+	check(e != NULL && strstr(e->reason, "not in a directory VMs may use") != NULL,
+	      "kernel outside vm-paths: START_FAILED: '%s'", e != NULL ? e->reason : "no such event");
+	check(nothing_left(T.vm_a), "kernel outside vm-paths: no QEMU");
+	snprintf(path, sizeof(path), "%s/link-out", T.tmp);
+	snprintf(cmd, sizeof(cmd), "%s/allowed", T.tmp);
+	mkdir(cmd, 0755);
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "/kernel");
+	if (check(symlink("/etc/shadow", cmd) == 0, "a link to /etc/shadow in an allowed directory")) {
+		char allowed[PATH_MAX + 16];
+		snprintf(allowed, sizeof(allowed), "%s/allowed", T.tmp);
+		vmcd_vm_driver_vm_paths(allowed);
+		def_fill(&def, T.vm_a);
+		def.kernel = cmd;
+		e = start_expect_failure(&def, EVENT_DEADLINE_MS);
+		check(e != NULL && strstr(e->reason, "/etc/shadow") != NULL &&
+		      strstr(e->reason, "not in a directory VMs may use") != NULL,
+		      "a link out of vm-paths is judged by where it leads: '%s'", e != NULL ? e->reason : "no such event");
+		unlink(cmd);
+	}
+	vmcd_vm_driver_vm_paths(NULL);
 	return T.failures == 0;
 }
 
