@@ -388,6 +388,9 @@ int vmcd_cpg_init(struct vmcd *d, const struct vmcd_cpg_hooks *hooks)
 	}
 	my_votes = vmcd_node_by_id(d, d->my_id) ? vmcd_node_by_id(d, d->my_id)->votes : 1;
 	vmc_replica_init(&d->replica, d->my_id, my_votes, votes, d->replica.state, &replica_ops, d);
+	/* Protocol 3 needs votequorum's word in every hello: until this daemon
+	 * feeds it (quorum.c), it speaks 2. */
+	d->replica.proto_max = 2;
 	strcpy(name.value, CPG_GROUP_NAME);
 	name.length = strlen(CPG_GROUP_NAME);
 	do {

@@ -62,6 +62,11 @@ int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const 
 	}
 	if (rc == 0) {
 		s->config_version++;
+		/* From protocol 3 the state remembers what it applied, so an origin
+		 * caught in a membership change can tell (replica.h). */
+		if (VMC_PROTO_HAS_CONFIRM(ctx->version)) {
+			vmc_state_recent_add(s, ctx->sender, m->request_id);
+		}
 	} else if (detail[0] == '\0') {
 		snprintf(detail, detail_len, "%s", vmc_strerror(rc));
 	}

@@ -13,77 +13,84 @@
 #include "replica.h"
 #include "vmc_errors.h"
 
-static char *line_from(json_object *o)
-{
-	const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
-	size_t len = text ? strlen(text) : 0;
-	/* json-c cuts its output short when it runs out of memory: a torn line is no line. */
-	char *line = len > 0 && text[len - 1] == '}' ? malloc(len + 2) : NULL;
-
-	if (line != NULL) {
-		memcpy(line, text, len);
-		line[len] = '\n';
-		line[len + 1] = '\0';
-	}
-	json_object_put(o);
-	return line;
-}
-
 char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after)
 {
 	return vmc_journal_line_change_in_view(m, version_after, NULL, 0);
 }
 
-/* Adds key: value to o, or drops o (returns NULL) when value could not be made. */
-static json_object *field_add(json_object *o, const char *key, json_object *value)
+/*
+ * The body as JSON text, newly allocated. json-c out of memory can write
+ * text that is well-formed but wrong (a key left empty, a member
+ * missing), so it is written twice and kept only when both agree.
+ */
+static char *body_text(json_object *body)
 {
-	if (o == NULL || value == NULL || json_object_object_add(o, key, value) != 0) {
-		json_object_put(value);
-		json_object_put(o);
+	const char *first = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+	char *copy = first != NULL ? strdup(first) : NULL;
+	const char *again = copy != NULL ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
+
+	if (again == NULL || strcmp(copy, again) != 0 || copy[0] != '{') {
+		free(copy);
 		return NULL;
 	}
-	return o;
+	return copy;
 }
 
+/* The rest is numbers, written by hand; out of memory anywhere: NULL, and
+ * the caller writes a snapshot instead. */
 char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_after,
 				      const uint32_t *members, size_t n_members)
 {
-	json_object *o = json_object_new_object();
-	json_object *view = json_object_new_array();
+	char view[VMC_NODES_MAX * 11 + 3] = "[";
+	char *body = body_text(m->body);
+	char *line = NULL;
+	size_t used = 1;
 
-	/* Out of memory anywhere: no line, and the caller writes a snapshot instead. */
-	for (size_t i = 0; view != NULL && i < n_members; i++) {
-		json_object *id = json_object_new_int64(members[i]);
-		if (id == NULL || json_object_array_add(view, id) != 0) {
-			json_object_put(id);
-			json_object_put(view);
-			view = NULL;
-		}
+	for (size_t i = 0; i < n_members && i < VMC_NODES_MAX; i++) {
+		used += (size_t)snprintf(view + used, sizeof(view) - used, "%s%u", i ? "," : "", members[i]);
 	}
-	o = field_add(o, "members", view);
-	o = field_add(o, "v", json_object_new_uint64(version_after));
-	o = field_add(o, "type", json_object_new_int(m->type));
-	/* The apply may depend on the protocol the change was written in. */
-	o = field_add(o, "version", json_object_new_int(m->version ? m->version : 1));
-	o = field_add(o, "sender", json_object_new_int64(m->sender));
-	o = field_add(o, "request_id", json_object_new_uint64(m->request_id));
-	o = field_add(o, "body", json_object_get(m->body));
-	return o != NULL ? line_from(o) : NULL;
+	snprintf(view + used, sizeof(view) - used, "]");
+	/* The version: the apply may depend on the protocol the change was written in. */
+	if (body == NULL ||
+	    asprintf(&line, "{\"members\":%s,\"v\":%llu,\"type\":%u,\"version\":%u,\"sender\":%u,"
+			    "\"request_id\":%llu,\"body\":%s}\n",
+		     view, (unsigned long long)version_after, m->type, m->version ? m->version : 1, m->sender,
+		     (unsigned long long)m->request_id, body) < 0) {
+		line = NULL;
+	}
+	free(body);
+	return line;
+}
+
+/*
+ * {"v":version,"<key>":value}: written without json-c, whose output can
+ * lose a member and stay well-formed when it runs out of memory.
+ */
+static char *number_line(const char *key, uint64_t value, uint64_t version)
+{
+	char *line = NULL;
+
+	if (asprintf(&line, "{\"v\":%llu,\"%s\":%llu}\n", (unsigned long long)version, key,
+		     (unsigned long long)value) < 0) {
+		return NULL;
+	}
+	return line;
 }
 
 char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version)
 {
-	json_object *o = json_object_new_object();
+	return number_line("epoch", epoch, version);
+}
 
-	o = field_add(o, "v", json_object_new_uint64(version));
-	o = field_add(o, "epoch", json_object_new_uint64(epoch));
-	return o != NULL ? line_from(o) : NULL;
+char *vmc_journal_line_promise(uint64_t counter, uint64_t version)
+{
+	return number_line("promise", counter, version);
 }
 
 static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char *err,
 		       size_t errlen)
 {
-	json_object *v, *epoch, *type, *sender, *rid, *body, *view;
+	json_object *v, *epoch, *promise, *type, *sender, *rid, *body, *view;
 	uint32_t members[VMC_NODES_MAX];
 	struct vmc_apply_ctx ctx = { .members = members };
 	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MIN };
@@ -97,6 +104,17 @@ static int replay_line(struct vmc_state *s, json_object *o, bool *applied, char 
 		return -VMC_E_PROTOCOL;
 	}
 	version = json_object_get_uint64(v);
+	if (json_object_object_get_ex(o, "promise", &promise)) {
+		if (!json_object_is_type(promise, json_type_int) || json_object_get_int64(promise) < 0) {
+			snprintf(err, errlen, "promise is not a non-negative integer");
+			return -VMC_E_PROTOCOL;
+		}
+		if (json_object_get_uint64(promise) > s->promised) {
+			s->promised = json_object_get_uint64(promise);
+			*applied = true;
+		}
+		return 0;
+	}
 	if (json_object_object_get_ex(o, "epoch", &epoch)) {
 		if (!json_object_is_type(epoch, json_type_int) || json_object_get_int64(epoch) < 0) {
 			snprintf(err, errlen, "epoch is not a non-negative integer");

@@ -26,6 +26,8 @@ char *vmc_journal_line_change(const struct vmc_msg *m, uint64_t version_after);
 char *vmc_journal_line_change_in_view(const struct vmc_msg *m, uint64_t version_after,
 				      const uint32_t *members, size_t n_members);
 char *vmc_journal_line_epoch(uint64_t epoch, uint64_t version);
+/* This node promised epoch counter (replica.h): it never promises less again. */
+char *vmc_journal_line_promise(uint64_t counter, uint64_t version);
 
 /*
  * Applies every complete line of text to s. A last line without its

@@ -69,6 +69,11 @@ json_object *vmc_json_array(json_object *o, const char *key)
 	return field(o, key, json_type_array);
 }
 
+json_object *vmc_json_object(json_object *o, const char *key)
+{
+	return field(o, key, json_type_object);
+}
+
 bool vmc_json_int64(json_object *o, const char *key, int64_t *out)
 {
 	json_object *v = field(o, key, json_type_int);

@@ -26,6 +26,7 @@ json_object *vmc_json_parse(const char *text, char *err, size_t errlen);
  */
 const char *vmc_json_str(json_object *o, const char *key);
 json_object *vmc_json_array(json_object *o, const char *key);
+json_object *vmc_json_object(json_object *o, const char *key);
 bool vmc_json_int64(json_object *o, const char *key, int64_t *out);
 /* An integer in 0..UINT32_MAX */
 bool vmc_json_u32(json_object *o, const char *key, uint32_t *out);

@@ -35,6 +35,14 @@
  *      has come back), method "manual" with "by" (clusterctl node
  *      confirm-fenced). From version 2, NODE_FENCED needs "epoch" and the
  *      reports of every member of the view.
+ *   3  COMMIT_CONFIRM (a member has applied and persisted everything up to a
+ *      config_version in an epoch: an origin answers its client "done" once
+ *      every member of the primary view has); HELLO "vq" (votequorum's
+ *      quorate flag, ring id, quorum and qdevice votes: the view is primary
+ *      when corosync says so, counting only members with a history);
+ *      SYNC_EXCLUDE "history" (which vouched members have one); epochs
+ *      are (counter << 32 | node id); the state's "recent" (requests
+ *      applied, so no change is applied twice and an origin can tell)
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -50,9 +58,12 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 2
+#define VMC_PROTO_VERSION_MAX 3
 /* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
 #define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
+/* Commit confirmations, votequorum decides primary, epochs paired with a node id,
+ * the state remembers applied requests. */
+#define VMC_PROTO_HAS_CONFIRM(v) ((v) >= 3)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 
@@ -72,6 +83,7 @@ enum vmc_msg_type {
 	VMC_MSG_FENCE_FAILED = 12,
 	VMC_MSG_SYNC_EXCLUDE = 13,
 	VMC_MSG_SYNC_RESTART = 14,
+	VMC_MSG_COMMIT_CONFIRM = 15,
 	VMC_MSG_TYPE_COUNT,
 };
 

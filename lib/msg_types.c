@@ -151,6 +151,7 @@ static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_FENCE_FAILED, "fence-failed", 2, parse_fence_failed, vmc_apply_fence_failed },
 	{ VMC_MSG_SYNC_EXCLUDE, "sync-exclude", 2, NULL, NULL },
 	{ VMC_MSG_SYNC_RESTART, "sync-restart", 2, NULL, NULL },
+	{ VMC_MSG_COMMIT_CONFIRM, "commit-confirm", 3, NULL, NULL },
 };
 
 const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)

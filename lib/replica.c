@@ -22,6 +22,8 @@ const char *vmc_sync_phase_to_str(enum vmc_sync_phase p)
 		return "hello";
 	case VMC_SYNC_STATE:
 		return "state";
+	case VMC_SYNC_CONFIRM:
+		return "confirm";
 	case VMC_SYNC_DONE:
 		return "done";
 	}
@@ -35,15 +37,112 @@ void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t my_votes,
 	memset(r, 0, sizeof(*r));
 	r->my_id = my_id;
 	r->my_votes = my_votes;
+	r->nodelist_votes = expected_votes;
 	r->expected_votes = expected_votes;
 	r->state = state;
 	r->ops = ops;
 	r->ctx = ctx;
 	r->phase = VMC_SYNC_HELLO;
 	r->held_tail = &r->held_head;
+	r->proto_max = VMC_PROTO_VERSION_MAX;
+}
+
+void vmc_replica_nodelist(struct vmc_replica *r, uint32_t my_votes, uint32_t nodelist_votes)
+{
+	r->my_votes = my_votes;
+	r->nodelist_votes = nodelist_votes;
 }
 
 static void hellos_clear(struct vmc_replica *r);
+
+/* ---- answers to this node's own requests ---- */
+
+static void answer(struct vmc_replica *r, uint64_t id, int rc, const char *detail)
+{
+	if (rc == 0) {
+		r->answers_done++;
+	} else if (rc == -VMC_E_RETRY) {
+		r->answers_not_applied++;
+	} else if (rc == -VMC_E_UNKNOWN) {
+		r->answers_unknown++;
+	}
+	if (r->ops->answer != NULL && id != 0) {
+		r->ops->answer(r->ctx, id, rc, detail);
+	}
+}
+
+/* Do acknowledgements wait for the view's confirmations (protocol 3)? */
+static bool acks_by_view(const struct vmc_replica *r, uint16_t version)
+{
+	return VMC_PROTO_HAS_CONFIRM(version) && !r->legacy_ack;
+}
+
+/*
+ * Remember one of our requests until its answer is known. resolved: its
+ * verdict is known in this sync, told once version is confirmed by every
+ * active member; else a view change caught it and the next established
+ * primary sync tells.
+ */
+static void pending_add(struct vmc_replica *r, const struct vmc_msg *m, bool resolved, int verdict,
+			uint64_t version, const char *detail)
+{
+	struct vmc_pending *p;
+
+	if (m->request_id == 0) {
+		return;
+	}
+	if (r->n_pending == r->cap_pending) {
+		size_t cap = r->cap_pending ? r->cap_pending * 2 : 16;
+		struct vmc_pending *grown = realloc(r->pending, cap * sizeof(*grown));
+		if (grown == NULL) {
+			answer(r, m->request_id, -VMC_E_UNKNOWN,
+			       "outcome unknown: this node ran out of memory while it waited for the "
+			       "cluster's confirmation; see 'clusterctl vm list'");
+			return;
+		}
+		r->pending = grown;
+		r->cap_pending = cap;
+	}
+	p = &r->pending[r->n_pending++];
+	memset(p, 0, sizeof(*p));
+	p->request_id = m->request_id;
+	p->msg_version = m->version;
+	p->round = r->round;
+	p->sync_seq = r->sync_seq;
+	p->resolved = resolved;
+	p->verdict = verdict;
+	p->version = version;
+	snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
+}
+
+/* Our request dropped by the sync machinery: it may have been applied elsewhere. */
+static void own_dropped(struct vmc_replica *r, const struct vmc_msg *m, const char *why)
+{
+	if (m->sender != r->my_id || m->request_id == 0) {
+		return;
+	}
+	if (acks_by_view(r, m->version)) {
+		pending_add(r, m, false, 0, 0, "");
+	} else {
+		answer(r, m->request_id, -VMC_E_RETRY, why);
+	}
+}
+
+static void pending_remove(struct vmc_replica *r, size_t i)
+{
+	memmove(&r->pending[i], &r->pending[i + 1], (r->n_pending - i - 1) * sizeof(r->pending[0]));
+	r->n_pending--;
+}
+
+static bool pending_current(const struct vmc_replica *r, const struct vmc_pending *p)
+{
+	return p->round == r->round && p->sync_seq == r->sync_seq;
+}
+
+uint64_t vmc_replica_oldest_pending(const struct vmc_replica *r)
+{
+	return r->n_pending > 0 ? r->pending[0].request_id : 0;
+}
 
 static void held_drop_all(struct vmc_replica *r, bool report)
 {
@@ -52,8 +151,9 @@ static void held_drop_all(struct vmc_replica *r, bool report)
 	while (h != NULL) {
 		struct vmc_held_msg *next = h->next;
 		if (report) {
-			r->ops->outcome(r->ctx, h->msg.sender, h->msg.request_id, -VMC_E_RETRY,
-					"cluster membership changed before the change was applied; retry");
+			static const char why[] = "cluster membership changed before the change was applied; retry";
+			r->ops->outcome(r->ctx, h->msg.sender, h->msg.request_id, -VMC_E_RETRY, why);
+			own_dropped(r, &h->msg, why);
 		}
 		vmc_msg_clear(&h->msg);
 		free(h);
@@ -118,6 +218,9 @@ static void snapshot_reset(struct vmc_replica *r)
 void vmc_replica_fini(struct vmc_replica *r)
 {
 	held_drop_all(r, false);
+	free(r->pending);
+	r->pending = NULL;
+	r->n_pending = r->cap_pending = 0;
 	snapshot_reset(r);
 	hellos_clear(r);
 	vmc_replica_persisted(r);
@@ -130,7 +233,7 @@ void vmc_replica_fini(struct vmc_replica *r)
 
 bool vmc_replica_writable(const struct vmc_replica *r)
 {
-	return r->phase == VMC_SYNC_DONE && r->primary;
+	return r->phase == VMC_SYNC_DONE && r->primary && !r->excluded_self;
 }
 
 static bool is_member(const struct vmc_replica *r, uint32_t id)
@@ -183,10 +286,26 @@ static void hello_send(struct vmc_replica *r)
 	json_object_object_add(body, "prev_primary", json_object_new_boolean(r->prev_primary));
 	json_object_object_add(body, "expected_votes", json_object_new_int64(r->expected_votes));
 	json_object_object_add(body, "votes", json_object_new_int64(r->my_votes));
-	json_object_object_add(body, "proto_max", json_object_new_int(VMC_PROTO_VERSION_MAX));
+	json_object_object_add(body, "proto_max", json_object_new_int(r->proto_max));
 	json_object_object_add(body, "round", json_object_new_int64(r->round));
 	json_object_object_add(body, "tainted", json_object_new_boolean(r->tainted));
 	r->hello_tainted = r->tainted;
+	r->hello_sent = true;
+	if (VMC_PROTO_HAS_CONFIRM(r->proto_max)) {
+		json_object *vq = json_object_new_object();
+		json_object *ring = json_object_new_array();
+
+		json_object_array_add(ring, json_object_new_int64(r->vq.ring_node));
+		json_object_array_add(ring, json_object_new_uint64(r->vq.ring_seq));
+		json_object_object_add(vq, "known", json_object_new_boolean(r->vq.known));
+		json_object_object_add(vq, "quorate", json_object_new_boolean(r->vq.quorate));
+		json_object_object_add(vq, "ring", ring);
+		json_object_object_add(vq, "quorum", json_object_new_int64(r->vq.quorum));
+		json_object_object_add(vq, "qdevice_votes", json_object_new_int64(r->vq.qdevice_votes));
+		json_object_object_add(body, "vq", vq);
+		json_object_object_add(body, "promised", json_object_new_uint64(r->state->promised));
+		r->hello_vq = r->vq;
+	}
 	if (r->ops->running != NULL) {
 		json_object_object_add(body, "running", r->ops->running(r->ctx));
 	}
@@ -245,6 +364,12 @@ static void round_begin(struct vmc_replica *r)
 	r->n_active = r->n_members;
 	r->n_excluded = 0;
 	r->excluded_self = false;
+	r->hello_sent = false;
+	r->promise_sent = false;
+	r->confirm_sent = false;
+	r->confirm_sent_version = 0;
+	r->n_confirms = 0;
+	r->counter = 0;
 	if (is_member(r, r->my_id)) {
 		hello_send(r);
 		if (r->ops->sync_started != NULL) {
@@ -372,6 +497,28 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	    !vmc_json_bool(m->body, "tainted", &h->tainted)) {
 		return -VMC_E_PROTOCOL;
 	}
+	h->has_vq = false;
+	h->promised = 0;
+	if (json_object_object_get_ex(m->body, "vq", NULL)) {
+		json_object *vq = vmc_json_object(m->body, "vq");
+		json_object *ring = vq != NULL ? vmc_json_array(vq, "ring") : NULL;
+		json_object *rn = ring != NULL ? json_object_array_get_idx(ring, 0) : NULL;
+		json_object *rs = ring != NULL ? json_object_array_get_idx(ring, 1) : NULL;
+
+		if (vq == NULL || !vmc_json_bool(vq, "known", &h->vq.known) ||
+		    !vmc_json_bool(vq, "quorate", &h->vq.quorate) || !vmc_json_u32(vq, "quorum", &h->vq.quorum) ||
+		    !vmc_json_u32(vq, "qdevice_votes", &h->vq.qdevice_votes) ||
+		    !json_object_is_type(rn, json_type_int) || !json_object_is_type(rs, json_type_int)) {
+			return -VMC_E_PROTOCOL;
+		}
+		h->vq.ring_node = (uint32_t)json_object_get_int64(rn);
+		h->vq.ring_seq = json_object_get_uint64(rs);
+		h->has_vq = true;
+	}
+	if (json_object_object_get_ex(m->body, "promised", NULL) &&
+	    !vmc_json_u64(m->body, "promised", &h->promised)) {
+		return -VMC_E_PROTOCOL;
+	}
 	h->running = NULL;
 	if (json_object_object_get_ex(m->body, "running", &running) &&
 	    json_object_is_type(running, json_type_array)) {
@@ -399,6 +546,48 @@ static bool hello_better(const struct vmc_hello *a, const struct vmc_hello *b)
 }
 
 static void held_apply_all(struct vmc_replica *r);
+static void pending_resolve(struct vmc_replica *r);
+static void exclude_unconfirmed(struct vmc_replica *r, const struct vmc_msg *m);
+static const struct vmc_confirm *confirm_of(const struct vmc_replica *r, uint32_t node);
+static bool view_primary(struct vmc_replica *r);
+static bool vq_differs(const struct vmc_quorum_info *a, const struct vmc_quorum_info *b);
+static const struct vmc_quorum_info *counted_vq(const struct vmc_replica *r);
+
+/* The epoch counter one above every epoch and promise in this round's hellos. */
+static uint64_t next_counter(const struct vmc_replica *r)
+{
+	uint64_t c = r->state->promised;
+
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		uint64_t e = vmc_epoch_counter(r->hellos[i].epoch);
+		c = e > c ? e : c;
+		c = r->hellos[i].promised > c ? r->hellos[i].promised : c;
+	}
+	return c + 1;
+}
+
+/* The sync of this view is over: its state is final and, if primary, writable. */
+static void sync_done(struct vmc_replica *r)
+{
+	r->phase = VMC_SYNC_DONE;
+	r->prev_primary = r->primary;
+	if (r->primary) {
+		if (VMC_PROTO_HAS_CONFIRM(r->proto) && !r->legacy_ack) {
+			r->state->epoch = (r->counter << 32) | r->source->node_id;
+		} else {
+			r->state->epoch = r->max_epoch + 1;
+		}
+		journal_add(r, vmc_journal_line_epoch(r->state->epoch, r->state->config_version));
+	}
+	r->syncs_done++;
+	if (r->ops->synced != NULL) {
+		r->ops->synced(r->ctx);
+	}
+	if (r->primary && acks_by_view(r, r->proto)) {
+		pending_resolve(r);
+	}
+	held_apply_all(r);
+}
 
 /* caught_up: this copy is now the source's (or the source's is no better). */
 static void sync_finish(struct vmc_replica *r, bool caught_up)
@@ -411,18 +600,18 @@ static void sync_finish(struct vmc_replica *r, bool caught_up)
 	if (r->tainted) {
 		r->primary = false;
 	}
-	r->phase = VMC_SYNC_DONE;
-	r->prev_primary = r->primary;
-	if (r->primary) {
-		r->state->epoch = r->max_epoch + 1;
-		journal_add(r, vmc_journal_line_epoch(r->state->epoch, r->state->config_version));
-	}
-	r->syncs_done++;
 	snapshot_reset(r);
-	if (r->ops->synced != NULL) {
-		r->ops->synced(r->ctx);
+	if (r->primary && acks_by_view(r, r->proto)) {
+		/* Establish the epoch first: persist the promise, confirm, wait for all. */
+		r->phase = VMC_SYNC_CONFIRM;
+		r->counter = next_counter(r);
+		if (r->state->promised < r->counter) {
+			r->state->promised = r->counter;
+			journal_add(r, vmc_journal_line_promise(r->counter, r->state->config_version));
+		}
+		return;
 	}
-	held_apply_all(r);
+	sync_done(r);
 }
 
 static void snapshot_send(struct vmc_replica *r)
@@ -446,13 +635,96 @@ static void snapshot_send(struct vmc_replica *r)
 	free(text);
 }
 
-static void hellos_complete(struct vmc_replica *r)
+/* Do the hellos carry votequorum's word, so that corosync decides? */
+static bool corosync_decides(const struct vmc_replica *r)
 {
-	uint32_t votes = r->expected_votes;
-	uint16_t proto = VMC_PROTO_VERSION_MAX;
-	bool all_equal = true;
+	if (!VMC_PROTO_HAS_CONFIRM(r->proto)) {
+		return false;
+	}
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (!r->hellos[i].has_vq) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * A history: the sender took part in a primary sync since its disk began
+ * (it promised), or its state is of an epoch of the first format (from
+ * before protocol 3). A node wiped or new must not count: what it holds
+ * it may have installed from a stale peer, and it cannot know what was
+ * acknowledged without it.
+ */
+static bool has_history(const struct vmc_hello *h)
+{
+	return h->promised > 0 || (h->epoch > 0 && h->epoch >> 32 == 0);
+}
+
+/* The same verdict on every member: it depends on the hellos alone. */
+static bool view_primary(struct vmc_replica *r)
+{
+	uint32_t history = 0, all = 0, quorum = 0, qdevice = UINT32_MAX;
+	const struct vmc_hello *first = &r->hellos[0];
+	bool nobody_has_one = true;
 
 	r->view_votes = 0;
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		r->view_votes += r->hellos[i].votes;
+	}
+	if (!corosync_decides(r)) {
+		/* Older members: the daemons' votes against the nodelist's. */
+		for (size_t i = 0; i < r->n_excluded; i++) {
+			r->view_votes += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
+		}
+		snprintf(r->not_primary, sizeof(r->not_primary),
+			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; changes need "
+			 "a majority", r->view_votes, r->expected_votes);
+		return 2 * (uint64_t)r->view_votes > r->expected_votes;
+	}
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		const struct vmc_hello *h = &r->hellos[i];
+		if (!h->vq.known || !h->vq.quorate) {
+			snprintf(r->not_primary, sizeof(r->not_primary),
+				 "no quorum: corosync says node id %u is not in a quorate partition", h->node_id);
+			return false;
+		}
+		if (h->vq.ring_node != first->vq.ring_node || h->vq.ring_seq != first->vq.ring_seq) {
+			snprintf(r->not_primary, sizeof(r->not_primary),
+				 "no quorum yet: members disagree on corosync's ring (membership still settling)");
+			return false;
+		}
+		quorum = h->vq.quorum > quorum ? h->vq.quorum : quorum;
+		qdevice = h->vq.qdevice_votes < qdevice ? h->vq.qdevice_votes : qdevice;
+		all += h->votes;
+		if (has_history(h)) {
+			history += h->votes;
+			nobody_has_one = false;
+		}
+	}
+	/* Every node of the nodelist here: whatever anyone holds is in this view. */
+	if (all >= r->expected_votes) {
+		return true;
+	}
+	if (nobody_has_one) {
+		snprintf(r->not_primary, sizeof(r->not_primary),
+			 "no quorum yet: a new cluster starts once every node of the nodelist is up (%u of %u votes)",
+			 all, r->expected_votes);
+		return false;
+	}
+	snprintf(r->not_primary, sizeof(r->not_primary),
+		 "no quorum: members with the cluster's history hold %u votes (with %u of a quorum device), "
+		 "corosync's quorum is %u; nodes new or wiped count once every node is up",
+		 history, qdevice, quorum);
+	return (uint64_t)history + qdevice >= quorum;
+}
+
+static void hellos_complete(struct vmc_replica *r)
+{
+	uint32_t votes = r->nodelist_votes;
+	uint16_t proto = r->proto_max;
+	bool all_equal = true;
+
 	r->source = &r->hellos[0];
 	r->max_epoch = 0;
 	for (size_t i = 0; i < r->n_hellos; i++) {
@@ -463,7 +735,6 @@ static void hellos_complete(struct vmc_replica *r)
 		if (h->expected_votes > votes) {
 			votes = h->expected_votes;
 		}
-		r->view_votes += h->votes;
 		if (h->proto_max < proto) {
 			proto = h->proto_max;
 		}
@@ -476,13 +747,15 @@ static void hellos_complete(struct vmc_replica *r)
 			all_equal = false;
 		}
 	}
-	for (size_t i = 0; i < r->n_excluded; i++) {
-		r->view_votes += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
-	}
 	r->proto = proto;
 	r->expected_votes = votes;
 	/* A tainted copy takes part: this sync gives it the source's state (sync_finish). */
-	r->primary = 2 * (uint64_t)r->view_votes > votes;
+	r->primary = view_primary(r);
+	if (corosync_decides(r) && vq_differs(counted_vq(r), &r->vq) && is_member(r, r->my_id) &&
+	    !r->excluded_self) {
+		/* Judged on what votequorum said before: judge it again on what it says now. */
+		restart_request(r);
+	}
 	if (all_equal) {
 		sync_finish(r, true);
 		return;
@@ -619,6 +892,13 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 		}
 	} else if (r->phase == VMC_SYNC_STATE && r->source != NULL && r->source->node_id != r->my_id) {
 		silent[n++] = r->source->node_id; /* the source went quiet before its snapshot ended */
+	} else if (r->phase == VMC_SYNC_CONFIRM) {
+		for (size_t i = 0; i < r->n_active; i++) {
+			const struct vmc_confirm *c = confirm_of(r, r->active[i]);
+			if (c == NULL || !c->promised) {
+				silent[n++] = r->active[i];
+			}
+		}
 	}
 	vouch = vouch_for(r, silent, n);
 	if (json_object_array_length(vouch) == 0) {
@@ -629,6 +909,8 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 	json_object_object_add(body, "vouch", vouch);
 	if (r->phase == VMC_SYNC_STATE) {
 		json_object_object_add(body, "source", json_object_new_int64(r->source->node_id));
+	} else if (r->phase == VMC_SYNC_CONFIRM) {
+		json_object_object_add(body, "confirm", json_object_new_boolean(true));
 	}
 	r->ops->send(r->ctx, VMC_MSG_SYNC_EXCLUDE, body);
 	json_object_put(body);
@@ -647,6 +929,7 @@ static bool vouched(json_object *body, uint32_t node)
 	return false;
 }
 
+
 /* This node learns it was excluded: it asks for the sync again. */
 static void excluded_self(struct vmc_replica *r)
 {
@@ -656,6 +939,29 @@ static void excluded_self(struct vmc_replica *r)
 	restart_request(r);
 }
 
+/* node leaves this sync: no longer active, its hello no longer counts. */
+static void member_exclude(struct vmc_replica *r, uint32_t node)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].node_id != node) {
+			r->hellos[k++] = r->hellos[i];
+		} else {
+			json_object_put(r->hellos[i].running);
+		}
+	}
+	r->n_hellos = k;
+	k = 0;
+	for (size_t i = 0; i < r->n_active; i++) {
+		if (r->active[i] != node) {
+			r->active[k++] = r->active[i];
+		}
+	}
+	r->n_active = k;
+	r->excluded[r->n_excluded++] = node;
+}
+
 /*
  * The source went quiet in the state phase: it leaves the sync, and the
  * hellos of the others, all in, choose another source.
@@ -663,7 +969,6 @@ static void excluded_self(struct vmc_replica *r)
 static void exclude_source(struct vmc_replica *r, const struct vmc_msg *m)
 {
 	uint32_t source;
-	size_t k = 0;
 
 	if (!vmc_json_u32(m->body, "source", &source) || r->source == NULL || r->source->node_id != source ||
 	    !vouched(m->body, source)) {
@@ -673,22 +978,7 @@ static void exclude_source(struct vmc_replica *r, const struct vmc_msg *m)
 		excluded_self(r);
 		return;
 	}
-	for (size_t i = 0; i < r->n_hellos; i++) {
-		if (r->hellos[i].node_id != source) {
-			r->hellos[k++] = r->hellos[i];
-		} else {
-			json_object_put(r->hellos[i].running);
-		}
-	}
-	r->n_hellos = k;
-	k = 0;
-	for (size_t i = 0; i < r->n_active; i++) {
-		if (r->active[i] != source) {
-			r->active[k++] = r->active[i];
-		}
-	}
-	r->n_active = k;
-	r->excluded[r->n_excluded++] = source;
+	member_exclude(r, source);
 	r->exclusions++;
 	snapshot_reset(r);
 	warn(r, "node id %u, the sync's source, excluded: its snapshot did not come within the deadline", source);
@@ -711,6 +1001,10 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 	}
 	if (r->phase == VMC_SYNC_STATE && json_object_object_get_ex(m->body, "source", NULL)) {
 		exclude_source(r, m);
+		return;
+	}
+	if (r->phase == VMC_SYNC_CONFIRM && json_object_object_get_ex(m->body, "confirm", NULL)) {
+		exclude_unconfirmed(r, m);
 		return;
 	}
 	if (r->phase != VMC_SYNC_HELLO || r->n_hellos == r->n_active) {
@@ -754,6 +1048,277 @@ static void receive_sync_restart(struct vmc_replica *r, const struct vmc_msg *m)
 	round_begin(r);
 }
 
+/* ---- protocol 3: the epoch's establishment and confirmations ---- */
+
+/* node's slot, added on first use; NULL when the table is full. */
+static struct vmc_confirm *confirm_slot(struct vmc_replica *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->n_confirms; i++) {
+		if (r->confirms[i].node == node) {
+			return &r->confirms[i];
+		}
+	}
+	if (r->n_confirms == VMC_NODES_MAX) {
+		return NULL;
+	}
+	r->confirms[r->n_confirms] = (struct vmc_confirm){ .node = node };
+	return &r->confirms[r->n_confirms++];
+}
+
+static const struct vmc_confirm *confirm_of(const struct vmc_replica *r, uint32_t node)
+{
+	for (size_t i = 0; i < r->n_confirms; i++) {
+		if (r->confirms[i].node == node) {
+			return &r->confirms[i];
+		}
+	}
+	return NULL;
+}
+
+static bool all_promised(const struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_active; i++) {
+		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
+		if (c == NULL || !c->promised) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The config_version every active member has confirmed; false when one has confirmed none. */
+static bool confirmed_by_all(const struct vmc_replica *r, uint64_t *version)
+{
+	*version = UINT64_MAX;
+	for (size_t i = 0; i < r->n_active; i++) {
+		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
+		if (c == NULL || !c->confirmed) {
+			return false;
+		}
+		*version = c->version < *version ? c->version : *version;
+	}
+	return r->n_active > 0;
+}
+
+/* Tell the clients whose changes every active member now holds on disk. */
+static void acks_check(struct vmc_replica *r)
+{
+	uint64_t version;
+	size_t i = 0;
+
+	if (!confirmed_by_all(r, &version)) {
+		return;
+	}
+	while (i < r->n_pending) {
+		struct vmc_pending *p = &r->pending[i];
+		if (!p->resolved || !pending_current(r, p) || p->version > version) {
+			i++;
+			continue;
+		}
+		if (p->verdict == 0) {
+			answer(r, p->request_id, 0, p->detail);
+		} else {
+			answer(r, p->request_id, p->verdict,
+			       "not applied: a cluster membership change came first and the cluster's state "
+			       "does not hold the change; retry");
+		}
+		pending_remove(r, i);
+	}
+}
+
+/*
+ * A primary sync is established: whatever of ours a view change caught is
+ * decided by the state this sync settled on, and told once every member
+ * has confirmed that state (so the verdict cannot be undone by a crash).
+ */
+static void pending_resolve(struct vmc_replica *r)
+{
+	size_t i = 0;
+
+	while (i < r->n_pending) {
+		struct vmc_pending *p = &r->pending[i];
+		int found = vmc_state_recent_find(r->state, r->my_id, p->request_id);
+
+		if (found == 0 && !VMC_PROTO_HAS_CONFIRM(p->msg_version)) {
+			found = -1; /* written in an older protocol: the state does not record it */
+		}
+		if (found < 0) {
+			answer(r, p->request_id, -VMC_E_UNKNOWN,
+			       "outcome unknown: a cluster membership change came first and the cluster no "
+			       "longer remembers this change; see 'clusterctl vm list'");
+			pending_remove(r, i);
+			continue;
+		}
+		p->round = r->round;
+		p->sync_seq = r->sync_seq;
+		p->resolved = true;
+		p->verdict = found == 1 ? 0 : -VMC_E_RETRY;
+		p->version = r->state->config_version;
+		if (found == 1 && p->detail[0] == '\0') {
+			snprintf(p->detail, sizeof(p->detail), "applied (confirmed after a membership change)");
+		}
+		i++;
+	}
+}
+
+static void confirm_send(struct vmc_replica *r, const char *key, uint64_t value, uint64_t version)
+{
+	json_object *body = sync_body(r);
+
+	json_object_object_add(body, key, json_object_new_uint64(value));
+	if (version != UINT64_MAX) {
+		json_object_object_add(body, "v", json_object_new_uint64(version));
+	}
+	r->ops->send(r->ctx, VMC_MSG_COMMIT_CONFIRM, body);
+	json_object_put(body);
+}
+
+void vmc_replica_confirm(struct vmc_replica *r)
+{
+	if (vmc_replica_has_changes(r)) {
+		return; /* what is not on disk is not confirmed */
+	}
+	if (r->legacy_ack || !VMC_PROTO_HAS_CONFIRM(r->proto)) {
+		/* The older rule: this node's own disk is enough. */
+		for (size_t i = 0; i < r->n_pending;) {
+			if (r->pending[i].resolved) {
+				answer(r, r->pending[i].request_id, r->pending[i].verdict, r->pending[i].detail);
+				pending_remove(r, i);
+			} else {
+				i++;
+			}
+		}
+		return;
+	}
+	if (!vmc_replica_is_active(r, r->my_id) || r->excluded_self) {
+		return;
+	}
+	if (r->phase == VMC_SYNC_CONFIRM && !r->promise_sent && r->state->promised >= r->counter) {
+		r->promise_sent = true;
+		confirm_send(r, "promise", r->counter, UINT64_MAX);
+	} else if (r->phase == VMC_SYNC_DONE && r->primary &&
+		   (!r->confirm_sent || r->state->config_version > r->confirm_sent_version)) {
+		r->confirm_sent = true;
+		r->confirm_sent_version = r->state->config_version;
+		confirm_send(r, "epoch", r->state->epoch, r->state->config_version);
+	}
+}
+
+static void receive_commit_confirm(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	struct vmc_confirm *c;
+	uint64_t value, version;
+
+	if (!sync_body_current(r, m->body) || !vmc_replica_is_active(r, m->sender) ||
+	    (c = confirm_slot(r, m->sender)) == NULL) {
+		return; /* late, from another view or sync, or from a member not in it */
+	}
+	if (r->phase == VMC_SYNC_CONFIRM) {
+		if (vmc_json_u64(m->body, "promise", &value) && value == r->counter) {
+			c->promised = true;
+			if (all_promised(r)) {
+				sync_done(r);
+			}
+		}
+		return;
+	}
+	if (r->phase != VMC_SYNC_DONE || !r->primary || !vmc_json_u64(m->body, "epoch", &value) ||
+	    !vmc_json_u64(m->body, "v", &version) || value != r->state->epoch) {
+		return;
+	}
+	if (!c->confirmed || version > c->version) {
+		c->version = version;
+	}
+	c->confirmed = true;
+	acks_check(r);
+}
+
+/*
+ * Members that have not confirmed the promise when the deadline passes
+ * leave the sync, as silent ones do in the hello phase. The view is then
+ * judged again on who is left.
+ */
+static void exclude_unconfirmed(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	uint32_t gone[VMC_NODES_MAX];
+	size_t n = 0;
+	bool me = false;
+
+	for (size_t i = 0; i < r->n_active; i++) {
+		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
+		if ((c == NULL || !c->promised) && vouched(m->body, r->active[i])) {
+			gone[n++] = r->active[i];
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		member_exclude(r, gone[i]);
+		me |= gone[i] == r->my_id;
+	}
+	if (n == 0) {
+		return;
+	}
+	r->exclusions++;
+	if (me) {
+		excluded_self(r);
+		return;
+	}
+	warn(r, "%zu member(s) excluded from this sync: the epoch's promise was not confirmed within the "
+		"deadline", n);
+	r->primary = view_primary(r);
+	if (!r->primary || all_promised(r)) {
+		sync_done(r);
+	}
+}
+
+void vmc_replica_ack_deadline(struct vmc_replica *r)
+{
+	bool waiting = false;
+
+	for (size_t i = 0; i < r->n_pending; i++) {
+		waiting |= r->pending[i].resolved && pending_current(r, &r->pending[i]);
+	}
+	if (waiting && r->phase == VMC_SYNC_DONE && r->primary && !r->excluded_self && hellos_know_exclusion(r)) {
+		warn(r, "a member has not confirmed this node's changes in time: asking for the sync again");
+		restart_request(r);
+	}
+}
+
+static bool vq_differs(const struct vmc_quorum_info *a, const struct vmc_quorum_info *b)
+{
+	return a->known != b->known || a->quorate != b->quorate || a->ring_node != b->ring_node ||
+	       a->ring_seq != b->ring_seq || a->quorum != b->quorum || a->qdevice_votes != b->qdevice_votes;
+}
+
+/*
+ * What this node's hello said of votequorum as the sync counts it: the
+ * one delivered (a hello sent for an earlier view with the same members
+ * may have been taken for this one), else the one sent last.
+ */
+static const struct vmc_quorum_info *counted_vq(const struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		if (r->hellos[i].node_id == r->my_id && r->hellos[i].has_vq) {
+			return &r->hellos[i].vq;
+		}
+	}
+	return &r->hello_vq;
+}
+
+void vmc_replica_quorum(struct vmc_replica *r, const struct vmc_quorum_info *q)
+{
+	bool differs = vq_differs(q, counted_vq(r));
+
+	r->vq = *q;
+	if (!differs || !r->hello_sent || !is_member(r, r->my_id) || r->excluded_self ||
+	    !hellos_know_exclusion(r)) {
+		return;
+	}
+	if (r->phase == VMC_SYNC_DONE && !VMC_PROTO_HAS_CONFIRM(r->proto)) {
+		return; /* an older view counts the daemons' votes: votequorum's word changes nothing */
+	}
+	restart_request(r);
+}
+
 static void snapshot_install(struct vmc_replica *r)
 {
 	struct vmc_state *fresh = NULL;
@@ -778,6 +1343,8 @@ static void snapshot_install(struct vmc_replica *r)
 		}
 		return;
 	}
+	/* What this node promised is its own, not the source's. */
+	fresh->promised = r->state->promised;
 	vmc_state_free(r->state);
 	r->state = fresh;
 	r->snapshot_needed = true;
@@ -820,6 +1387,15 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	}
 }
 
+/* Decided: the outcome on every member, and for our own request the client's answer. */
+static void decided(struct vmc_replica *r, const struct vmc_msg *m, int rc, const char *detail)
+{
+	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
+	if (m->sender == r->my_id && rc != 0) {
+		answer(r, m->request_id, rc, detail); /* refused alike everywhere: nothing to wait for */
+	}
+}
+
 static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 {
 	struct vmc_apply_ctx ctx = { .sender = m->sender, .version = m->version, .members = r->active,
@@ -832,20 +1408,16 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 			snprintf(detail, sizeof(detail),
 				 "this node is resyncing after a local failure and takes no changes; retry");
 		} else {
-			snprintf(detail, sizeof(detail),
-				 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
-				 "changes need a majority",
-				 r->view_votes, r->expected_votes);
+			snprintf(detail, sizeof(detail), "%s", r->not_primary);
 		}
-		r->ops->outcome(r->ctx, m->sender, m->request_id,
-				r->tainted ? -VMC_E_RETRY : -VMC_E_NO_QUORUM, detail);
+		decided(r, m, r->tainted ? -VMC_E_RETRY : -VMC_E_NO_QUORUM, detail);
 		return;
 	}
 	if (m->version > r->proto) {
 		/* Written before the view agreed on a lower protocol: an older member dropped it. */
 		snprintf(detail, sizeof(detail), "written in protocol %u, the view speaks %u; retry", m->version,
 			 r->proto);
-		r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY, detail);
+		decided(r, m, -VMC_E_RETRY, detail);
 		return;
 	}
 	rc = vmc_state_apply(r->state, &ctx, m, detail, sizeof(detail));
@@ -855,13 +1427,19 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 		r->ops->outcome(r->ctx, m->sender, m->request_id, -ENOMEM,
 				"out of memory on this node while applying the change: the other nodes "
 				"decided it; see 'clusterctl vm list'");
+		own_dropped(r, m, "out of memory on this node while applying the change: the other nodes "
+				  "decided it; see 'clusterctl vm list'");
 		return;
 	}
 	if (rc == 0) {
 		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
 							       r->n_active));
+		if (m->sender == r->my_id) {
+			/* Told once every member holds it (or, by the older rule, once this node does). */
+			pending_add(r, m, true, 0, r->state->config_version, detail);
+		}
 	}
-	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
+	decided(r, m, rc, detail);
 }
 
 static void request_hold(struct vmc_replica *r, const struct vmc_msg *m)
@@ -895,6 +1473,12 @@ static void held_apply_all(struct vmc_replica *r)
 
 void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 {
+	/* Excluded, this node waits for the sync it asked for: nothing else moves it. */
+	if (r->excluded_self && m->type != VMC_MSG_SYNC_RESTART &&
+	    (m->type == VMC_MSG_HELLO || m->type == VMC_MSG_STATE_CHUNK || m->type == VMC_MSG_SYNC_EXCLUDE ||
+	     m->type == VMC_MSG_COMMIT_CONFIRM)) {
+		return;
+	}
 	switch (m->type) {
 	case VMC_MSG_HELLO:
 		receive_hello(r, m);
@@ -908,14 +1492,18 @@ void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 	case VMC_MSG_SYNC_RESTART:
 		receive_sync_restart(r, m);
 		return;
+	case VMC_MSG_COMMIT_CONFIRM:
+		receive_commit_confirm(r, m);
+		return;
 	default:
 		break;
 	}
 	if (!vmc_replica_is_active(r, m->sender) || r->excluded_self) {
 		/* Not this sync's: nobody decides it. Its origin must still answer its client. */
 		if (m->sender == r->my_id && m->request_id != 0) {
-			r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY,
-					"this node is not in the cluster's sync at the moment; retry");
+			static const char why[] = "this node is not in the cluster's sync at the moment; retry";
+			r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY, why);
+			own_dropped(r, m, why);
 		}
 		return;
 	}

@@ -17,16 +17,43 @@
  *                         snapshot in chunks
  *       last chunk  -----> members whose digest differs install it --> DONE
  *
- * A primary view that finishes its sync raises the epoch, so after a
- * partition heals the side that last had quorum wins even if the other
- * side applied more messages before it noticed the split.
- *
  * Requests delivered before DONE are held and applied, in order, at DONE;
- * a new view change drops them (the origin tells its client to retry) and
- * starts the sync over, so a member that dies mid-sync costs a restart of
- * the sync, never a hang. A view is primary when its members' votes (as
- * each announces in its hello) are a majority of the expected votes; requests in a non-primary view are
- * refused on every member alike.
+ * a new view change drops them and starts the sync over, so a member that
+ * dies mid-sync costs a restart of the sync, never a hang. Requests in a
+ * non-primary view are refused on every member alike.
+ *
+ * Which view is primary (protocol 3): corosync's votequorum decides. Each
+ * hello carries what votequorum told its sender (quorate, ring id, quorum,
+ * qdevice votes); the view is primary when every active member says
+ * quorate on the same ring and the active members with a history hold,
+ * with the qdevice's votes, the quorum. A node has a history once it has
+ * taken part in a primary sync (it persisted that sync's promise, below,
+ * with that sync's state): a node that is new or was wiped, even holding
+ * a copy it installed from a peer in a view that was not primary, does
+ * not count, since it cannot know what was acknowledged without it. With
+ * every node of the nodelist present (as a new cluster starts) the view
+ * is primary whatever they hold: everything anyone holds is in it. Views
+ * of older protocols count the daemons' votes against the nodelist's, as
+ * before.
+ *
+ * A primary sync then establishes a new epoch (protocol 3, "confirm"
+ * phase): every active member persists a promise of the next epoch
+ * counter (one above any epoch or promise in the hellos) and confirms it;
+ * once all have, the epoch becomes (counter << 32 | source's node id) and
+ * the view takes changes. A later primary view intersects this one, so it
+ * sees the promise and picks a higher counter: epochs are unique and
+ * follow time, and the sync's source (highest epoch) always holds every
+ * change acknowledged before.
+ *
+ * Acknowledged (protocol 3): every member confirms, once per commit group,
+ * the config_version it has applied and persisted (COMMIT_CONFIRM, from
+ * vmc_replica_confirm()). The origin answers its client (ops->answer) once
+ * every active member of the view in which its change was applied has
+ * confirmed it. If the view changes first, it answers after the next
+ * primary sync is established, from the state that sync settled on
+ * (state.h, "recent"): the change is there (it then waits for this view's
+ * confirmations), or it is not ("not applied: retry"), or the state no
+ * longer remembers (outcome unknown). A minority never answers "done".
  *
  * A member that is in the view but does not answer (its daemon stopped,
  * stuck in a long fsync) must not hang the sync either. Each member's
@@ -68,14 +95,29 @@
 enum vmc_sync_phase {
 	VMC_SYNC_HELLO = 0,
 	VMC_SYNC_STATE,
+	VMC_SYNC_CONFIRM, /* establishing the epoch of a primary view (protocol 3) */
 	VMC_SYNC_DONE,
+};
+
+/* What corosync's votequorum says on this node (protocol 3 hellos carry it). */
+struct vmc_quorum_info {
+	bool known;              /* votequorum has answered at least once */
+	bool quorate;
+	uint32_t ring_node;      /* the ring id: representative and sequence */
+	uint64_t ring_seq;
+	uint32_t quorum;         /* votes needed */
+	uint32_t qdevice_votes;  /* what a quorum device casts (0: none) */
 };
 
 struct vmc_replica_ops {
 	/* Multicast a message of this type with this body (reference taken). */
 	void (*send)(void *ctx, uint16_t type, json_object *body);
-	/* A request was decided: rc 0 applied, else refused or dropped. */
+	/* A request was decided here: rc 0 applied, else refused or dropped. */
 	void (*outcome)(void *ctx, uint32_t origin, uint64_t request_id, int rc, const char *detail);
+	/* What this node's client is told of its own request (optional): rc 0
+	 * acknowledged (held by the primary view), -VMC_E_RETRY not applied,
+	 * -VMC_E_UNKNOWN outcome unknown, else the refusal. Once per request. */
+	void (*answer)(void *ctx, uint64_t request_id, int rc, const char *detail);
 	/* Sync finished for the current view (state may have been replaced). */
 	void (*synced)(void *ctx);
 	/* Something an operator should know about (optional). */
@@ -102,6 +144,9 @@ struct vmc_hello {
 	uint32_t round;
 	uint32_t sync_seq;       /* which sync of the view (0 from senders before protocol 2) */
 	bool tainted;            /* its copy may lack a change: never the source */
+	bool has_vq;             /* protocol 3: what votequorum says on the sender */
+	struct vmc_quorum_info vq;
+	uint64_t promised;       /* the highest epoch counter it promised */
 	json_object *running;    /* the VMs it runs (array of names), NULL if not reported */
 };
 
@@ -110,11 +155,33 @@ struct vmc_held_msg {
 	struct vmc_held_msg *next;
 };
 
+/* What one member of the view has confirmed in this sync (COMMIT_CONFIRM). */
+struct vmc_confirm {
+	uint32_t node;
+	bool promised;           /* the promise of this sync's epoch counter */
+	bool confirmed;          /* a config_version in this epoch */
+	uint64_t version;        /* the highest it confirmed */
+};
+
+/* One of this node's requests whose client waits for its answer. */
+struct vmc_pending {
+	uint64_t request_id;
+	uint32_t round;          /* the sync it was applied in (round, sync_seq); */
+	uint32_t sync_seq;
+	bool resolved;           /* verdict known for that sync (else a view change caught it) */
+	int verdict;             /* 0 applied, -VMC_E_RETRY not: told once version is confirmed */
+	uint64_t version;        /* the config_version whose confirmation by all tells it */
+	uint16_t msg_version;    /* the protocol it was written in (recorded in "recent" from 3) */
+	char detail[160];
+};
+
 struct vmc_replica {
 	uint32_t my_id;
 	uint32_t my_votes;       /* this node's quorum votes (corosync nodelist) */
-	uint32_t expected_votes; /* sum of the nodelist's votes */
+	uint32_t nodelist_votes; /* sum of the nodelist's votes, as this node read it */
+	uint32_t expected_votes; /* the highest nodelist sum among this round's hellos */
 	uint32_t view_votes;     /* votes of this view's members, once all hellos are in */
+	char not_primary[160];   /* why the view is not primary, for refusals */
 	struct vmc_state *state;
 	/* What the owner must persist (see journal.h): lines to append, or a
 	 * whole snapshot when the state was replaced by a sync. */
@@ -154,6 +221,26 @@ struct vmc_replica {
 	struct vmc_held_msg *held_head;
 	struct vmc_held_msg **held_tail;
 
+	/* Protocol 3: votequorum, the epoch's establishment and acknowledgements. */
+	struct vmc_quorum_info vq;       /* what votequorum says now */
+	struct vmc_quorum_info hello_vq; /* what this round's hello said */
+	bool hello_sent;
+	uint64_t counter;        /* the epoch counter this sync establishes */
+	bool promise_sent;
+	struct vmc_confirm confirms[VMC_NODES_MAX]; /* per active member */
+	size_t n_confirms;
+	bool confirm_sent;
+	uint64_t confirm_sent_version;
+	struct vmc_pending *pending;
+	size_t n_pending;
+	size_t cap_pending;
+	/* The old rule, kept to show what it loses (tests/unit): answer once this
+	 * node persisted, and raise the epoch by one without a promise. */
+	bool legacy_ack;
+	/* The highest protocol this replica speaks (VMC_PROTO_VERSION_MAX; lower in tests
+	 * that play an older daemon). */
+	uint16_t proto_max;
+
 	const struct vmc_replica_ops *ops;
 	void *ctx;
 	/* Bumped whenever the state changes; keys the digest cache. */
@@ -164,6 +251,9 @@ struct vmc_replica {
 	uint64_t snapshots_installed;
 	uint64_t sync_restarts;
 	uint64_t exclusions;
+	uint64_t answers_done;
+	uint64_t answers_not_applied;
+	uint64_t answers_unknown;
 };
 
 /* Takes ownership of state. */
@@ -171,6 +261,9 @@ void vmc_replica_init(struct vmc_replica *r, uint32_t my_id, uint32_t my_votes,
 		      uint32_t expected_votes, struct vmc_state *state,
 		      const struct vmc_replica_ops *ops, void *ctx);
 void vmc_replica_fini(struct vmc_replica *r);
+
+/* The nodelist was (re)read: this node's votes and the sum (from the next sync on). */
+void vmc_replica_nodelist(struct vmc_replica *r, uint32_t my_votes, uint32_t nodelist_votes);
 
 /* A CPG configuration change: the full, new member list. */
 void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n);
@@ -192,6 +285,30 @@ void vmc_replica_hello_deadline(struct vmc_replica *r);
  * apply path, e.g. decoding a message): taint it (see above).
  */
 void vmc_replica_local_failure(struct vmc_replica *r, const char *why);
+
+/*
+ * What votequorum says changed (or said it the first time). When it
+ * differs from what this round's hello said, the sync starts again
+ * (SYNC_RESTART), so the view is judged on what corosync says now.
+ */
+void vmc_replica_quorum(struct vmc_replica *r, const struct vmc_quorum_info *q);
+
+/*
+ * The owner has persisted everything (vmc_replica_persisted()): confirm
+ * it to the view (protocol 3), at most one message per call. Call it after
+ * each commit group.
+ */
+void vmc_replica_confirm(struct vmc_replica *r);
+
+/* The oldest of this node's requests still waiting for its answer (0: none). */
+uint64_t vmc_replica_oldest_pending(const struct vmc_replica *r);
+
+/*
+ * Confirmations of this node's changes have not come within the deadline
+ * (a member stopped answering after the sync): ask for the sync again, so
+ * the hello deadline excludes the silent member and the changes resolve.
+ */
+void vmc_replica_ack_deadline(struct vmc_replica *r);
 
 /* Is node an active member (in the view and not excluded from its sync)? */
 bool vmc_replica_is_active(const struct vmc_replica *r, uint32_t node);

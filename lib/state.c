@@ -237,6 +237,120 @@ void vmc_state_fencing_clear(struct vmc_state *s, uint32_t node)
 	}
 }
 
+void vmc_state_recent_add(struct vmc_state *s, uint32_t origin, uint64_t id)
+{
+	struct vmc_recent *r = &s->recent;
+	size_t k;
+
+	if (id == 0) {
+		return;
+	}
+	if (r->n == VMC_RECENT_MAX) {
+		r->ring[r->head] = (struct vmc_request_ref){ origin, id };
+		r->head = (r->head + 1) % VMC_RECENT_MAX;
+	} else {
+		r->ring[(r->head + r->n) % VMC_RECENT_MAX] = (struct vmc_request_ref){ origin, id };
+		r->n++;
+	}
+	for (k = 0; k < r->n_max && r->max_id[k].origin != origin; k++) {
+	}
+	if (k == r->n_max && k < VMC_STATE_NODES_MAX) {
+		r->max_id[r->n_max++] = (struct vmc_request_ref){ origin, id };
+	} else if (k < r->n_max && id > r->max_id[k].id) {
+		r->max_id[k].id = id;
+	}
+}
+
+int vmc_state_recent_find(const struct vmc_state *s, uint32_t origin, uint64_t id)
+{
+	const struct vmc_recent *r = &s->recent;
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct vmc_request_ref *e = &r->ring[(r->head + i) % VMC_RECENT_MAX];
+		if (e->origin == origin && e->id == id) {
+			return 1;
+		}
+	}
+	for (size_t k = 0; k < r->n_max; k++) {
+		if (r->max_id[k].origin == origin) {
+			/* An origin's ids rise: one above its highest applied was never applied. */
+			return id > r->max_id[k].id ? 0 : -1;
+		}
+	}
+	return 0;
+}
+
+uint64_t vmc_epoch_counter(uint64_t epoch)
+{
+	return epoch >> 32 != 0 ? epoch >> 32 : epoch;
+}
+
+uint64_t vmc_epoch_next(uint64_t max, uint32_t node)
+{
+	return ((vmc_epoch_counter(max) + 1) << 32) | node;
+}
+
+static json_object *recent_to_json(const struct vmc_recent *r)
+{
+	json_object *o = json_object_new_object();
+	json_object *ring = json_object_new_array();
+	json_object *max = json_object_new_array();
+
+	for (size_t i = 0; i < r->n; i++) {
+		const struct vmc_request_ref *e = &r->ring[(r->head + i) % VMC_RECENT_MAX];
+		json_object *pair = json_object_new_array();
+		json_object_array_add(pair, json_object_new_int64(e->origin));
+		json_object_array_add(pair, json_object_new_uint64(e->id));
+		json_object_array_add(ring, pair);
+	}
+	for (size_t k = 0; k < r->n_max; k++) {
+		json_object *pair = json_object_new_array();
+		json_object_array_add(pair, json_object_new_int64(r->max_id[k].origin));
+		json_object_array_add(pair, json_object_new_uint64(r->max_id[k].id));
+		json_object_array_add(max, pair);
+	}
+	json_object_object_add(o, "applied", ring);
+	json_object_object_add(o, "max", max);
+	return o;
+}
+
+/* [origin, id] pairs into out (in order); -EINVAL when one is not. */
+static int refs_from_json(json_object *a, struct vmc_request_ref *out, size_t max, size_t *n)
+{
+	*n = 0;
+	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > max) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *pair = json_object_array_get_idx(a, i);
+		json_object *origin = json_object_array_get_idx(pair, 0), *id = json_object_array_get_idx(pair, 1);
+		if (!json_object_is_type(origin, json_type_int) || !json_object_is_type(id, json_type_int) ||
+		    json_object_get_int64(origin) < 0 || json_object_get_int64(origin) > UINT32_MAX) {
+			return -EINVAL;
+		}
+		out[(*n)++] = (struct vmc_request_ref){ (uint32_t)json_object_get_int64(origin),
+							 json_object_get_uint64(id) };
+	}
+	return 0;
+}
+
+static int recent_from_json(json_object *obj, struct vmc_recent *r, char *err, size_t errlen)
+{
+	json_object *o, *ring, *max;
+
+	if (!json_object_object_get_ex(obj, "recent", &o)) {
+		return 0;
+	}
+	if (!json_object_object_get_ex(o, "applied", &ring) || !json_object_object_get_ex(o, "max", &max) ||
+	    refs_from_json(ring, r->ring, VMC_RECENT_MAX, &r->n) != 0 ||
+	    refs_from_json(max, r->max_id, VMC_STATE_NODES_MAX, &r->n_max) != 0) {
+		snprintf(err, errlen, "snapshot: recent is not {applied: [[origin, id]...], max: [[origin, id]...]}");
+		return -EINVAL;
+	}
+	r->head = 0;
+	return 0;
+}
+
 static json_object *group_to_json(const struct vmc_group *g)
 {
 	json_object *o = json_object_new_object();
@@ -291,7 +405,8 @@ static json_object *fencing_to_json(const struct vmc_state *s)
 	return a;
 }
 
-json_object *vmc_state_to_json(const struct vmc_state *s)
+/* with_local: also what is this node's own (persisted, never compared). */
+static json_object *state_to_json(const struct vmc_state *s, bool with_local)
 {
 	json_object *o = json_object_new_object();
 	json_object *groups = json_object_new_array_ext((int)s->n_groups);
@@ -304,6 +419,13 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	if (s->n_fencing > 0) {
 		json_object_object_add(o, "fencing", fencing_to_json(s));
 	}
+	/* Absent while empty, so a state of an older daemon keeps its digest. */
+	if (s->recent.n > 0) {
+		json_object_object_add(o, "recent", recent_to_json(&s->recent));
+	}
+	if (with_local && s->promised > 0) {
+		json_object_object_add(o, "promised", json_object_new_uint64(s->promised));
+	}
 	for (size_t i = 0; i < s->n_groups; i++) {
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
 	}
@@ -311,13 +433,22 @@ json_object *vmc_state_to_json(const struct vmc_state *s)
 	return o;
 }
 
-char *vmc_state_to_string(const struct vmc_state *s)
+json_object *vmc_state_to_json(const struct vmc_state *s)
 {
-	json_object *o = vmc_state_to_json(s);
+	return state_to_json(s, true);
+}
+
+static char *json_to_text(json_object *o)
+{
 	char *text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 
 	json_object_put(o);
 	return text;
+}
+
+char *vmc_state_to_string(const struct vmc_state *s)
+{
+	return json_to_text(state_to_json(s, true));
 }
 
 /* Fields added after the first snapshot format are optional. */
@@ -485,8 +616,14 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	}
 	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
-	if (nodes_from_json(obj, s, err, errlen) != 0 || fencing_from_json(obj, s, err, errlen) != 0) {
+	if (nodes_from_json(obj, s, err, errlen) != 0 || fencing_from_json(obj, s, err, errlen) != 0 ||
+	    recent_from_json(obj, &s->recent, err, errlen) != 0) {
 		vmc_state_free(s);
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(obj, "promised", NULL) && !vmc_json_u64(obj, "promised", &s->promised)) {
+		vmc_state_free(s);
+		snprintf(err, errlen, "snapshot: promised is not a non-negative integer");
 		return -EINVAL;
 	}
 	/* Snapshots from before settings existed carry none: defaults. */
@@ -547,7 +684,8 @@ void vmc_state_digest(const struct vmc_state *s, char hex[VMC_DIGEST_HEX_LEN + 1
 {
 	unsigned char md[32];
 	unsigned int md_len = 0;
-	char *text = vmc_state_to_string(s);
+	/* The replicated content only: what a node promised is its own. */
+	char *text = json_to_text(state_to_json(s, false));
 
 	EVP_Digest(text, strlen(text), md, &md_len, EVP_sha256(), NULL);
 	free(text);

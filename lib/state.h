@@ -45,6 +45,28 @@ struct vmc_node_facts {
 };
 
 #define VMC_STATE_NODES_MAX 64
+/* Applied requests remembered, so an origin can tell after a membership change. */
+#define VMC_RECENT_MAX 1024
+
+/* One applied request: who sent it, under which id. */
+struct vmc_request_ref {
+	uint32_t origin;
+	uint64_t id;
+};
+
+/*
+ * The requests applied lately, oldest first (a ring), and per origin the
+ * highest id applied: enough for an origin whose change was caught in a
+ * membership change to learn, from the state the next primary sync settled
+ * on, whether it was applied (replica.h, "acknowledged").
+ */
+struct vmc_recent {
+	struct vmc_request_ref ring[VMC_RECENT_MAX];
+	size_t n;     /* entries held */
+	size_t head;  /* index of the oldest */
+	struct vmc_request_ref max_id[VMC_STATE_NODES_MAX]; /* per origin, the highest applied */
+	size_t n_max;
+};
 
 /*
  * Fencing of a lost node as the cluster saw it (FENCE_FAILED, NODE_FENCED):
@@ -67,6 +89,11 @@ struct vmc_state {
 	size_t n_nodes;
 	struct vmc_fence_record fencing[VMC_STATE_NODES_MAX]; /* sorted by node */
 	size_t n_fencing;
+	struct vmc_recent recent;  /* since protocol 3 */
+	/* This node's own, not replicated (not in the digest, kept across a
+	 * snapshot install): the highest epoch counter it promised in a
+	 * primary sync (replica.h, "history"). */
+	uint64_t promised;
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */
@@ -86,6 +113,20 @@ int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def);
 const struct vmc_node_facts *vmc_state_node(const struct vmc_state *s, uint32_t id);
 /* Adds or replaces a node's facts; -ENOSPC when the table is full. */
 int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f);
+
+/* Remember an applied request (origin, id); id 0 is not remembered. */
+void vmc_state_recent_add(struct vmc_state *s, uint32_t origin, uint64_t id);
+/* Was (origin, id) applied? 1 yes, 0 no, -1 cannot tell (older than what is remembered). */
+int vmc_state_recent_find(const struct vmc_state *s, uint32_t origin, uint64_t id);
+
+/*
+ * Epochs: a counter paired with the node id of the sync that made it, so
+ * that two primary views never share one. next is (counter + 1, node);
+ * epochs of the first format (a bare counter, below 2^32) count as that
+ * counter. Compared as plain integers, they keep their order.
+ */
+uint64_t vmc_epoch_next(uint64_t max, uint32_t node);
+uint64_t vmc_epoch_counter(uint64_t epoch);
 
 /* The fencing record of node, NULL when there is none. */
 const struct vmc_fence_record *vmc_state_fencing(const struct vmc_state *s, uint32_t node);

@@ -13,6 +13,8 @@ const char *vmc_strerror(int rc)
 		return "cluster membership changed, retry";
 	case VMC_E_NOT_READY:
 		return "daemon not joined to the cluster yet";
+	case VMC_E_UNKNOWN:
+		return "outcome unknown";
 	case VMC_E_INVALID:
 		return "invalid input";
 	case VMC_E_EXISTS:

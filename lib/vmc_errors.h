@@ -12,6 +12,7 @@ enum vmc_error {
 	VMC_E_NO_QUORUM = 1000,     /* this partition may not change anything */
 	VMC_E_RETRY = 1001,         /* membership changed before the change was applied */
 	VMC_E_NOT_READY = 1002,     /* daemon not (yet) joined to corosync */
+	VMC_E_UNKNOWN = 1003,       /* a change's outcome cannot be told (it may or may not be applied) */
 	/* requests: 1100.. */
 	VMC_E_INVALID = 1100,       /* bad input: a field, an argument */
 	VMC_E_EXISTS = 1101,        /* the name is taken */

@@ -52,6 +52,7 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_FENCE_FAILED] = "{\"node\":2,\"attempt\":0,\"method\":\"agent\",\"error\":\"exit 1\"}",
 	[VMC_MSG_SYNC_EXCLUDE] = "{\"members\":[1,2,3],\"sync_seq\":0}",
 	[VMC_MSG_SYNC_RESTART] = "{\"members\":[1,2,3],\"sync_seq\":0}",
+	[VMC_MSG_COMMIT_CONFIRM] = "{\"members\":[1,2,3],\"sync_seq\":0,\"epoch\":4294967297,\"v\":12}",
 };
 
 static unsigned int garbage_seed(void)
