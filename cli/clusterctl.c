@@ -5,7 +5,8 @@
  *
  * Exit codes (clusterctl(8)): 0 done; 1 refused by the cluster (exists,
  * not found, busy); 2 bad usage or invalid input; 3 no daemon; 4 no
- * quorum; 5 permission denied; 6 timed out.
+ * quorum; 5 permission denied; 6 timed out (nothing was applied); 7 the
+ * outcome of a change is unknown (it may or may not be applied).
  */
 #include "config.h"
 
@@ -30,6 +31,7 @@ enum exit_code {
 	EXIT_NO_QUORUM = 4,
 	EXIT_DENIED = 5,
 	EXIT_TIMEOUT = 6,
+	EXIT_UNKNOWN = 7,
 };
 
 struct cli {
@@ -72,6 +74,8 @@ static int exit_for(int rc)
 		return EXIT_DENIED;
 	case ETIMEDOUT:
 		return EXIT_TIMEOUT;
+	case VMC_E_UNKNOWN:
+		return EXIT_UNKNOWN;
 	case ENOTCONN:
 	case ECONNRESET:
 	case ENOTSOCK:
@@ -111,9 +115,16 @@ static int connect_daemon(struct cli *cli)
 	return 0;
 }
 
+static bool is_change(enum vmc_ipc_cmd cmd)
+{
+	return cmd != VMC_IPC_STATUS && cmd != VMC_IPC_NODE_LIST && cmd != VMC_IPC_VM_LIST &&
+	       cmd != VMC_IPC_VM_SHOW && cmd != VMC_IPC_CLUSTER_SHOW && cmd != VMC_IPC_DUMP;
+}
+
 /*
- * One call; a change that raced with a membership change is retried until
- * the timeout, since nothing was applied anywhere.
+ * One call; a change the cluster says was not applied (a membership
+ * change came first) is retried until the timeout. A change whose answer
+ * does not come in time may have been applied or not: say so.
  */
 static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
 {
@@ -151,8 +162,15 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 	if (rc == -VMC_E_RETRY) {
 		json_object_put(*result);
 		*result = NULL;
-		return fail(EXIT_TIMEOUT, "cluster membership kept changing for %d s; nothing was applied, "
-					  "try again (or raise --timeout)", cli->timeout_ms / 1000);
+		return fail(EXIT_TIMEOUT, "not applied: cluster membership kept changing for %d s (%s); "
+					  "try again (or raise --timeout)", cli->timeout_ms / 1000, err);
+	}
+	if (rc == -ETIMEDOUT && is_change(cmd)) {
+		json_object_put(*result);
+		*result = NULL;
+		return fail(EXIT_UNKNOWN, "outcome unknown: no answer within %d s; the change may or may not "
+					  "be applied (see 'clusterctl vm list' once the cluster has quorum)",
+			    cli->timeout_ms / 1000);
 	}
 	if (rc != 0) {
 		json_object_put(*result);
@@ -199,6 +217,16 @@ static void print_nodes_table(json_object *nodes)
 	}
 }
 
+/* Off a quorate view, what a read shows is this node's last copy: say so first. */
+static void print_stale(json_object *r)
+{
+	if (json_object_get_boolean(jget(r, "stale"))) {
+		printf("STALE: this node is not in a quorate partition; what follows is its last copy of the "
+		       "cluster's state, which may lag (since %s)\n\n",
+		       jget(r, "stale_since") ? jstr(r, "stale_since") : "start-up");
+	}
+}
+
 /* What the daemon waits for, one line each ("fencing node3 (agent, attempt 2, 12 s)"). */
 static void print_waits(json_object *waits)
 {
@@ -228,6 +256,7 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		print_json(r);
 	} else {
+		print_stale(r);
 		printf("Cluster %s, this node %s (id %s)\n", jstr(r, "cluster_name"), jstr(r, "node_name"),
 		       jstr(r, "node_id"));
 		printf("Quorum:  %s (%s of %s expected votes); changes %s\n",
@@ -341,8 +370,9 @@ static int cmd_vm_list(struct cli *cli, int argc, char **argv)
 	}
 	vms = jget(r, "vms");
 	if (cli->json) {
-		print_json(vms);
+		print_json(r);
 	} else {
+		print_stale(r);
 		printf("%-24s %-16s %-10s %-13s %8s  %s\n", "NAME", "OWNER", "STATE", "PRIORITY",
 		       "MEMORY", "PREFERRED");
 		for (size_t i = 0; i < json_object_array_length(vms); i++) {
@@ -384,6 +414,7 @@ static int cmd_vm_show(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		print_json(r);
 	} else {
+		print_stale(r);
 		if (jget(r, "owner_lost") != NULL) {
 			printf("Unknown:    %s (the cluster last knew it %s)\n", jstr(r, "owner_lost"),
 			       jstr(r, "cluster_state"));

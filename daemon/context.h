@@ -55,6 +55,8 @@ struct vmcd {
 	size_t n_cs_members;
 	uint32_t vq_expected_votes;
 	uint32_t vq_total_votes;
+	struct vmc_quorum_info vq;               /* what hellos carry (quorum.c fills it) */
+	uint64_t stale_since_s;                  /* wall clock: since when this copy may lag (0: current) */
 	struct vmc_replica replica;              /* the replicated state (cpg.c feeds it) */
 	uint64_t next_request_id;
 	int exit_code;

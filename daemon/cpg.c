@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <corosync/cpg.h>
 
@@ -103,7 +104,9 @@ static void outbox_flush(struct vmcd *d)
 			if (caller_waits) {
 				pushing_refused = true;
 			} else if (id != 0) {
-				cpg_hooks->outcome(d, id, -EIO, "corosync refused to send the change; nothing was applied");
+				static const char why[] = "corosync refused to send the change; nothing was applied";
+				cpg_hooks->outcome(d, id, -EIO, why);
+				cpg_hooks->answer(d, id, -EIO, why);
 				cpg_hooks->delivered(d);
 			}
 			continue;
@@ -187,6 +190,16 @@ static void replica_outcome(void *ctx, uint32_t origin, uint64_t request_id, int
 	}
 }
 
+static void replica_answer(void *ctx, uint64_t request_id, int rc, const char *detail)
+{
+	struct vmcd *d = ctx;
+
+	if (rc == -VMC_E_UNKNOWN || rc == -VMC_E_RETRY) {
+		log_notice("change %llu: %s", (unsigned long long)request_id, detail);
+	}
+	cpg_hooks->answer(d, request_id, rc, detail);
+}
+
 static void hello_timer_disarm(struct vmcd *d)
 {
 	if (hello_armed) {
@@ -227,15 +240,28 @@ static uint32_t replica_votes(void *ctx, uint32_t node)
 	return n != NULL ? n->votes : 1;
 }
 
+static void hello_timer_arm(struct vmcd *d);
+
+/* Each phase of a sync gets the deadline: the silent are excluded, phase by phase. */
 static void hello_deadline(void *data)
 {
 	struct vmcd *d = data;
 
 	hello_armed = false;
-	if (d->replica.phase == VMC_SYNC_HELLO) {
-		log_warn("sync: no hello from every member within %u ms: asking to exclude the silent ones",
-			 d->timeouts.hello_deadline_ms);
+	if (d->replica.phase != VMC_SYNC_DONE) {
+		log_warn("sync: phase %s not over within %u ms: asking to exclude the silent members",
+			 vmc_sync_phase_to_str(d->replica.phase), d->timeouts.hello_deadline_ms);
 		vmc_replica_hello_deadline(&d->replica);
+		hello_timer_arm(d);
+	}
+}
+
+static void hello_timer_arm(struct vmcd *d)
+{
+	if (!hello_armed &&
+	    qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)d->timeouts.hello_deadline_ms * QB_TIME_NS_IN_MSEC,
+			      d, hello_deadline, &hello_timer) == 0) {
+		hello_armed = true;
 	}
 }
 
@@ -245,10 +271,7 @@ static void replica_sync_started(void *ctx)
 
 	hello_timer_disarm(d);
 	hello_started_ms = vmc_now_ms();
-	if (qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)d->timeouts.hello_deadline_ms * QB_TIME_NS_IN_MSEC,
-			      d, hello_deadline, &hello_timer) == 0) {
-		hello_armed = true;
-	}
+	hello_timer_arm(d);
 }
 
 int64_t vmcd_cpg_sync_started_ms(const struct vmcd *d)
@@ -256,9 +279,75 @@ int64_t vmcd_cpg_sync_started_ms(const struct vmcd *d)
 	return d->replica.phase == VMC_SYNC_DONE ? 0 : hello_started_ms;
 }
 
+/* The nodelist's votes as this node reads them now (it may have been reloaded). */
+static void nodelist_votes(struct vmcd *d, uint32_t *mine, uint32_t *sum)
+{
+	const struct vmcd_node *me = vmcd_node_by_id(d, d->my_id);
+
+	*sum = 0;
+	for (size_t i = 0; i < d->n_nodes; i++) {
+		*sum += d->nodes[i].votes;
+	}
+	*mine = me != NULL ? me->votes : 1;
+}
+
+void vmcd_cpg_quorum_changed(struct vmcd *d)
+{
+	uint32_t mine, sum;
+
+	/* A reload (corosync-cfgtool -R) may have shrunk the nodelist. */
+	vmcd_nodes_load(d);
+	nodelist_votes(d, &mine, &sum);
+	vmc_replica_nodelist(&d->replica, mine, sum);
+	vmc_replica_quorum(&d->replica, &d->vq);
+}
+
+/*
+ * A member that stops confirming after the sync keeps our clients waiting:
+ * when the oldest of our waiting changes is the same after a whole hello
+ * deadline, ask for the sync again (the silent member is then excluded).
+ */
+static qb_loop_timer_handle ack_timer;
+static bool ack_armed;
+static uint64_t ack_oldest;
+
+static void ack_check(void *data)
+{
+	struct vmcd *d = data;
+	uint64_t oldest = vmc_replica_oldest_pending(&d->replica);
+
+	ack_armed = false;
+	if (oldest != 0 && oldest == ack_oldest) {
+		vmc_replica_ack_deadline(&d->replica);
+	}
+	ack_oldest = oldest;
+	if (oldest != 0 && qb_loop_timer_add(d->loop, QB_LOOP_MED,
+					     (uint64_t)d->timeouts.hello_deadline_ms * QB_TIME_NS_IN_MSEC, d,
+					     ack_check, &ack_timer) == 0) {
+		ack_armed = true;
+	}
+}
+
+void vmcd_cpg_committed(struct vmcd *d)
+{
+	bool current = d->quorate && vmc_replica_writable(&d->replica);
+
+	vmc_replica_confirm(&d->replica);
+	if (!ack_armed && vmc_replica_oldest_pending(&d->replica) != 0) {
+		ack_oldest = 0;
+		ack_check(d);
+	}
+	if (current) {
+		d->stale_since_s = 0;
+	} else if (d->stale_since_s == 0) {
+		d->stale_since_s = (uint64_t)time(NULL);
+	}
+}
+
 static const struct vmc_replica_ops replica_ops = {
 	.send = replica_send,
 	.outcome = replica_outcome,
+	.answer = replica_answer,
 	.synced = replica_synced,
 	.warn = replica_warn,
 	.running = replica_running,
@@ -369,7 +458,7 @@ int vmcd_cpg_init(struct vmcd *d, const struct vmcd_cpg_hooks *hooks)
 	struct cpg_name name;
 	cs_error_t err;
 	unsigned int tries = 0;
-	uint32_t votes = 0, my_votes;
+	uint32_t votes, my_votes;
 
 	cpg_hooks = hooks;
 	retry_ms = d->timeouts.cpg_retry_first_ms;
@@ -383,14 +472,10 @@ int vmcd_cpg_init(struct vmcd *d, const struct vmcd_cpg_hooks *hooks)
 		log_err("cannot learn this node's corosync node id");
 		return -EIO;
 	}
-	for (size_t i = 0; i < d->n_nodes; i++) {
-		votes += d->nodes[i].votes;
-	}
-	my_votes = vmcd_node_by_id(d, d->my_id) ? vmcd_node_by_id(d, d->my_id)->votes : 1;
+	nodelist_votes(d, &my_votes, &votes);
 	vmc_replica_init(&d->replica, d->my_id, my_votes, votes, d->replica.state, &replica_ops, d);
-	/* Protocol 3 needs votequorum's word in every hello: until this daemon
-	 * feeds it (quorum.c), it speaks 2. */
-	d->replica.proto_max = 2;
+	/* What votequorum said before the first view: the first hello carries it. */
+	vmc_replica_quorum(&d->replica, &d->vq);
 	strcpy(name.value, CPG_GROUP_NAME);
 	name.length = strlen(CPG_GROUP_NAME);
 	do {
@@ -420,6 +505,10 @@ void vmcd_cpg_fini(struct vmcd *d)
 		retry_armed = false;
 	}
 	hello_timer_disarm(d);
+	if (ack_armed) {
+		qb_loop_timer_del(d->loop, ack_timer);
+		ack_armed = false;
+	}
 	while (outbox_head != NULL) {
 		outbox_drop_head();
 	}

@@ -14,8 +14,11 @@
 struct vmcd_cpg_hooks {
 	/* A batch of deliveries was applied: the state may have changed. */
 	void (*delivered)(struct vmcd *d);
-	/* A request this node sent was decided (rc 0 applied, else refused or dropped). */
+	/* A request this node sent was decided here (rc 0 applied, else refused or dropped). */
 	void (*outcome)(struct vmcd *d, uint64_t request_id, int rc, const char *detail);
+	/* What the client of a request this node sent is told (lib/replica.h, ops->answer):
+	 * rc 0 once the view holds it, else not applied, unknown or the refusal. */
+	void (*answer)(struct vmcd *d, uint64_t request_id, int rc, const char *detail);
 	/* A sync of the view finished (the state may have been replaced). */
 	void (*synced)(struct vmcd *d);
 	/* The connection to corosync is gone. */
@@ -36,5 +39,9 @@ bool vmcd_cpg_is_member(const struct vmcd *d, uint32_t id);
 int64_t vmcd_cpg_sync_started_ms(const struct vmcd *d);
 /* Messages waiting in the outbox (corosync said "try again"). */
 size_t vmcd_cpg_outbox_length(void);
+/* votequorum spoke (d->vq) or the nodelist may have changed: tell the replica. */
+void vmcd_cpg_quorum_changed(struct vmcd *d);
+/* Everything applied is persisted: confirm it to the view (settle.h, step 1). */
+void vmcd_cpg_committed(struct vmcd *d);
 
 #endif

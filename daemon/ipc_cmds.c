@@ -137,6 +137,7 @@ static void view_fill(struct vmcd *d, struct view_ctx *v)
 		.waits = v->waits,
 		.n_waits = n,
 		.now_s = (uint64_t)time(NULL),
+		.stale_since_s = d->stale_since_s,
 	};
 }
 
@@ -241,10 +242,7 @@ static int change_gate(struct vmcd *d, char *err, size_t errlen)
 				 vmcd_node_name(d, d->my_id));
 			return -VMC_E_RETRY;
 		}
-		snprintf(err, errlen,
-			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; "
-			 "changes need a majority",
-			 d->replica.view_votes, d->replica.expected_votes);
+		snprintf(err, errlen, "%s", d->replica.not_primary);
 		return -VMC_E_NO_QUORUM;
 	}
 	return 0;

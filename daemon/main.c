@@ -196,9 +196,20 @@ static void settle_hook(struct vmcd *d)
 
 static void outcome_hook(struct vmcd *d, uint64_t request_id, int rc, const char *detail)
 {
-	vmcd_ipc_request_done(d, request_id, rc, detail);
 	vmcd_fence_outcome(d, request_id, rc, detail);
 	vmcd_local_outcome(d, request_id, rc);
+}
+
+static void answer_hook(struct vmcd *d, uint64_t request_id, int rc, const char *detail)
+{
+	vmcd_ipc_request_done(d, request_id, rc, detail);
+	vmcd_settle_request(d);
+}
+
+static void quorum_hook(struct vmcd *d)
+{
+	vmcd_cpg_quorum_changed(d);
+	settle_hook(d);
 }
 
 static void synced_hook(struct vmcd *d)
@@ -219,10 +230,11 @@ static json_object *running_hook(struct vmcd *d)
 	return vmcd_local_running();
 }
 
-static const struct vmcd_quorum_hooks quorum_hooks = { .changed = settle_hook, .lost = corosync_lost_hook };
+static const struct vmcd_quorum_hooks quorum_hooks = { .changed = quorum_hook, .lost = corosync_lost_hook };
 static const struct vmcd_cpg_hooks cpg_hooks = {
 	.delivered = settle_hook,
 	.outcome = outcome_hook,
+	.answer = answer_hook,
 	.synced = synced_hook,
 	.lost = corosync_lost_hook,
 	.running = running_hook,

@@ -1,8 +1,11 @@
 /*
- * votequorum (quorum.h). The daemon refuses change requests early on a
- * node without quorum, and a node that loses it stops its VMs; the
- * replica's own gate (a majority of the view) is what decides at apply
- * time, since CPG keeps delivering in a minority partition.
+ * votequorum (quorum.h): corosync's one word on quorum. The daemon refuses
+ * change requests early on a node without quorum, and a node that loses
+ * it stops its VMs. What votequorum says (quorate, ring id, quorum,
+ * qdevice votes) also goes into every hello, where the replica
+ * (lib/replica.h) makes a view primary only when every member says
+ * quorate on the same ring: two_node, wait_for_all, last_man_standing and
+ * qdevice clusters behave as corosync decides.
  */
 #include "config.h"
 
@@ -23,6 +26,9 @@ static void quorum_refresh_info(struct vmcd *d)
 	if (votequorum_getinfo(vq_handle, d->my_id, &info) == CS_OK) {
 		d->vq_expected_votes = info.node_expected_votes;
 		d->vq_total_votes = info.total_votes;
+		d->vq.quorum = info.quorum;
+		/* Only what a living quorum device casts now counts. */
+		d->vq.qdevice_votes = info.flags & VOTEQUORUM_INFO_QDEVICE_CAST_VOTE ? info.qdevice_votes : 0;
 	}
 }
 
@@ -41,6 +47,8 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 	}
 	d->quorate = quorate;
 	d->quorum_known = true;
+	d->vq.known = true;
+	d->vq.quorate = quorate;
 	d->n_cs_members = 0;
 	for (uint32_t i = 0; i < n_nodes && d->n_cs_members < VMC_NODES_MAX; i++) {
 		if (nodes[i].state == VOTEQUORUM_NODESTATE_MEMBER) {
@@ -49,6 +57,36 @@ static void quorum_notify(votequorum_handle_t h, uint64_t context, uint32_t quor
 	}
 	quorum_refresh_info(d);
 	quorum_hooks->changed(d); /* a lost quorum stops this node's VMs at once */
+}
+
+/* The ring id: which corosync membership the quorum verdict is about. */
+static void nodelist_notify(votequorum_handle_t h, uint64_t context, votequorum_ring_id_t ring_id,
+			    uint32_t n_nodes, uint32_t nodes[])
+{
+	struct vmcd *d = NULL;
+
+	votequorum_context_get(h, (void **)&d);
+	if (d == NULL) {
+		return;
+	}
+	d->vq.ring_node = ring_id.nodeid;
+	d->vq.ring_seq = ring_id.seq;
+	quorum_refresh_info(d);
+	quorum_hooks->changed(d);
+}
+
+/* The nodelist was reloaded (corosync-cfgtool -R) or votes changed. */
+static void expected_votes_notify(votequorum_handle_t h, uint64_t context, uint32_t expected_votes)
+{
+	struct vmcd *d = NULL;
+
+	votequorum_context_get(h, (void **)&d);
+	if (d == NULL) {
+		return;
+	}
+	log_notice("corosync's expected votes are now %u", expected_votes);
+	quorum_refresh_info(d);
+	quorum_hooks->changed(d);
 }
 
 static int quorum_dispatch(int32_t fd, int32_t revents, void *data)
@@ -66,7 +104,9 @@ static int quorum_dispatch(int32_t fd, int32_t revents, void *data)
 
 int vmcd_quorum_init(struct vmcd *d, const struct vmcd_quorum_hooks *hooks)
 {
-	votequorum_callbacks_t cb = { .votequorum_quorum_notify_fn = quorum_notify };
+	votequorum_callbacks_t cb = { .votequorum_quorum_notify_fn = quorum_notify,
+				      .votequorum_nodelist_notify_fn = nodelist_notify,
+				      .votequorum_expectedvotes_notify_fn = expected_votes_notify };
 	cs_error_t err = votequorum_initialize(&vq_handle, &cb);
 
 	if (err != CS_OK) {

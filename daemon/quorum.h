@@ -1,7 +1,8 @@
 /*
- * votequorum: whether corosync considers this partition quorate, and who
- * is in corosync's membership. Kept in the context (d->quorate,
- * d->cs_members); a change is published through the hooks.
+ * votequorum: whether corosync considers this partition quorate, on which
+ * ring, with which quorum, and who is in corosync's membership. Kept in
+ * the context (d->quorate, d->vq, d->cs_members); a change is published
+ * through the hooks.
  */
 #ifndef VMCD_QUORUM_H
 #define VMCD_QUORUM_H

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "cpg.h"
 #include "fence.h"
 #include "ipc.h"
 #include "local_vms.h"
@@ -40,6 +41,7 @@ void vmcd_settle(struct vmcd *d)
 		vmcd_shutdown(d, VMCD_EXIT_PERSIST);
 		return;
 	}
+	vmcd_cpg_committed(d);
 	vmcd_ipc_flush(d);
 	vmcd_local_reconcile(d);
 	vmcd_fence_check(d);

@@ -6,8 +6,10 @@
  *
  *   0. on lost quorum, this node's VMs first (self-fencing waits for no fsync)
  *   1. persist what the replica applied (a change is durable before
- *      anyone hears of it; a node that cannot persist stops)
- *   2. answer the clients whose changes are decided
+ *      anyone hears of it; a node that cannot persist stops), then
+ *      confirm it to the view (one message per commit group)
+ *   2. answer the clients whose changes are decided: held by every
+ *      member of the view, refused, or not applied
  *   3. bring this node's VMs in line with the state (local_vms.c)
  *   4. fencing of lost nodes (fence.c)
  */

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "views.h"
 
@@ -166,6 +167,20 @@ static json_object *waits_to_json(const struct vmc_view_input *in)
 	return a;
 }
 
+/* Whether what the view shows may lag the cluster, and since when (UTC). */
+static void stale_add(const struct vmc_view_input *in, json_object *o)
+{
+	char when[32];
+	time_t t = (time_t)in->stale_since_s;
+	struct tm tm;
+
+	json_object_object_add(o, "stale", json_object_new_boolean(in->stale_since_s != 0));
+	if (in->stale_since_s != 0 && gmtime_r(&t, &tm) != NULL &&
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0) {
+		json_object_object_add(o, "stale_since", json_object_new_string(when));
+	}
+}
+
 json_object *vmc_view_status(const struct vmc_view_input *in)
 {
 	json_object *o = json_object_new_object();
@@ -178,6 +193,7 @@ json_object *vmc_view_status(const struct vmc_view_input *in)
 	json_object_object_add(o, "cluster_name", json_object_new_string(in->cluster_name));
 	json_object_object_add(o, "node_id", json_object_new_int64(in->my_id));
 	json_object_object_add(o, "node_name", json_object_new_string(node_name(in, in->my_id, nb, sizeof(nb))));
+	stale_add(in, o);
 	json_object_object_add(o, "quorate", json_object_new_boolean(in->quorate));
 	json_object_object_add(o, "accepting_changes", json_object_new_boolean(in->accepting_changes));
 	json_object_object_add(o, "sync", json_object_new_string(in->sync_phase));
@@ -237,6 +253,7 @@ json_object *vmc_view_vm_list(const struct vmc_view_input *in)
 	json_object *o = json_object_new_object();
 	json_object *a = json_object_new_array_ext((int)in->state->n_groups);
 
+	stale_add(in, o);
 	for (size_t i = 0; i < in->state->n_groups; i++) {
 		json_object_array_add(a, group_summary(in, &in->state->groups[i]));
 	}
@@ -279,6 +296,7 @@ json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_
 	json_object *o = group_summary(in, g);
 	char lost[512];
 
+	stale_add(in, o);
 	json_object_object_add(o, "want_started", json_object_new_boolean(g->want_started));
 	json_object_object_add(o, "attempt", json_object_new_int64(g->attempt));
 	json_object_object_add(o, "reason", json_object_new_string(g->reason));

@@ -9,7 +9,9 @@
  * A node is "up" when it is an active member of the view; "excluded" when
  * it is in the view but its daemon did not answer in the last sync;
  * "daemon-down" when corosync has it but its daemon is not in the view;
- * "down" otherwise. A group whose owner is not up shows "unknown": the
+ * "down" otherwise. Off a quorate primary view (a minority, a sync in
+ * progress) every view says "stale": what it shows is this node's last
+ * copy, which may lag the cluster's, and since when. A group whose owner is not up shows "unknown": the
  * cluster last knew it as its "cluster_state", but nobody can tell what
  * runs there until the owner answers or is fenced.
  */
@@ -66,6 +68,7 @@ struct vmc_view_input {
 	const struct vmc_wait *waits;
 	size_t n_waits;
 	uint64_t now_s;                     /* wall clock: which failures are recent */
+	uint64_t stale_since_s;             /* wall clock: since when this copy may lag; 0 current */
 };
 
 json_object *vmc_view_status(const struct vmc_view_input *in);

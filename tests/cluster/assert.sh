@@ -83,7 +83,7 @@ nodes_agree() {
 	done
 }
 
-vm_count() { node_exec "$1" clusterctl --json vm list | jq length; }
+vm_count() { node_exec "$1" clusterctl --json vm list | jq '.vms | length'; }
 
 # vm_def NAME [MEMORY]: a small valid definition on stdout
 vm_def() {
@@ -94,4 +94,16 @@ vm_def() {
 # vm_add_on NODE NAME: add a VM through NODE, reading the definition from stdin
 vm_add_on() {
 	vm_def "$2" | node_exec "$1" clusterctl vm add - >/dev/null
+}
+
+# guest_vm NAME PREFERRED [EXTRA]: a definition of the test guest ($guest,
+# from guest_cluster_up) on stdout; EXTRA is more JSON fields (',"priority":"high"').
+guest_vm() {
+	printf '{"name":"%s","memory_mib":128,"boot":{"kernel":"%s/vmlinux","initrd":"%s/initrd.img","cmdline":"%s"},"preferred_owners":["%s"]%s}\n' \
+		"$1" "$guest" "$guest" "$(cat "$guest/cmdline")" "$2" "${3:-}"
+}
+
+# vm_online_on VM NODE [ASK]: VM is online on NODE, as node ASK (default 1) sees it
+vm_online_on() {
+	[[ $(node_exec "${3:-1}" clusterctl --json vm show "$1" | jq -r '.state + " " + .owner') == "online $2" ]]
 }

@@ -60,6 +60,11 @@ HARNESS_RUNDIR=""
 HARNESS_NODES=0
 HARNESS_BLACKHOLE_ADDED=0
 HARNESS_ENDED_PIDS=()
+# Extra options for corosync.conf's quorum section, ";" between them
+# ("two_node: 1;wait_for_all: 1"), set before cluster_up.
+HARNESS_QUORUM_OPTIONS=${HARNESS_QUORUM_OPTIONS:-}
+# The nodes corosync.conf lists (default: all); see nodelist_set.
+HARNESS_NODELIST=()
 
 # Deadlines, in seconds.
 HARNESS_QUORUM_TIMEOUT=60
@@ -396,7 +401,10 @@ harness_make_node_mntns() {
 }
 
 harness_write_corosync_conf() {
-	local i=$1 j
+	local i=$1 j nodes quorum_options
+	if ((${#HARNESS_NODELIST[@]} > 0)); then nodes=("${HARNESS_NODELIST[@]}"); else read -ra nodes <<<"$(harness_node_list)"; fi
+	# HARNESS_QUORUM_OPTIONS: options separated by ";", one per line in the section
+	quorum_options=${HARNESS_QUORUM_OPTIONS//;/$'\n'    }
 	{
 		cat <<-EOF
 			# Written by tests/cluster/harness.sh for node $i.
@@ -415,7 +423,7 @@ harness_write_corosync_conf() {
 
 			nodelist {
 		EOF
-		for ((j = 1; j <= HARNESS_NODES; j++)); do
+		for j in "${nodes[@]}"; do
 			cat <<-EOF
 				    node {
 				        ring0_addr: $(harness_node_addr "$j")
@@ -429,6 +437,7 @@ harness_write_corosync_conf() {
 
 			quorum {
 			    provider: corosync_votequorum
+			$quorum_options
 			}
 
 			logging {
@@ -782,6 +791,18 @@ harness_remove_rundir() {
 	fi
 	rm -rf "$HARNESS_RUNDIR"
 	HARNESS_RUNDIR=""
+}
+
+# nodelist_set NODE...: corosync.conf of every node now lists only these
+# nodes; corosync reloads it cluster-wide (corosync-cfgtool -R, run on the
+# first of them), with no restart of anything.
+nodelist_set() {
+	local i
+	HARNESS_NODELIST=("$@")
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		harness_write_corosync_conf "$i"
+	done
+	node_exec "$1" corosync-cfgtool -R >/dev/null
 }
 
 # node_start_racing I: like node_start, but returns as soon as vmclusterd is

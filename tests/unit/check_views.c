@@ -10,6 +10,7 @@
  *   quorate yes|no               (default yes)
  *   phase hello|state|done       (default done)
  *   now S                        (wall clock, seconds)
+ *   stale S                      (this copy may lag since S, wall clock; default current)
  *   wait KIND [node=N] [vm=V] [method=M] [attempt=A] [fencer=N] [age=MS] [left=MS] [detail=TEXT_WITH_UNDERSCORES]
  *   render status | nodes | vms | show VM
  */
@@ -38,6 +39,7 @@ struct vcase {
 	bool quorate;
 	char phase[16];
 	uint64_t now_s;
+	uint64_t stale_s;
 	struct vmc_wait waits[16];
 	size_t n_waits;
 	char render[16];
@@ -111,6 +113,8 @@ static void parse_line(void *ctx, char *text)
 		snprintf(c->phase, sizeof(c->phase), "%s", v ? v : "");
 	} else if (strcmp(kw, "now") == 0) {
 		c->now_s = v ? strtoull(v, NULL, 10) : 0;
+	} else if (strcmp(kw, "stale") == 0) {
+		c->stale_s = v ? strtoull(v, NULL, 10) : 0;
 	} else if (strcmp(kw, "render") == 0) {
 		snprintf(c->render, sizeof(c->render), "%s", v ? v : "");
 		v = strtok_r(NULL, " \t", &save);
@@ -145,6 +149,7 @@ static json_object *render(struct vcase *c, struct vmc_state *s)
 		.waits = c->waits,
 		.n_waits = c->n_waits,
 		.now_s = c->now_s,
+		.stale_since_s = c->stale_s,
 	};
 
 	in.corosync = c->cs_set ? c->cs : in.view;
