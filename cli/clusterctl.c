@@ -165,7 +165,8 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 		return fail(EXIT_TIMEOUT, "not applied: cluster membership kept changing for %d s (%s); "
 					  "try again (or raise --timeout)", cli->timeout_ms / 1000, err);
 	}
-	if (rc == -ETIMEDOUT && is_change(cmd)) {
+	/* No answer at all (no result): the daemon's own -ETIMEDOUT refusals say what timed out. */
+	if (rc == -ETIMEDOUT && *result == NULL && is_change(cmd)) {
 		json_object_put(*result);
 		*result = NULL;
 		return fail(EXIT_UNKNOWN, "outcome unknown: no answer within %d s; the change may or may not "
@@ -723,7 +724,8 @@ static void usage(FILE *out, const char *noun)
 		     "  -h, --help         show help (for a command: clusterctl vm --help)\n"
 		     "  -V, --version      show the version\n"
 		     "\nExit status: 0 done, 1 refused by the cluster, 2 bad usage or input,\n"
-		     "3 no daemon, 4 no quorum, 5 permission denied, 6 timed out.\n"
+		     "3 no daemon, 4 no quorum, 5 permission denied, 6 timed out (nothing applied),\n"
+		     "7 outcome unknown (a change may or may not be applied).\n"
 		     "See clusterctl(8).\n");
 }
 

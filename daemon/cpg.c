@@ -217,7 +217,9 @@ static void replica_synced(void *ctx)
 	hello_started_ms = 0;
 	log_notice("sync done: %zu members (%zu active), %s, source %s, config_version %llu, digest %.12s",
 		   d->replica.n_members, d->replica.n_active,
-		   d->replica.primary ? "primary" : "NOT primary (no quorum)",
+		   d->replica.primary	      ? "primary"
+		   : d->replica.recovery_only ? "recovery only (a member's daemon does not answer)"
+					      : "NOT primary (no quorum)",
 		   d->replica.source ? vmcd_node_name(d, d->replica.source->node_id) : "-",
 		   (unsigned long long)d->replica.state->config_version, digest);
 	cpg_hooks->synced(d);

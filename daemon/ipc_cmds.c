@@ -127,7 +127,7 @@ static void view_fill(struct vmcd *d, struct view_ctx *v)
 		.corosync = d->cs_members,
 		.n_corosync = d->n_cs_members,
 		.quorate = d->quorate,
-		.accepting_changes = d->quorate && vmc_replica_writable(&d->replica),
+		.accepting_changes = d->quorate && vmc_replica_accepts_changes(&d->replica),
 		.sync_phase = vmc_sync_phase_to_str(d->replica.phase),
 		.protocol = d->replica.proto,
 		.expected_votes = d->vq_expected_votes,

@@ -91,6 +91,9 @@ struct vmc_msg_type_info {
 	uint16_t since;            /* protocol version that introduced it */
 	vmc_body_parse_fn parse;   /* NULL: sync traffic, handled by the replica */
 	vmc_body_apply_fn apply;
+	/* What the nodes report (facts, VM events, fencing), as opposed to an
+	 * operator's change: a view that may only recover takes these alone. */
+	bool report;
 };
 
 /* The table's row for type, or NULL for a type this build does not know. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "msg_types.h"
 #include "json_util.h"
 #include "replica.h"
 #include "vmc_errors.h"
@@ -233,6 +234,11 @@ void vmc_replica_fini(struct vmc_replica *r)
 
 bool vmc_replica_writable(const struct vmc_replica *r)
 {
+	return r->phase == VMC_SYNC_DONE && (r->primary || r->recovery_only) && !r->excluded_self;
+}
+
+bool vmc_replica_accepts_changes(const struct vmc_replica *r)
+{
 	return r->phase == VMC_SYNC_DONE && r->primary && !r->excluded_self;
 }
 
@@ -356,6 +362,7 @@ static void round_begin(struct vmc_replica *r)
 {
 	r->phase = VMC_SYNC_HELLO;
 	r->primary = false;
+	r->recovery_only = false;
 	hellos_clear(r);
 	r->source = NULL;
 	snapshot_reset(r);
@@ -599,6 +606,7 @@ static void sync_finish(struct vmc_replica *r, bool caught_up)
 	}
 	if (r->tainted) {
 		r->primary = false;
+		r->recovery_only = false;
 	}
 	snapshot_reset(r);
 	if (r->primary && acks_by_view(r, r->proto)) {
@@ -669,6 +677,7 @@ static bool view_primary(struct vmc_replica *r)
 	bool nobody_has_one = true;
 
 	r->view_votes = 0;
+	r->recovery_only = false;
 	for (size_t i = 0; i < r->n_hellos; i++) {
 		r->view_votes += r->hellos[i].votes;
 	}
@@ -702,7 +711,14 @@ static bool view_primary(struct vmc_replica *r)
 			nobody_has_one = false;
 		}
 	}
-	/* Every node of the nodelist here: whatever anyone holds is in this view. */
+	/*
+	 * Every node of the nodelist here: whatever anyone holds is in this view.
+	 * Otherwise corosync's quorum is counted over the members that answer
+	 * and have a history: its verdict covers members whose daemons are down
+	 * or excluded, which hold no acknowledgement (so auto_tie_breaker's
+	 * half of an even split, whose quorum corosync does not lower, is not
+	 * primary; two_node and last_man_standing lower it).
+	 */
 	if (all >= r->expected_votes) {
 		return true;
 	}
@@ -712,11 +728,27 @@ static bool view_primary(struct vmc_replica *r)
 			 all, r->expected_votes);
 		return false;
 	}
+	if ((uint64_t)history + qdevice >= quorum) {
+		return true;
+	}
 	snprintf(r->not_primary, sizeof(r->not_primary),
 		 "no quorum: members with the cluster's history hold %u votes (with %u of a quorum device), "
 		 "corosync's quorum is %u; nodes new or wiped count once every node is up",
 		 history, qdevice, quorum);
-	return (uint64_t)history + qdevice >= quorum;
+	if (r->n_excluded > 0) {
+		uint32_t silent = 0;
+		for (size_t i = 0; i < r->n_excluded; i++) {
+			silent += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
+		}
+		r->recovery_only = (uint64_t)history + silent + qdevice >= quorum;
+		if (r->recovery_only) {
+			snprintf(r->not_primary, sizeof(r->not_primary),
+				 "the daemon of %zu member(s) does not answer (excluded from the sync): this "
+				 "partition fences and recovers but takes no changes until they answer or leave",
+				 r->n_excluded);
+		}
+	}
+	return false;
 }
 
 static void hellos_complete(struct vmc_replica *r)
@@ -1387,6 +1419,35 @@ static void receive_state_chunk(struct vmc_replica *r, const struct vmc_msg *m)
 	}
 }
 
+/*
+ * A report in a view that may only recover: applied, but not held by every
+ * node (a member is silent), so its origin cannot promise it stays.
+ */
+static void recovery_decide(struct vmc_replica *r, const struct vmc_msg *m)
+{
+	struct vmc_apply_ctx ctx = { .sender = m->sender, .version = m->version, .members = r->active,
+				     .n_members = r->n_active };
+	char detail[512];
+	int rc = vmc_state_apply(r->state, &ctx, m, detail, sizeof(detail));
+
+	if (rc == -ENOMEM) {
+		taint(r, "out of memory applying a change");
+		r->ops->outcome(r->ctx, m->sender, m->request_id, -ENOMEM, "out of memory on this node");
+		return;
+	}
+	if (rc == 0) {
+		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
+							       r->n_active));
+	}
+	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
+	if (m->sender == r->my_id) {
+		char told[640];
+		snprintf(told, sizeof(told), "outcome unknown: %s here, but a member's daemon does not answer, so "
+			 "not every node holds it", detail);
+		answer(r, m->request_id, rc == 0 ? -VMC_E_UNKNOWN : rc, rc == 0 ? told : detail);
+	}
+}
+
 /* Decided: the outcome on every member, and for our own request the client's answer. */
 static void decided(struct vmc_replica *r, const struct vmc_msg *m, int rc, const char *detail)
 {
@@ -1403,6 +1464,11 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 	char detail[512];
 	int rc;
 
+	if (r->recovery_only && !r->tainted && vmc_msg_type_info(m->type) != NULL &&
+	    vmc_msg_type_info(m->type)->report) {
+		recovery_decide(r, m);
+		return;
+	}
 	if (!r->primary) {
 		if (r->tainted) {
 			snprintf(detail, sizeof(detail),

@@ -181,7 +181,14 @@ struct vmc_replica {
 	uint32_t nodelist_votes; /* sum of the nodelist's votes, as this node read it */
 	uint32_t expected_votes; /* the highest nodelist sum among this round's hellos */
 	uint32_t view_votes;     /* votes of this view's members, once all hellos are in */
-	char not_primary[160];   /* why the view is not primary, for refusals */
+	char not_primary[256];   /* why the view is not primary, for refusals */
+	/* Not primary, but quorate counting its excluded members' votes (their
+	 * corosync is in this ring, so no other partition can be quorate): the
+	 * view may fence and recover (reports apply) but takes no operator's
+	 * change, and raises no epoch, until the silent members answer or
+	 * leave. What it applies is answered "outcome unknown": it is not held
+	 * by every node. */
+	bool recovery_only;
 	struct vmc_state *state;
 	/* What the owner must persist (see journal.h): lines to append, or a
 	 * whole snapshot when the state was replaced by a sync. */
@@ -328,8 +335,10 @@ void vmc_replica_persisted(struct vmc_replica *r);
 /* The state digest, computed once per change rather than once per call. */
 const char *vmc_replica_digest(struct vmc_replica *r);
 
-/* Synced and primary: this node's copy is current and may change. */
+/* Synced and primary, or recovery only: this node may fence, recover and report. */
 bool vmc_replica_writable(const struct vmc_replica *r);
+/* Synced and primary: operators' changes are taken and acknowledged. */
+bool vmc_replica_accepts_changes(const struct vmc_replica *r);
 const char *vmc_sync_phase_to_str(enum vmc_sync_phase p);
 
 #endif

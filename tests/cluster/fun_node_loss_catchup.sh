@@ -31,7 +31,7 @@ expect "all three nodes agree after 200 concurrent adds" wait_for 60 "digests to
 for i in 1 2 3; do
 	node_exec "$i" clusterctl --json vm list >"$HARNESS_RUNDIR/list$i.json"
 done
-expect_eq "200 groups listed" 200 "$(jq length "$HARNESS_RUNDIR/list1.json")"
+expect_eq "200 groups listed" 200 "$(jq ".vms | length" "$HARNESS_RUNDIR/list1.json")"
 expect "vm list --json is byte-identical on nodes 1 and 2" cmp -s "$HARNESS_RUNDIR/list1.json" "$HARNESS_RUNDIR/list2.json"
 expect "vm list --json is byte-identical on nodes 1 and 3" cmp -s "$HARNESS_RUNDIR/list1.json" "$HARNESS_RUNDIR/list3.json"
 
@@ -50,6 +50,6 @@ expect "node 3 converges to the others' state" wait_for 60 "digests to agree" no
 node_exec 1 clusterctl --json vm list >"$HARNESS_RUNDIR/after1.json"
 node_exec 3 clusterctl --json vm list >"$HARNESS_RUNDIR/after3.json"
 expect "node 3's vm list --json is byte-identical to node 1's" cmp -s "$HARNESS_RUNDIR/after1.json" "$HARNESS_RUNDIR/after3.json"
-expect_eq "node 3 lists 250 groups" 250 "$(jq length "$HARNESS_RUNDIR/after3.json")"
+expect_eq "node 3 lists 250 groups" 250 "$(jq ".vms | length" "$HARNESS_RUNDIR/after3.json")"
 
 finish

@@ -454,6 +454,43 @@ START_TEST(test_a_member_silent_in_the_confirm_phase_is_excluded)
 }
 END_TEST
 
+/*
+ * Node 2's daemon is frozen (excluded), node 3 gone: node 1 alone holds 1
+ * of the 2 votes needed, but node 2's corosync is in the ring, so no other
+ * partition can be quorate. The view may recover (reports apply, answered
+ * "outcome unknown": not every node holds them) but takes no operator's
+ * change and raises no epoch.
+ */
+START_TEST(test_a_view_quorate_only_with_a_silent_member_may_recover_only)
+{
+	static const uint32_t ab_ids[] = { 1, 2 };
+	struct peer a, b, c;
+	struct peer *all[] = { &a, &b, &c }, *one[] = { &a };
+	struct vmc_quorum_info q = vq(true, 8, 2);
+	uint64_t epoch;
+	json_object *facts;
+
+	three_established(&a, &b, &c);
+	epoch = a.r.state->epoch;
+	view(one, 1, ab_ids, 2, &q);
+	run(one, 1);
+	vmc_replica_hello_deadline(&a.r);
+	settle(one, 1);
+	ck_assert(!a.r.primary && a.r.recovery_only);
+	ck_assert(vmc_replica_writable(&a.r) && !vmc_replica_accepts_changes(&a.r));
+	ck_assert_uint_eq(a.r.state->epoch, epoch);
+	add(one, 1, 1, 81, ADD("web1"));
+	ck_assert_int_eq(answer_of(&a, 81)->rc, -VMC_E_NO_QUORUM);
+	ck_assert_ptr_nonnull(strstr(answer_of(&a, 81)->detail, "does not answer"));
+	facts = json_tokener_parse("{\"name\":\"node1\",\"mem_mib\":2048}");
+	deliver_to(one, 1, 1, VMC_MSG_NODE_FACTS, 82, facts);
+	json_object_put(facts);
+	ck_assert_int_eq(answer_of(&a, 82)->rc, -VMC_E_UNKNOWN);
+	ck_assert_ptr_nonnull(vmc_state_node(a.r.state, 1));
+	peers_stop(all, 3);
+}
+END_TEST
+
 /* ---- acknowledgements ---- */
 
 START_TEST(test_the_origin_answers_once_every_member_confirmed)
@@ -675,6 +712,7 @@ static Suite *acks_suite(void)
 	tcase_add_test(tc, test_a_copy_installed_outside_a_primary_sync_is_no_history);
 	tcase_add_test(tc, test_a_promise_raises_the_next_counter);
 	tcase_add_test(tc, test_a_member_silent_in_the_confirm_phase_is_excluded);
+	tcase_add_test(tc, test_a_view_quorate_only_with_a_silent_member_may_recover_only);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("confirmations");
