@@ -1,8 +1,8 @@
 #!/bin/bash
-# No acknowledged change is lost (lib/replica.h, "acknowledged"). A client
-# adds groups in a tight loop on node 3, which is then cut off from the
-# other two. After the heal, every add the client saw acknowledged (exit
-# 0) is on all three nodes; every add answered "not applied" (exit 4, no
+# No acknowledged change is lost (lib/replica.h, "acknowledged"). Three
+# clients add groups in tight loops on node 3, which is then cut off from
+# the other two, three times. After the heals, every add a client saw
+# acknowledged (exit 0) is on all three nodes; every add answered "not applied" (exit 4, no
 # quorum; exit 6, membership kept changing) is on none; an add whose answer
 # did not come in time (exit 7) may be either, and the client said its
 # outcome is unknown. While cut off, node 3 still answers reads, marked
@@ -22,25 +22,29 @@ count_rc() { awk -v rc="$1" '$2 == rc' "$results" | wc -l; }
 count_at_least() { (($(count_rc "$1") >= $2)); }
 refused_at_least() { (($(count_rc 4) + $(count_rc 6) + $(count_rc 7) >= $1)); }
 
-# The client: one line per add, "NAME EXIT MESSAGE".
-(
-	k=0
+# A client: one line per add, "NAME EXIT MESSAGE" (short lines: appends do not interleave).
+client() {
+	local k=0 out rc
 	while [[ ! -e $HARNESS_RUNDIR/stop ]]; do
 		k=$((k + 1))
 		set +e
-		out=$(vm_def "loop$k" | node_exec 3 clusterctl --timeout 4 vm add - 2>&1 >/dev/null)
+		out=$(vm_def "c$1-$k" | node_exec 3 clusterctl --timeout 4 vm add - 2>&1 >/dev/null)
 		rc=$?
 		set -e
-		echo "loop$k $rc ${out//$'\n'/ }" >>"$results"
+		echo "c$1-$k $rc ${out//$'\n'/ }" >>"$results"
 	done
-) &
-client=$!
+}
+clients=()
+for c in 1 2 3; do
+	client "$c" &
+	clients+=($!)
+done
 
-expect "the client has 5 adds acknowledged before the cut" wait_for 30 "5 acknowledged adds" count_at_least 0 5
+expect "the clients have 5 adds acknowledged before the cut" wait_for 30 "5 acknowledged adds" count_at_least 0 5
 acked_before=$(count_rc 0)
 node_partition 3
 expect "node 3 loses quorum" wait_for 30 "node 3 to lose quorum" node_sees 3 1 false
-expect "the client is refused on the cut-off node" wait_for 30 "a refusal" refused_at_least 1
+expect "the clients are refused on the cut-off node" wait_for 30 "a refusal" refused_at_least 1
 
 # Reads on the minority answer, and say they may be stale.
 list=$(node_exec 3 clusterctl --json vm list)
@@ -53,10 +57,20 @@ expect_eq "nodes 1-2 are not stale" false "$(status_field 1 .stale)"
 node_heal 3
 expect "node 3 rejoins with quorum" wait_for 60 "node 3 quorate" node_sees 3 3 true
 acked_then=$(count_rc 0)
-expect "the client is acknowledged again after the heal" \
+expect "the clients are acknowledged again after the heal" \
 	wait_for 60 "an acknowledged add after the heal" count_at_least 0 $((acked_then + 2))
+# Two more cuts while the clients run: more adds caught in flight.
+for cut in 2 3; do
+	node_partition 3
+	expect "cut $cut: node 3 loses quorum" wait_for 30 "node 3 to lose quorum" node_sees 3 1 false
+	node_heal 3
+	expect "cut $cut: node 3 rejoins with quorum" wait_for 60 "node 3 quorate" node_sees 3 3 true
+	acked_then=$(count_rc 0)
+	expect "cut $cut: acknowledged again after the heal" \
+		wait_for 60 "an acknowledged add after the heal" count_at_least 0 $((acked_then + 2))
+done
 touch "$HARNESS_RUNDIR/stop"
-wait "$client"
+wait "${clients[@]}"
 expect "all three agree" wait_for 60 "digests to agree" nodes_agree 1 2 3
 expect_eq "node 3 is no longer stale" false "$(status_field 3 .stale)"
 
