@@ -1,6 +1,8 @@
 /*
- * The replica: sync after membership changes, the quorum gate, and the
- * holding of requests while a sync runs. See replica.h for the protocol.
+ * The replica: the sync after membership changes, and the requests, held
+ * while a sync runs and decided in order after. Which view is primary is
+ * replica_quorum.c's, confirmations and answers replica_acks.c's. See
+ * replica.h for the protocol.
  */
 #include "config.h"
 
@@ -11,9 +13,9 @@
 #include <string.h>
 
 #include "journal.h"
-#include "msg_types.h"
 #include "json_util.h"
-#include "replica.h"
+#include "msg_types.h"
+#include "replica_internal.h"
 #include "vmc_errors.h"
 
 const char *vmc_sync_phase_to_str(enum vmc_sync_phase p)
@@ -58,93 +60,6 @@ static void hellos_clear(struct vmc_replica *r);
 
 /* ---- answers to this node's own requests ---- */
 
-static void answer(struct vmc_replica *r, uint64_t id, int rc, const char *detail)
-{
-	if (rc == 0) {
-		r->answers_done++;
-	} else if (rc == -VMC_E_RETRY) {
-		r->answers_not_applied++;
-	} else if (rc == -VMC_E_UNKNOWN) {
-		r->answers_unknown++;
-	}
-	if (r->ops->answer != NULL && id != 0) {
-		r->ops->answer(r->ctx, id, rc, detail);
-	}
-}
-
-/* Do acknowledgements wait for the view's confirmations (protocol 3)? */
-static bool acks_by_view(const struct vmc_replica *r, uint16_t version)
-{
-	return VMC_PROTO_HAS_CONFIRM(version) && !r->legacy_ack;
-}
-
-/*
- * Remember one of our requests until its answer is known. resolved: its
- * verdict is known in this sync, told once version is confirmed by every
- * active member; else a view change caught it and the next established
- * primary sync tells.
- */
-static void pending_add(struct vmc_replica *r, const struct vmc_msg *m, bool resolved, int verdict,
-			uint64_t version, const char *detail)
-{
-	struct vmc_pending *p;
-
-	if (m->request_id == 0) {
-		return;
-	}
-	if (r->n_pending == r->cap_pending) {
-		size_t cap = r->cap_pending ? r->cap_pending * 2 : 16;
-		struct vmc_pending *grown = realloc(r->pending, cap * sizeof(*grown));
-		if (grown == NULL) {
-			answer(r, m->request_id, -VMC_E_UNKNOWN,
-			       "outcome unknown: this node ran out of memory while it waited for the "
-			       "cluster's confirmation; see 'clusterctl vm list'");
-			return;
-		}
-		r->pending = grown;
-		r->cap_pending = cap;
-	}
-	p = &r->pending[r->n_pending++];
-	memset(p, 0, sizeof(*p));
-	p->request_id = m->request_id;
-	p->msg_version = m->version;
-	p->round = r->round;
-	p->sync_seq = r->sync_seq;
-	p->resolved = resolved;
-	p->verdict = verdict;
-	p->version = version;
-	snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
-}
-
-/* Our request dropped by the sync machinery: it may have been applied elsewhere. */
-static void own_dropped(struct vmc_replica *r, const struct vmc_msg *m, const char *why)
-{
-	if (m->sender != r->my_id || m->request_id == 0) {
-		return;
-	}
-	if (acks_by_view(r, m->version)) {
-		pending_add(r, m, false, 0, 0, "");
-	} else {
-		answer(r, m->request_id, -VMC_E_RETRY, why);
-	}
-}
-
-static void pending_remove(struct vmc_replica *r, size_t i)
-{
-	memmove(&r->pending[i], &r->pending[i + 1], (r->n_pending - i - 1) * sizeof(r->pending[0]));
-	r->n_pending--;
-}
-
-static bool pending_current(const struct vmc_replica *r, const struct vmc_pending *p)
-{
-	return p->round == r->round && p->sync_seq == r->sync_seq;
-}
-
-uint64_t vmc_replica_oldest_pending(const struct vmc_replica *r)
-{
-	return r->n_pending > 0 ? r->pending[0].request_id : 0;
-}
-
 static void held_drop_all(struct vmc_replica *r, bool report)
 {
 	struct vmc_held_msg *h = r->held_head;
@@ -154,7 +69,7 @@ static void held_drop_all(struct vmc_replica *r, bool report)
 		if (report) {
 			static const char why[] = "cluster membership changed before the change was applied; retry";
 			r->ops->outcome(r->ctx, h->msg.sender, h->msg.request_id, -VMC_E_RETRY, why);
-			own_dropped(r, &h->msg, why);
+			replica_own_dropped(r, &h->msg, why);
 		}
 		vmc_msg_clear(&h->msg);
 		free(h);
@@ -164,7 +79,7 @@ static void held_drop_all(struct vmc_replica *r, bool report)
 	r->held_tail = &r->held_head;
 }
 
-static void journal_add(struct vmc_replica *r, char *line)
+void replica_journal_add(struct vmc_replica *r, char *line)
 {
 	r->generation++;
 	if (line == NULL) {
@@ -242,7 +157,7 @@ bool vmc_replica_accepts_changes(const struct vmc_replica *r)
 	return r->phase == VMC_SYNC_DONE && r->primary && !r->excluded_self;
 }
 
-static bool is_member(const struct vmc_replica *r, uint32_t id)
+bool replica_is_member(const struct vmc_replica *r, uint32_t id)
 {
 	for (size_t i = 0; i < r->n_members; i++) {
 		if (r->members[i] == id) {
@@ -252,8 +167,7 @@ static bool is_member(const struct vmc_replica *r, uint32_t id)
 	return false;
 }
 
-static void warn(const struct vmc_replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(const struct vmc_replica *r, const char *fmt, ...)
+void replica_warn(const struct vmc_replica *r, const char *fmt, ...)
 {
 	char what[384];
 	va_list ap;
@@ -268,7 +182,7 @@ static void warn(const struct vmc_replica *r, const char *fmt, ...)
 }
 
 /* The members list and sync_seq that tie a sync message to one sync of one view. */
-static json_object *sync_body(const struct vmc_replica *r)
+json_object *replica_sync_body(const struct vmc_replica *r)
 {
 	json_object *body = json_object_new_object();
 	json_object *members = json_object_new_array();
@@ -283,7 +197,7 @@ static json_object *sync_body(const struct vmc_replica *r)
 
 static void hello_send(struct vmc_replica *r)
 {
-	json_object *body = sync_body(r);
+	json_object *body = replica_sync_body(r);
 	const char *digest = vmc_replica_digest(r);
 
 	json_object_object_add(body, "epoch", json_object_new_uint64(r->state->epoch));
@@ -377,7 +291,7 @@ static void round_begin(struct vmc_replica *r)
 	r->confirm_sent_version = 0;
 	r->n_confirms = 0;
 	r->counter = 0;
-	if (is_member(r, r->my_id)) {
+	if (replica_is_member(r, r->my_id)) {
 		hello_send(r);
 		if (r->ops->sync_started != NULL) {
 			r->ops->sync_started(r->ctx);
@@ -408,9 +322,9 @@ bool vmc_replica_is_active(const struct vmc_replica *r, uint32_t node)
 	return false;
 }
 
-static void restart_request(struct vmc_replica *r)
+void replica_restart_request(struct vmc_replica *r)
 {
-	json_object *body = sync_body(r);
+	json_object *body = replica_sync_body(r);
 
 	r->ops->send(r->ctx, VMC_MSG_SYNC_RESTART, body);
 	json_object_put(body);
@@ -431,11 +345,11 @@ static void taint(struct vmc_replica *r, const char *why)
 		return;
 	}
 	if (VMC_PROTO_HAS_ATTEMPTS(r->proto)) {
-		warn(r, "%s: this node takes no changes and asks for a new sync to get the state back", why);
-		restart_request(r);
+		replica_warn(r, "%s: this node takes no changes and asks for a new sync to get the state back", why);
+		replica_restart_request(r);
 	} else {
 		/* Older members would drop a restart: wait for the next membership change. */
-		warn(r, "%s: this node takes no changes until the next membership change", why);
+		replica_warn(r, "%s: this node takes no changes until the next membership change", why);
 	}
 }
 
@@ -553,12 +467,6 @@ static bool hello_better(const struct vmc_hello *a, const struct vmc_hello *b)
 }
 
 static void held_apply_all(struct vmc_replica *r);
-static void pending_resolve(struct vmc_replica *r);
-static void exclude_unconfirmed(struct vmc_replica *r, const struct vmc_msg *m);
-static const struct vmc_confirm *confirm_of(const struct vmc_replica *r, uint32_t node);
-static bool view_primary(struct vmc_replica *r);
-static bool vq_differs(const struct vmc_quorum_info *a, const struct vmc_quorum_info *b);
-static const struct vmc_quorum_info *counted_vq(const struct vmc_replica *r);
 
 /* The epoch counter one above every epoch and promise in this round's hellos. */
 static uint64_t next_counter(const struct vmc_replica *r)
@@ -574,7 +482,7 @@ static uint64_t next_counter(const struct vmc_replica *r)
 }
 
 /* The sync of this view is over: its state is final and, if primary, writable. */
-static void sync_done(struct vmc_replica *r)
+void replica_sync_done(struct vmc_replica *r)
 {
 	r->phase = VMC_SYNC_DONE;
 	r->prev_primary = r->primary;
@@ -584,14 +492,14 @@ static void sync_done(struct vmc_replica *r)
 		} else {
 			r->state->epoch = r->max_epoch + 1;
 		}
-		journal_add(r, vmc_journal_line_epoch(r->state->epoch, r->state->config_version));
+		replica_journal_add(r, vmc_journal_line_epoch(r->state->epoch, r->state->config_version));
 	}
 	r->syncs_done++;
 	if (r->ops->synced != NULL) {
 		r->ops->synced(r->ctx);
 	}
-	if (r->primary && acks_by_view(r, r->proto)) {
-		pending_resolve(r);
+	if (r->primary && replica_acks_by_view(r, r->proto)) {
+		replica_pending_resolve(r);
 	}
 	held_apply_all(r);
 }
@@ -609,17 +517,17 @@ static void sync_finish(struct vmc_replica *r, bool caught_up)
 		r->recovery_only = false;
 	}
 	snapshot_reset(r);
-	if (r->primary && acks_by_view(r, r->proto)) {
+	if (r->primary && replica_acks_by_view(r, r->proto)) {
 		/* Establish the epoch first: persist the promise, confirm, wait for all. */
 		r->phase = VMC_SYNC_CONFIRM;
 		r->counter = next_counter(r);
 		if (r->state->promised < r->counter) {
 			r->state->promised = r->counter;
-			journal_add(r, vmc_journal_line_promise(r->counter, r->state->config_version));
+			replica_journal_add(r, vmc_journal_line_promise(r->counter, r->state->config_version));
 		}
 		return;
 	}
-	sync_done(r);
+	replica_sync_done(r);
 }
 
 static void snapshot_send(struct vmc_replica *r)
@@ -641,114 +549,6 @@ static void snapshot_send(struct vmc_replica *r)
 		json_object_put(body);
 	}
 	free(text);
-}
-
-/* Do the hellos carry votequorum's word, so that corosync decides? */
-static bool corosync_decides(const struct vmc_replica *r)
-{
-	if (!VMC_PROTO_HAS_CONFIRM(r->proto)) {
-		return false;
-	}
-	for (size_t i = 0; i < r->n_hellos; i++) {
-		if (!r->hellos[i].has_vq) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/*
- * A history: the sender took part in a primary sync since its disk began
- * (it promised), or its state is of an epoch of the first format (from
- * before protocol 3). A node wiped or new must not count: what it holds
- * it may have installed from a stale peer, and it cannot know what was
- * acknowledged without it.
- */
-static bool has_history(const struct vmc_hello *h)
-{
-	return h->promised > 0 || (h->epoch > 0 && h->epoch >> 32 == 0);
-}
-
-/* The same verdict on every member: it depends on the hellos alone. */
-static bool view_primary(struct vmc_replica *r)
-{
-	uint32_t history = 0, all = 0, quorum = 0, qdevice = UINT32_MAX;
-	const struct vmc_hello *first = &r->hellos[0];
-	bool nobody_has_one = true;
-
-	r->view_votes = 0;
-	r->recovery_only = false;
-	for (size_t i = 0; i < r->n_hellos; i++) {
-		r->view_votes += r->hellos[i].votes;
-	}
-	if (!corosync_decides(r)) {
-		/* Older members: the daemons' votes against the nodelist's. */
-		for (size_t i = 0; i < r->n_excluded; i++) {
-			r->view_votes += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
-		}
-		snprintf(r->not_primary, sizeof(r->not_primary),
-			 "no quorum: the vmclusterd daemons in this partition hold %u of %u votes; changes need "
-			 "a majority", r->view_votes, r->expected_votes);
-		return 2 * (uint64_t)r->view_votes > r->expected_votes;
-	}
-	for (size_t i = 0; i < r->n_hellos; i++) {
-		const struct vmc_hello *h = &r->hellos[i];
-		if (!h->vq.known || !h->vq.quorate) {
-			snprintf(r->not_primary, sizeof(r->not_primary),
-				 "no quorum: corosync says node id %u is not in a quorate partition", h->node_id);
-			return false;
-		}
-		if (h->vq.ring_node != first->vq.ring_node || h->vq.ring_seq != first->vq.ring_seq) {
-			snprintf(r->not_primary, sizeof(r->not_primary),
-				 "no quorum yet: members disagree on corosync's ring (membership still settling)");
-			return false;
-		}
-		quorum = h->vq.quorum > quorum ? h->vq.quorum : quorum;
-		qdevice = h->vq.qdevice_votes < qdevice ? h->vq.qdevice_votes : qdevice;
-		all += h->votes;
-		if (has_history(h)) {
-			history += h->votes;
-			nobody_has_one = false;
-		}
-	}
-	/*
-	 * Every node of the nodelist here: whatever anyone holds is in this view.
-	 * Otherwise corosync's quorum is counted over the members that answer
-	 * and have a history: its verdict covers members whose daemons are down
-	 * or excluded, which hold no acknowledgement (so auto_tie_breaker's
-	 * half of an even split, whose quorum corosync does not lower, is not
-	 * primary; two_node and last_man_standing lower it).
-	 */
-	if (all >= r->expected_votes) {
-		return true;
-	}
-	if (nobody_has_one) {
-		snprintf(r->not_primary, sizeof(r->not_primary),
-			 "no quorum yet: a new cluster starts once every node of the nodelist is up (%u of %u votes)",
-			 all, r->expected_votes);
-		return false;
-	}
-	if ((uint64_t)history + qdevice >= quorum) {
-		return true;
-	}
-	snprintf(r->not_primary, sizeof(r->not_primary),
-		 "no quorum: members with the cluster's history hold %u votes (with %u of a quorum device), "
-		 "corosync's quorum is %u; nodes new or wiped count once every node is up",
-		 history, qdevice, quorum);
-	if (r->n_excluded > 0) {
-		uint32_t silent = 0;
-		for (size_t i = 0; i < r->n_excluded; i++) {
-			silent += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
-		}
-		r->recovery_only = (uint64_t)history + silent + qdevice >= quorum;
-		if (r->recovery_only) {
-			snprintf(r->not_primary, sizeof(r->not_primary),
-				 "the daemon of %zu member(s) does not answer (excluded from the sync): this "
-				 "partition fences and recovers but takes no changes until they answer or leave",
-				 r->n_excluded);
-		}
-	}
-	return false;
 }
 
 static void hellos_complete(struct vmc_replica *r)
@@ -782,11 +582,11 @@ static void hellos_complete(struct vmc_replica *r)
 	r->proto = proto;
 	r->expected_votes = votes;
 	/* A tainted copy takes part: this sync gives it the source's state (sync_finish). */
-	r->primary = view_primary(r);
-	if (corosync_decides(r) && vq_differs(counted_vq(r), &r->vq) && is_member(r, r->my_id) &&
+	r->primary = replica_view_primary(r);
+	if (replica_corosync_decides(r) && replica_vq_differs(replica_counted_vq(r), &r->vq) && replica_is_member(r, r->my_id) &&
 	    !r->excluded_self) {
 		/* Judged on what votequorum said before: judge it again on what it says now. */
-		restart_request(r);
+		replica_restart_request(r);
 	}
 	if (all_equal) {
 		sync_finish(r, true);
@@ -824,7 +624,7 @@ static void proto_seen_set(struct vmc_replica *r, uint32_t node, uint16_t proto)
 }
 
 /* A sync message of this view's current sync (members and sync_seq match)? */
-static bool sync_body_current(const struct vmc_replica *r, json_object *body)
+bool replica_sync_body_current(const struct vmc_replica *r, json_object *body)
 {
 	json_object *members;
 	uint32_t seq = 0;
@@ -844,11 +644,11 @@ static void receive_hello(struct vmc_replica *r, const struct vmc_msg *m)
 	size_t i;
 
 	if (r->phase != VMC_SYNC_HELLO || !vmc_replica_is_active(r, m->sender) ||
-	    !sync_body_current(r, m->body)) {
+	    !replica_sync_body_current(r, m->body)) {
 		return; /* stale: from another view, sync or phase */
 	}
 	if (hello_parse(m, &h) != 0) {
-		warn(r, "dropped a malformed hello from node %u", m->sender);
+		replica_warn(r, "dropped a malformed hello from node %u", m->sender);
 		return;
 	}
 	for (i = 0; i < r->n_hellos; i++) {
@@ -880,7 +680,7 @@ static bool hello_from(const struct vmc_replica *r, uint32_t node)
 }
 
 /* Every member that answered speaks a protocol that knows exclusion. */
-static bool hellos_know_exclusion(const struct vmc_replica *r)
+bool replica_hellos_know_exclusion(const struct vmc_replica *r)
 {
 	for (size_t i = 0; i < r->n_hellos; i++) {
 		if (r->hellos[i].proto_max < 2) {
@@ -913,7 +713,7 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 	size_t n = 0;
 	json_object *body, *vouch;
 
-	if (r->excluded_self || !is_member(r, r->my_id) || !hellos_know_exclusion(r)) {
+	if (r->excluded_self || !replica_is_member(r, r->my_id) || !replica_hellos_know_exclusion(r)) {
 		return;
 	}
 	if (r->phase == VMC_SYNC_HELLO) {
@@ -926,7 +726,7 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 		silent[n++] = r->source->node_id; /* the source went quiet before its snapshot ended */
 	} else if (r->phase == VMC_SYNC_CONFIRM) {
 		for (size_t i = 0; i < r->n_active; i++) {
-			const struct vmc_confirm *c = confirm_of(r, r->active[i]);
+			const struct vmc_confirm *c = replica_confirm_of(r, r->active[i]);
 			if (c == NULL || !c->promised) {
 				silent[n++] = r->active[i];
 			}
@@ -937,7 +737,7 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 		json_object_put(vouch);
 		return;
 	}
-	body = sync_body(r);
+	body = replica_sync_body(r);
 	json_object_object_add(body, "vouch", vouch);
 	if (r->phase == VMC_SYNC_STATE) {
 		json_object_object_add(body, "source", json_object_new_int64(r->source->node_id));
@@ -948,7 +748,7 @@ void vmc_replica_hello_deadline(struct vmc_replica *r)
 	json_object_put(body);
 }
 
-static bool vouched(json_object *body, uint32_t node)
+bool replica_vouched(json_object *body, uint32_t node)
 {
 	json_object *a = vmc_json_array(body, "vouch");
 
@@ -961,18 +761,17 @@ static bool vouched(json_object *body, uint32_t node)
 	return false;
 }
 
-
 /* This node learns it was excluded: it asks for the sync again. */
-static void excluded_self(struct vmc_replica *r)
+void replica_excluded_self(struct vmc_replica *r)
 {
 	r->excluded_self = true;
-	warn(r, "this node was excluded from the sync (its daemon did not answer in time): asking for "
+	replica_warn(r, "this node was excluded from the sync (its daemon did not answer in time): asking for "
 		"the sync again");
-	restart_request(r);
+	replica_restart_request(r);
 }
 
 /* node leaves this sync: no longer active, its hello no longer counts. */
-static void member_exclude(struct vmc_replica *r, uint32_t node)
+void replica_member_exclude(struct vmc_replica *r, uint32_t node)
 {
 	size_t k = 0;
 
@@ -1003,17 +802,17 @@ static void exclude_source(struct vmc_replica *r, const struct vmc_msg *m)
 	uint32_t source;
 
 	if (!vmc_json_u32(m->body, "source", &source) || r->source == NULL || r->source->node_id != source ||
-	    !vouched(m->body, source)) {
+	    !replica_vouched(m->body, source)) {
 		return;
 	}
 	if (source == r->my_id) {
-		excluded_self(r);
+		replica_excluded_self(r);
 		return;
 	}
-	member_exclude(r, source);
+	replica_member_exclude(r, source);
 	r->exclusions++;
 	snapshot_reset(r);
-	warn(r, "node id %u, the sync's source, excluded: its snapshot did not come within the deadline", source);
+	replica_warn(r, "node id %u, the sync's source, excluded: its snapshot did not come within the deadline", source);
 	hellos_complete(r);
 }
 
@@ -1028,7 +827,7 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 	bool me = false;
 	char names[256] = "";
 
-	if (!is_member(r, m->sender) || !sync_body_current(r, m->body) || !hellos_know_exclusion(r)) {
+	if (!replica_is_member(r, m->sender) || !replica_sync_body_current(r, m->body) || !replica_hellos_know_exclusion(r)) {
 		return;
 	}
 	if (r->phase == VMC_SYNC_STATE && json_object_object_get_ex(m->body, "source", NULL)) {
@@ -1036,7 +835,7 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 		return;
 	}
 	if (r->phase == VMC_SYNC_CONFIRM && json_object_object_get_ex(m->body, "confirm", NULL)) {
-		exclude_unconfirmed(r, m);
+		replica_exclude_unconfirmed(r, m);
 		return;
 	}
 	if (r->phase != VMC_SYNC_HELLO || r->n_hellos == r->n_active) {
@@ -1045,7 +844,7 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 	for (size_t i = 0; i < r->n_active; i++) {
 		uint32_t id = r->active[i];
 		size_t used = strlen(names);
-		if (hello_from(r, id) || !vouched(m->body, id)) {
+		if (hello_from(r, id) || !replica_vouched(m->body, id)) {
 			r->active[kept++] = id;
 			continue;
 		}
@@ -1059,10 +858,10 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 	r->n_active = kept;
 	r->exclusions++;
 	if (me) {
-		excluded_self(r);
+		replica_excluded_self(r);
 		return;
 	}
-	warn(r, "node id(s) %s excluded from this sync: no hello within the deadline (treated as "
+	replica_warn(r, "node id(s) %s excluded from this sync: no hello within the deadline (treated as "
 		"departed daemons until they answer)", names);
 	if (r->n_hellos == r->n_active) {
 		hellos_complete(r);
@@ -1072,7 +871,7 @@ static void receive_sync_exclude(struct vmc_replica *r, const struct vmc_msg *m)
 /* A member excluded or tainted asks for the sync again: everyone starts over. */
 static void receive_sync_restart(struct vmc_replica *r, const struct vmc_msg *m)
 {
-	if (!is_member(r, m->sender) || !sync_body_current(r, m->body)) {
+	if (!replica_is_member(r, m->sender) || !replica_sync_body_current(r, m->body)) {
 		return;
 	}
 	r->sync_seq++;
@@ -1081,275 +880,6 @@ static void receive_sync_restart(struct vmc_replica *r, const struct vmc_msg *m)
 }
 
 /* ---- protocol 3: the epoch's establishment and confirmations ---- */
-
-/* node's slot, added on first use; NULL when the table is full. */
-static struct vmc_confirm *confirm_slot(struct vmc_replica *r, uint32_t node)
-{
-	for (size_t i = 0; i < r->n_confirms; i++) {
-		if (r->confirms[i].node == node) {
-			return &r->confirms[i];
-		}
-	}
-	if (r->n_confirms == VMC_NODES_MAX) {
-		return NULL;
-	}
-	r->confirms[r->n_confirms] = (struct vmc_confirm){ .node = node };
-	return &r->confirms[r->n_confirms++];
-}
-
-static const struct vmc_confirm *confirm_of(const struct vmc_replica *r, uint32_t node)
-{
-	for (size_t i = 0; i < r->n_confirms; i++) {
-		if (r->confirms[i].node == node) {
-			return &r->confirms[i];
-		}
-	}
-	return NULL;
-}
-
-static bool all_promised(const struct vmc_replica *r)
-{
-	for (size_t i = 0; i < r->n_active; i++) {
-		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
-		if (c == NULL || !c->promised) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* The config_version every active member has confirmed; false when one has confirmed none. */
-static bool confirmed_by_all(const struct vmc_replica *r, uint64_t *version)
-{
-	*version = UINT64_MAX;
-	for (size_t i = 0; i < r->n_active; i++) {
-		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
-		if (c == NULL || !c->confirmed) {
-			return false;
-		}
-		*version = c->version < *version ? c->version : *version;
-	}
-	return r->n_active > 0;
-}
-
-/* Tell the clients whose changes every active member now holds on disk. */
-static void acks_check(struct vmc_replica *r)
-{
-	uint64_t version;
-	size_t i = 0;
-
-	if (!confirmed_by_all(r, &version)) {
-		return;
-	}
-	while (i < r->n_pending) {
-		struct vmc_pending *p = &r->pending[i];
-		if (!p->resolved || !pending_current(r, p) || p->version > version) {
-			i++;
-			continue;
-		}
-		if (p->verdict == 0) {
-			answer(r, p->request_id, 0, p->detail);
-		} else {
-			answer(r, p->request_id, p->verdict,
-			       "not applied: a cluster membership change came first and the cluster's state "
-			       "does not hold the change; retry");
-		}
-		pending_remove(r, i);
-	}
-}
-
-/*
- * A primary sync is established: whatever of ours a view change caught is
- * decided by the state this sync settled on, and told once every member
- * has confirmed that state (so the verdict cannot be undone by a crash).
- */
-static void pending_resolve(struct vmc_replica *r)
-{
-	size_t i = 0;
-
-	while (i < r->n_pending) {
-		struct vmc_pending *p = &r->pending[i];
-		int found = vmc_state_recent_find(r->state, r->my_id, p->request_id);
-
-		if (found == 0 && !VMC_PROTO_HAS_CONFIRM(p->msg_version)) {
-			found = -1; /* written in an older protocol: the state does not record it */
-		}
-		if (found < 0) {
-			answer(r, p->request_id, -VMC_E_UNKNOWN,
-			       "outcome unknown: a cluster membership change came first and the cluster no "
-			       "longer remembers this change; see 'clusterctl vm list'");
-			pending_remove(r, i);
-			continue;
-		}
-		p->round = r->round;
-		p->sync_seq = r->sync_seq;
-		p->resolved = true;
-		p->verdict = found == 1 ? 0 : -VMC_E_RETRY;
-		p->version = r->state->config_version;
-		if (found == 1 && p->detail[0] == '\0') {
-			snprintf(p->detail, sizeof(p->detail), "applied (confirmed after a membership change)");
-		}
-		i++;
-	}
-}
-
-static void confirm_send(struct vmc_replica *r, const char *key, uint64_t value, uint64_t version)
-{
-	json_object *body = sync_body(r);
-
-	json_object_object_add(body, key, json_object_new_uint64(value));
-	if (version != UINT64_MAX) {
-		json_object_object_add(body, "v", json_object_new_uint64(version));
-	}
-	r->ops->send(r->ctx, VMC_MSG_COMMIT_CONFIRM, body);
-	json_object_put(body);
-}
-
-void vmc_replica_confirm(struct vmc_replica *r)
-{
-	if (vmc_replica_has_changes(r)) {
-		return; /* what is not on disk is not confirmed */
-	}
-	if (r->legacy_ack || !VMC_PROTO_HAS_CONFIRM(r->proto)) {
-		/* The older rule: this node's own disk is enough. */
-		for (size_t i = 0; i < r->n_pending;) {
-			if (r->pending[i].resolved) {
-				answer(r, r->pending[i].request_id, r->pending[i].verdict, r->pending[i].detail);
-				pending_remove(r, i);
-			} else {
-				i++;
-			}
-		}
-		return;
-	}
-	if (!vmc_replica_is_active(r, r->my_id) || r->excluded_self) {
-		return;
-	}
-	if (r->phase == VMC_SYNC_CONFIRM && !r->promise_sent && r->state->promised >= r->counter) {
-		r->promise_sent = true;
-		confirm_send(r, "promise", r->counter, UINT64_MAX);
-	} else if (r->phase == VMC_SYNC_DONE && r->primary &&
-		   (!r->confirm_sent || r->state->config_version > r->confirm_sent_version)) {
-		r->confirm_sent = true;
-		r->confirm_sent_version = r->state->config_version;
-		confirm_send(r, "epoch", r->state->epoch, r->state->config_version);
-	}
-}
-
-static void receive_commit_confirm(struct vmc_replica *r, const struct vmc_msg *m)
-{
-	struct vmc_confirm *c;
-	uint64_t value, version;
-
-	if (!sync_body_current(r, m->body) || !vmc_replica_is_active(r, m->sender) ||
-	    (c = confirm_slot(r, m->sender)) == NULL) {
-		return; /* late, from another view or sync, or from a member not in it */
-	}
-	if (r->phase == VMC_SYNC_CONFIRM) {
-		if (vmc_json_u64(m->body, "promise", &value) && value == r->counter) {
-			c->promised = true;
-			if (all_promised(r)) {
-				sync_done(r);
-			}
-		}
-		return;
-	}
-	if (r->phase != VMC_SYNC_DONE || !r->primary || !vmc_json_u64(m->body, "epoch", &value) ||
-	    !vmc_json_u64(m->body, "v", &version) || value != r->state->epoch) {
-		return;
-	}
-	if (!c->confirmed || version > c->version) {
-		c->version = version;
-	}
-	c->confirmed = true;
-	acks_check(r);
-}
-
-/*
- * Members that have not confirmed the promise when the deadline passes
- * leave the sync, as silent ones do in the hello phase. The view is then
- * judged again on who is left.
- */
-static void exclude_unconfirmed(struct vmc_replica *r, const struct vmc_msg *m)
-{
-	uint32_t gone[VMC_NODES_MAX];
-	size_t n = 0;
-	bool me = false;
-
-	for (size_t i = 0; i < r->n_active; i++) {
-		const struct vmc_confirm *c = confirm_of(r, r->active[i]);
-		if ((c == NULL || !c->promised) && vouched(m->body, r->active[i])) {
-			gone[n++] = r->active[i];
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		member_exclude(r, gone[i]);
-		me |= gone[i] == r->my_id;
-	}
-	if (n == 0) {
-		return;
-	}
-	r->exclusions++;
-	if (me) {
-		excluded_self(r);
-		return;
-	}
-	warn(r, "%zu member(s) excluded from this sync: the epoch's promise was not confirmed within the "
-		"deadline", n);
-	r->primary = view_primary(r);
-	if (!r->primary || all_promised(r)) {
-		sync_done(r);
-	}
-}
-
-void vmc_replica_ack_deadline(struct vmc_replica *r)
-{
-	bool waiting = false;
-
-	for (size_t i = 0; i < r->n_pending; i++) {
-		waiting |= r->pending[i].resolved && pending_current(r, &r->pending[i]);
-	}
-	if (waiting && r->phase == VMC_SYNC_DONE && r->primary && !r->excluded_self && hellos_know_exclusion(r)) {
-		warn(r, "a member has not confirmed this node's changes in time: asking for the sync again");
-		restart_request(r);
-	}
-}
-
-static bool vq_differs(const struct vmc_quorum_info *a, const struct vmc_quorum_info *b)
-{
-	return a->known != b->known || a->quorate != b->quorate || a->ring_node != b->ring_node ||
-	       a->ring_seq != b->ring_seq || a->quorum != b->quorum || a->qdevice_votes != b->qdevice_votes;
-}
-
-/*
- * What this node's hello said of votequorum as the sync counts it: the
- * one delivered (a hello sent for an earlier view with the same members
- * may have been taken for this one), else the one sent last.
- */
-static const struct vmc_quorum_info *counted_vq(const struct vmc_replica *r)
-{
-	for (size_t i = 0; i < r->n_hellos; i++) {
-		if (r->hellos[i].node_id == r->my_id && r->hellos[i].has_vq) {
-			return &r->hellos[i].vq;
-		}
-	}
-	return &r->hello_vq;
-}
-
-void vmc_replica_quorum(struct vmc_replica *r, const struct vmc_quorum_info *q)
-{
-	bool differs = vq_differs(q, counted_vq(r));
-
-	r->vq = *q;
-	if (!differs || !r->hello_sent || !is_member(r, r->my_id) || r->excluded_self ||
-	    !hellos_know_exclusion(r)) {
-		return;
-	}
-	if (r->phase == VMC_SYNC_DONE && !VMC_PROTO_HAS_CONFIRM(r->proto)) {
-		return; /* an older view counts the daemons' votes: votequorum's word changes nothing */
-	}
-	restart_request(r);
-}
 
 static void snapshot_install(struct vmc_replica *r)
 {
@@ -1436,7 +966,7 @@ static void recovery_decide(struct vmc_replica *r, const struct vmc_msg *m)
 		return;
 	}
 	if (rc == 0) {
-		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
+		replica_journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
 							       r->n_active));
 	}
 	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
@@ -1444,7 +974,7 @@ static void recovery_decide(struct vmc_replica *r, const struct vmc_msg *m)
 		char told[640];
 		snprintf(told, sizeof(told), "outcome unknown: %s here, but a member's daemon does not answer, so "
 			 "not every node holds it", detail);
-		answer(r, m->request_id, rc == 0 ? -VMC_E_UNKNOWN : rc, rc == 0 ? told : detail);
+		replica_answer(r, m->request_id, rc == 0 ? -VMC_E_UNKNOWN : rc, rc == 0 ? told : detail);
 	}
 }
 
@@ -1453,7 +983,7 @@ static void decided(struct vmc_replica *r, const struct vmc_msg *m, int rc, cons
 {
 	r->ops->outcome(r->ctx, m->sender, m->request_id, rc, detail);
 	if (m->sender == r->my_id && rc != 0) {
-		answer(r, m->request_id, rc, detail); /* refused alike everywhere: nothing to wait for */
+		replica_answer(r, m->request_id, rc, detail); /* refused alike everywhere: nothing to wait for */
 	}
 }
 
@@ -1493,16 +1023,16 @@ static void request_decide(struct vmc_replica *r, const struct vmc_msg *m)
 		r->ops->outcome(r->ctx, m->sender, m->request_id, -ENOMEM,
 				"out of memory on this node while applying the change: the other nodes "
 				"decided it; see 'clusterctl vm list'");
-		own_dropped(r, m, "out of memory on this node while applying the change: the other nodes "
+		replica_own_dropped(r, m, "out of memory on this node while applying the change: the other nodes "
 				  "decided it; see 'clusterctl vm list'");
 		return;
 	}
 	if (rc == 0) {
-		journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
+		replica_journal_add(r, vmc_journal_line_change_in_view(m, r->state->config_version, r->active,
 							       r->n_active));
 		if (m->sender == r->my_id) {
 			/* Told once every member holds it (or, by the older rule, once this node does). */
-			pending_add(r, m, true, 0, r->state->config_version, detail);
+			replica_pending_add(r, m, true, 0, r->state->config_version, detail);
 		}
 	}
 	decided(r, m, rc, detail);
@@ -1559,7 +1089,7 @@ void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 		receive_sync_restart(r, m);
 		return;
 	case VMC_MSG_COMMIT_CONFIRM:
-		receive_commit_confirm(r, m);
+		replica_receive_commit_confirm(r, m);
 		return;
 	default:
 		break;
@@ -1569,7 +1099,7 @@ void vmc_replica_deliver(struct vmc_replica *r, const struct vmc_msg *m)
 		if (m->sender == r->my_id && m->request_id != 0) {
 			static const char why[] = "this node is not in the cluster's sync at the moment; retry";
 			r->ops->outcome(r->ctx, m->sender, m->request_id, -VMC_E_RETRY, why);
-			own_dropped(r, m, why);
+			replica_own_dropped(r, m, why);
 		}
 		return;
 	}
