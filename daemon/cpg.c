@@ -130,9 +130,12 @@ static int outbox_push(struct vmcd *d, uint16_t type, uint64_t request_id, json_
 	struct outbox_msg *o;
 	int rc;
 
-	/* Exclusion and restarts exist since protocol 2: they say so in their header. */
+	/* Exclusion and restarts exist since protocol 2 and are sent before the
+	 * view agreed on a version: written in 3, which every member that may
+	 * take part in a protocol-3 or later view reads, and their bodies have
+	 * not changed since. */
 	if (type == VMC_MSG_SYNC_EXCLUDE || type == VMC_MSG_SYNC_RESTART) {
-		m.version = VMC_PROTO_VERSION_MAX;
+		m.version = 3;
 	}
 	/* A type the view's protocol lacks would be dropped by every older member. */
 	if (info == NULL || info->since > m.version) {

@@ -180,7 +180,8 @@ static void timeline_derive(struct vmcd *d)
 
 	vmc_timeouts_derive(&d->timeouts, vmcd_nodes_token_ms(),
 			    d->replica.state ? d->replica.state->settings.fence_timeout_s : VMC_FENCE_TIMEOUT_S_DEFAULT,
-			    d->opt.stop_timeout_s);
+			    d->opt.stop_timeout_s,
+			    d->replica.state ? d->replica.state->settings.lease_io_timeout_s : 0);
 	if (vmc_timeouts_check(&d->timeouts, why, sizeof(why)) != 0) {
 		log_warn("%s", why);
 	}

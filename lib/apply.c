@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "image_locks.h"
 #include "msg_types.h"
 #include "vmc_errors.h"
 
@@ -58,9 +59,14 @@ int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const 
 	memset(&body, 0, sizeof(body));
 	rc = t->parse(m->body, &body, detail, detail_len);
 	if (rc == 0) {
+		rc = vmc_locks_reserve(s);
+	}
+	if (rc == 0) {
 		rc = t->apply(s, ctx, &body, detail, detail_len);
 	}
 	if (rc == 0) {
+		/* The image locks follow what the change did to the groups. */
+		vmc_locks_reconcile(s);
 		s->config_version++;
 		/* From protocol 3 the state remembers what it applied, so an origin
 		 * caught in a membership change can tell (replica.h). */

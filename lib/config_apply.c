@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config_apply.h"
+#include "image_locks.h"
 #include "vmc_errors.h"
 
 /* A MAC address on two running VMs breaks both: refuse it cluster-wide. */
@@ -36,6 +37,41 @@ static int mac_check(const struct vmc_state *s, const struct vmc_group_def *def,
 	return 0;
 }
 
+/*
+ * From protocol 4 every disk lies on a volume unless marked local; and a
+ * running group cannot be given an image another group holds.
+ */
+static int disks_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+		       const struct vmc_group_def *def, const struct vmc_group *running, char *detail,
+		       size_t len)
+{
+	const struct vmc_disk *off;
+	const struct vmc_image_lock *l;
+	const struct vmc_volume *on = NULL;
+	char why[320];
+
+	/* A cluster with no volume yet keeps the disks it had (clusterctl volume
+	 * add comes with the daemon's volume commands). */
+	if (!VMC_PROTO_HAS_VOLUMES(ctx->version) || s->n_volumes == 0) {
+		return 0;
+	}
+	off = vmc_locks_disk_off_volumes(s, def);
+	if (off != NULL) {
+		snprintf(detail, len,
+			 "vm %s: disk %s is on no volume: register its directory ('clusterctl volume add NAME "
+			 "DIR') or mark the disk \"local\": true",
+			 def->name, off->path);
+		return -VMC_E_INVALID;
+	}
+	l = running != NULL && vmc_group_holds_locks(running) ? vmc_locks_conflict(s, def, def->name, &on) : NULL;
+	if (l != NULL) {
+		vmc_locks_describe(s, l, on, why, sizeof(why));
+		snprintf(detail, len, "vm %s: %.300s", def->name, why);
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
 int vmc_apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			char *detail, size_t len)
 {
@@ -47,6 +83,9 @@ int vmc_apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, co
 		return rc == -EINVAL ? -VMC_E_INVALID : rc;
 	}
 	rc = mac_check(s, def, detail, len);
+	if (rc == 0) {
+		rc = disks_check(s, ctx, def, NULL, detail, len);
+	}
 	if (rc != 0) {
 		vmc_group_def_free(def);
 		return rc;
@@ -115,6 +154,9 @@ int vmc_apply_group_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx, co
 		return rc == -EINVAL ? -VMC_E_INVALID : rc;
 	}
 	rc = mac_check(s, def, detail, len);
+	if (rc == 0) {
+		rc = disks_check(s, ctx, def, g, detail, len);
+	}
 	if (rc != 0) {
 		vmc_group_def_free(def);
 		return rc;
@@ -132,6 +174,12 @@ int vmc_apply_settings_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 
 	if (vmc_settings_set(&s->settings, assignments, n, &next, detail, len) != 0) {
 		return -VMC_E_INVALID;
+	}
+	if (!VMC_PROTO_HAS_VOLUMES(ctx->version) &&
+	    (next.fence_method == VMC_FENCE_LEASE || next.lease_io_timeout_s != s->settings.lease_io_timeout_s)) {
+		snprintf(detail, len, "lease settings need protocol 4; a member of this view speaks %u (upgrade it)",
+			 ctx->version);
+		return -VMC_E_VERSION;
 	}
 	s->settings = next;
 	snprintf(detail, len, "cluster settings changed:");

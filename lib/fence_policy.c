@@ -285,6 +285,7 @@ static void lost_decide(const struct vmc_fence_input *in, struct out *o, uint32_
 	}
 	switch (in->state->settings.fence_method) {
 	case VMC_FENCE_UNSET:
+	case VMC_FENCE_LEASE: /* refused by settings until the lease proof lands */
 		d = emit(o, node, VMC_FENCE_WARN_UNSET);
 		DECIDE(d, "it was lost while owning VMs, and fencing is not configured: they are not "
 			  "restarted ('clusterctl cluster set fence_method=...')");

@@ -258,7 +258,7 @@ static int parse_boot(json_object *v, struct vmc_group_def *d, struct verr *e)
 
 static int parse_disk(json_object *v, size_t i, struct vmc_disk *disk, struct verr *e)
 {
-	static const char *const known[] = { "path", "format", NULL };
+	static const char *const known[] = { "path", "format", "local", NULL };
 	char where[32];
 	char field[48];
 	json_object *x;
@@ -280,6 +280,13 @@ static int parse_disk(json_object *v, size_t i, struct vmc_disk *disk, struct ve
 	rc = get_path(x, field, &disk->path, e);
 	if (rc != 0) {
 		return rc;
+	}
+	if (json_object_object_get_ex(v, "local", &x)) {
+		snprintf(field, sizeof(field), "%s.local", where);
+		if (!json_object_is_type(x, json_type_boolean)) {
+			return refuse(e, field, "expected true or false, got %s", json_type_word(x));
+		}
+		disk->local = json_object_get_boolean(x);
 	}
 	snprintf(field, sizeof(field), "%s.format", where);
 	if (!json_object_object_get_ex(v, "format", &x)) {
@@ -710,6 +717,10 @@ static json_object *devices_to_json(const struct vmc_group_def *d, bool disks)
 		if (disks) {
 			json_object_object_add(o, "path", json_object_new_string(d->disks[i].path));
 			json_object_object_add(o, "format", json_object_new_string(d->disks[i].format));
+			/* Absent while false, so definitions from before it keep their digest. */
+			if (d->disks[i].local) {
+				json_object_object_add(o, "local", json_object_new_boolean(true));
+			}
 		} else {
 			json_object_object_add(o, "bridge", json_object_new_string(d->nics[i].bridge));
 			if (d->nics[i].mac != NULL) {

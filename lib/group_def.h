@@ -45,6 +45,7 @@ enum vmc_manager {
 struct vmc_disk {
 	char *path;
 	char *format; /* "raw" or "qcow2" */
+	bool local;   /* on this node's own storage: no volume, no lock */
 };
 
 struct vmc_nic {

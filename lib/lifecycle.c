@@ -12,7 +12,9 @@
 #include <string.h>
 
 #include "group_fsm.h"
+#include "image_locks.h"
 #include "lifecycle.h"
+#include "volume_apply.h"
 #include "placement.h"
 #include "vmc_errors.h"
 
@@ -69,6 +71,32 @@ static int place_view_alloc(const struct vmc_state *s, struct place_view *pv)
 	return pv->groups ? 0 : -ENOMEM;
 }
 
+/* Bit i: volume i is failing or hung on node. */
+static uint32_t bad_volumes(const struct vmc_state *s, uint32_t node)
+{
+	uint32_t mask = 0;
+
+	for (size_t i = 0; i < s->n_volumes && i < 32; i++) {
+		const struct vmc_volume_seen *e = vmc_volume_seen_by(&s->volumes[i], node);
+		if (e != NULL && (e->health == VMC_VOLUME_FAILING || e->health == VMC_VOLUME_HUNG)) {
+			mask |= 1u << i;
+		}
+	}
+	return mask;
+}
+
+static uint32_t used_volumes(const struct vmc_state *s, const struct vmc_group_def *def)
+{
+	uint32_t mask = 0;
+
+	for (size_t i = 0; i < s->n_volumes && i < 32; i++) {
+		if (vmc_group_uses_volume(def, &s->volumes[i])) {
+			mask |= 1u << i;
+		}
+	}
+	return mask;
+}
+
 static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			    struct place_view *pv)
 {
@@ -78,6 +106,7 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 		pv->nodes[n] = (struct vmc_place_node){
 			.id = s->nodes[i].id, .name = node_label(s, s->nodes[i].id, pv->names[n], sizeof(pv->names[n])),
 			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
+			.bad_volumes = bad_volumes(s, s->nodes[i].id),
 		};
 	}
 	for (size_t i = 0; ctx != NULL && i < ctx->n_members && n < VMC_STATE_NODES_MAX; i++) {
@@ -91,7 +120,8 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 	for (size_t j = 0; j < s->n_groups; j++) {
 		const struct vmc_group *g = &s->groups[j];
 		bool gone = g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED;
-		pv->groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started };
+		pv->groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started,
+							  used_volumes(s, g->def) };
 	}
 	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, s->n_groups };
 }
@@ -124,7 +154,7 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 			 char *detail, size_t len)
 {
 	const struct vmc_body_node_facts *body = &b->node_facts;
-	struct vmc_node_facts f = { .id = ctx->sender, .mem_mib = body->mem_mib };
+	struct vmc_node_facts f = { .id = ctx->sender, .mem_mib = body->mem_mib, .watchdog = body->watchdog };
 
 	if (ctx->sender == 0 || strlen(body->name) >= sizeof(f.name) || !vmc_valid_name(body->name)) {
 		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
@@ -144,7 +174,8 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	}
 	/* It speaks for itself again: whatever fencing the others tried is over. */
 	vmc_state_fencing_clear(s, f.id);
-	snprintf(detail, len, "node %s offers %u MiB to VMs", f.name, f.mem_mib);
+	snprintf(detail, len, "node %s offers %u MiB to VMs%s", f.name, f.mem_mib,
+		 f.watchdog ? " and holds an armed watchdog" : "");
 	return 0;
 }
 
@@ -154,6 +185,8 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	int rc = 0;
 	struct vmc_group *g = group_named(s, b->name.name, detail, len, &rc);
 	enum vmc_place_verdict verdict;
+	const struct vmc_image_lock *lock;
+	const struct vmc_volume *on = NULL;
 	char why[192];
 	uint32_t node = 0;
 
@@ -162,6 +195,13 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	}
 	if (!vmc_group_transition_allowed(g->state, VMC_GEV_START)) {
 		snprintf(detail, len, "vm %s is %s already", g->def->name, vmc_group_state_to_str(g->state));
+		return -VMC_E_BUSY;
+	}
+	lock = vmc_locks_conflict(s, g->def, g->def->name, &on);
+	if (lock != NULL) {
+		char held[320];
+		vmc_locks_describe(s, lock, on, held, sizeof(held));
+		snprintf(detail, len, "vm %s cannot start: %.300s", g->def->name, held);
 		return -VMC_E_BUSY;
 	}
 	rc = group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
@@ -215,7 +255,8 @@ static bool node_still_fits(const struct vmc_state *s, const struct vmc_apply_ct
 	uint64_t used = 0;
 
 	if (f == NULL || !in_view(ctx, g->owner) ||
-	    (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, f->name))) {
+	    (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, f->name)) ||
+	    (used_volumes(s, g->def) & bad_volumes(s, g->owner)) != 0) {
 		return false;
 	}
 	for (size_t j = 0; j < s->n_groups; j++) {
@@ -311,6 +352,45 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 	return 0;
 }
 
+/*
+ * Its node killed it because a volume it uses failed there (the node's
+ * lease on it could lapse): no fault of the VM's. Restart it where the
+ * volume is healthy (placement skips nodes reporting it failing or hung),
+ * not counted as a failure.
+ */
+static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
+			     const char *reason, char *detail, size_t len)
+{
+	enum vmc_place_verdict verdict;
+	uint32_t node = 0;
+	char nb[24], where[192] = "";
+	int rc;
+
+	if (g->state == VMC_GROUP_STOPPING) {
+		group_take(g, VMC_GEV_SELF_FENCED);
+		g->owner = 0;
+		snprintf(detail, len, "vm %s offline (killed while stopping: %.100s)", g->def->name, reason);
+		return 0;
+	}
+	rc = group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
+	if (rc != 0) {
+		return rc;
+	}
+	if (verdict != VMC_PLACE_START) {
+		group_take(g, VMC_GEV_GIVE_UP);
+		g->owner = 0;
+		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), and no node can take it: %.120s",
+			 node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
+	} else {
+		group_take(g, VMC_GEV_FAIL_OVER);
+		g->owner = node;
+		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), not counted as a failure; "
+			 "restarting: %.120s", node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
+	}
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
+}
+
 /* The report is about the start attempt the group is at, from its owner. */
 static int report_current(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			  const struct vmc_group *g, const struct vmc_body_group_report *r, char *detail,
@@ -373,6 +453,9 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	}
 	if (strcmp(r->event, VMC_REPORT_SELF_FENCED) == 0 && VMC_PROTO_HAS_ATTEMPTS(ctx->version)) {
 		return group_self_fenced(s, ctx, g, detail, len);
+	}
+	if (strcmp(r->event, VMC_REPORT_VOLUME_LOST) == 0 && VMC_PROTO_HAS_VOLUMES(ctx->version)) {
+		return group_volume_lost(s, ctx, g, r->reason, detail, len);
 	}
 	if (strcmp(r->event, VMC_REPORT_CRASHED) == 0 || strcmp(r->event, VMC_REPORT_START_FAILED) == 0) {
 		char what[160];
@@ -564,6 +647,9 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
 	vmc_state_fencing_clear(s, lost);
+	/* What it said about volumes is no longer true; another node coordinates. */
+	vmc_state_volumes_forget_node(s, lost);
+	vmc_volumes_coordinators_update(s, ctx);
 	if (strcmp(f->method, VMC_FENCED_MANUAL) == 0) {
 		snprintf(detail, len, "%s confirmed fenced by hand (%s): %zu of its %zu VMs restarting elsewhere",
 			 node_label(s, lost, lb, sizeof(lb)), f->by ? f->by : "an operator", started, n);

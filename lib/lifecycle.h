@@ -29,6 +29,8 @@
 #define VMC_REPORT_START_FAILED "start_failed"
 /* Since protocol 2: killed by its own node on losing quorum (not a failure). */
 #define VMC_REPORT_SELF_FENCED "self_fenced"
+/* Since protocol 4: killed because a volume it uses failed on its node (not a failure). */
+#define VMC_REPORT_VOLUME_LOST "volume_lost"
 
 /* What NODE_FENCED's "method" says when an operator confirmed it by hand. */
 #define VMC_FENCED_MANUAL "manual"

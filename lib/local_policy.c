@@ -280,6 +280,10 @@ enum vmc_local_action vmc_local_on_corosync_lost(const struct vmc_settings *st, 
 		snprintf(why, len, "fence_method is none: the others restart its VMs without reaching this "
 			 "node, so they are killed now");
 		return VMC_LOCAL_KILL;
+	case VMC_FENCE_LEASE:
+		snprintf(why, len, "fence_method is lease: the others restart its VMs once its leases "
+			 "expire, so they are killed now, before that");
+		return VMC_LOCAL_KILL;
 	case VMC_FENCE_UNSET:
 		break;
 	}

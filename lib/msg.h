@@ -43,6 +43,14 @@
  *      SYNC_EXCLUDE "history" (which vouched members have one); epochs
  *      are (counter << 32 | node id); the state's "recent" (requests
  *      applied, so no change is applied twice and an origin can tell)
+ *   4  VOLUME_ADD, VOLUME_REMOVE, VOLUME_MOVE (an operator's volumes and
+ *      their coordinator), VOLUME_HEALTH (what a node's lease renewals say
+ *      about a volume); the state's "volumes" with their image locks;
+ *      GROUP_REPORT event "volume_lost" (killed because a volume it uses
+ *      failed on its node: restarted elsewhere, not counted as a failure);
+ *      NODE_FACTS "watchdog" (the node holds an armed watchdog); the
+ *      fence method "lease" and NODE_FENCED method "lease"; a disk must
+ *      lie on a volume unless it is marked local
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -58,12 +66,14 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 3
+#define VMC_PROTO_VERSION_MAX 4
 /* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
 #define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
 /* Commit confirmations, votequorum decides primary, epochs paired with a node id,
  * the state remembers applied requests. */
 #define VMC_PROTO_HAS_CONFIRM(v) ((v) >= 3)
+/* Volumes, image locks, host leases, the watchdog. */
+#define VMC_PROTO_HAS_VOLUMES(v) ((v) >= 4)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 
@@ -84,6 +94,10 @@ enum vmc_msg_type {
 	VMC_MSG_SYNC_EXCLUDE = 13,
 	VMC_MSG_SYNC_RESTART = 14,
 	VMC_MSG_COMMIT_CONFIRM = 15,
+	VMC_MSG_VOLUME_ADD = 16,
+	VMC_MSG_VOLUME_REMOVE = 17,
+	VMC_MSG_VOLUME_MOVE = 18,
+	VMC_MSG_VOLUME_HEALTH = 19,
 	VMC_MSG_TYPE_COUNT,
 };
 

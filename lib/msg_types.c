@@ -13,6 +13,7 @@
 #include "lifecycle.h"
 #include "msg_types.h"
 #include "vmc_errors.h"
+#include "volume_apply.h"
 
 static int need_name(json_object *body, const char *what, const char **out, char *detail, size_t len)
 {
@@ -72,6 +73,69 @@ static int parse_node_facts(json_object *body, union vmc_body *out, char *detail
 		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
 		return -VMC_E_PROTOCOL;
 	}
+	f->watchdog = false;
+	if (json_object_object_get_ex(body, "watchdog", NULL) && !vmc_json_bool(body, "watchdog", &f->watchdog)) {
+		snprintf(detail, len, "node-facts with a watchdog that is not true or false");
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_volume(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_volume *v = &out->volume;
+	int rc = need_name(body, "a volume change", &v->name, detail, len);
+
+	v->path = vmc_json_str(body, "path");
+	v->node = vmc_json_str(body, "node");
+	if (rc == 0 && (json_object_object_get_ex(body, "path", NULL) != (v->path != NULL) ||
+			json_object_object_get_ex(body, "node", NULL) != (v->node != NULL))) {
+		snprintf(detail, len, "a volume change whose path or node is not a string");
+		return -VMC_E_PROTOCOL;
+	}
+	return rc;
+}
+
+static int parse_volume_add(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	int rc = parse_volume(body, out, detail, len);
+
+	if (rc == 0 && out->volume.path == NULL) {
+		snprintf(detail, len, "volume-add without a path");
+		return -VMC_E_PROTOCOL;
+	}
+	return rc;
+}
+
+static int parse_volume_move(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	int rc = parse_volume(body, out, detail, len);
+
+	if (rc == 0 && out->volume.node == NULL) {
+		snprintf(detail, len, "volume-move without a node");
+		return -VMC_E_PROTOCOL;
+	}
+	return rc;
+}
+
+static int parse_volume_health(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_volume_health *h = &out->volume_health;
+	int64_t err, at;
+	int rc = need_name(body, "volume-health", &h->name, detail, len);
+
+	if (rc != 0) {
+		return rc;
+	}
+	h->health = vmc_json_str(body, "health");
+	h->detail = vmc_json_str(body, "detail") ? vmc_json_str(body, "detail") : "";
+	if (h->health == NULL || !vmc_json_int64(body, "errno", &err) || !vmc_json_int64(body, "at_s", &at) ||
+	    err < 0 || err > 4095 || at < 0) {
+		snprintf(detail, len, "volume-health without health, errno (0-4095) or at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	h->err = (int32_t)err;
+	h->at_s = (uint64_t)at;
 	return 0;
 }
 
@@ -152,6 +216,10 @@ static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_SYNC_EXCLUDE, "sync-exclude", 2, NULL, NULL },
 	{ VMC_MSG_SYNC_RESTART, "sync-restart", 2, NULL, NULL },
 	{ VMC_MSG_COMMIT_CONFIRM, "commit-confirm", 3, NULL, NULL },
+	{ VMC_MSG_VOLUME_ADD, "volume-add", 4, parse_volume_add, vmc_apply_volume_add },
+	{ VMC_MSG_VOLUME_REMOVE, "volume-remove", 4, parse_volume, vmc_apply_volume_remove },
+	{ VMC_MSG_VOLUME_MOVE, "volume-move", 4, parse_volume_move, vmc_apply_volume_move },
+	{ VMC_MSG_VOLUME_HEALTH, "volume-health", 4, parse_volume_health, vmc_apply_volume_health, true },
 };
 
 const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)

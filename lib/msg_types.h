@@ -44,6 +44,22 @@ struct vmc_body_set {
 struct vmc_body_node_facts {
 	const char *name;
 	uint32_t mem_mib;
+	bool watchdog;            /* since protocol 4: it holds an armed watchdog */
+};
+
+/* VOLUME_ADD (path set), VOLUME_MOVE (node set) */
+struct vmc_body_volume {
+	const char *name;
+	const char *path;
+	const char *node;
+};
+
+struct vmc_body_volume_health {
+	const char *name;
+	const char *health;
+	int32_t err;
+	const char *detail;
+	uint64_t at_s;
 };
 
 struct vmc_body_group_report {
@@ -79,6 +95,8 @@ union vmc_body {
 	struct vmc_body_group_report report;
 	struct vmc_body_node_fenced fenced;
 	struct vmc_body_fence_failed fence_failed;
+	struct vmc_body_volume volume;
+	struct vmc_body_volume_health volume_health;
 };
 
 typedef int (*vmc_body_parse_fn)(json_object *body, union vmc_body *out, char *detail, size_t len);

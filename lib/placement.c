@@ -126,6 +126,9 @@ static const char *node_refusal(const struct place_ctx *ctx, const struct vmc_pl
 	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, n->name)) {
 		return "not a possible owner";
 	}
+	if ((g->volumes & n->bad_volumes) != 0) {
+		return "a volume it uses fails there";
+	}
 	used = node_mem_used(ctx->view, ctx->owners, n->id, g, &r->conflicts);
 	if (used + g->def->memory_mib > n->mem_mib) {
 		return "not enough free memory";

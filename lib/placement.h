@@ -8,8 +8,9 @@
  * The rules, in order:
  *  1. hard: the node is up (in the quorate partition, fencing of lost nodes
  *     done), active (not paused or draining), among possible_owners when
- *     that list is not empty, not excluded by the caller, and has the
- *     group's memory free;
+ *     that list is not empty, not excluded by the caller, sees every
+ *     volume the group's disks lie on healthy (it does not report one
+ *     failing or hung), and has the group's memory free;
  *  2. soft: anti-affinity — the fewer groups sharing an anti-affinity
  *     class already run on a node, the better; if every candidate has
  *     some, the group still runs (Windows treats AntiAffinityClassNames the
@@ -43,12 +44,14 @@ struct vmc_place_node {
 	bool up;           /* member of the quorate partition */
 	bool active;       /* not paused, not draining */
 	uint32_t mem_mib;  /* memory for VMs on this node, in total */
+	uint32_t bad_volumes; /* bit i: the state's volume i fails or hangs here */
 };
 
 struct vmc_place_group {
 	const struct vmc_group_def *def;
 	uint32_t owner;    /* node id; 0 when it runs nowhere */
 	bool wanted;       /* desired state: started */
+	uint32_t volumes;  /* bit i: a disk lies on the state's volume i */
 };
 
 struct vmc_place_view {

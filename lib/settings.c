@@ -16,6 +16,7 @@ static const char *const fence_method_names[] = {
 	[VMC_FENCE_AGENT] = "agent",
 	[VMC_FENCE_PACEMAKER] = "pacemaker",
 	[VMC_FENCE_NONE] = "none",
+	[VMC_FENCE_LEASE] = "lease",
 };
 
 static const char *const accel_names[] = {
@@ -43,6 +44,7 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->fence_method = VMC_FENCE_UNSET;
 	s->fence_timeout_s = VMC_FENCE_TIMEOUT_S_DEFAULT;
 	s->accel = VMC_ACCEL_AUTO;
+	s->lease_io_timeout_s = VMC_SETTINGS_LEASE_IO_S_DEFAULT;
 }
 
 json_object *vmc_settings_to_json(const struct vmc_settings *s)
@@ -54,6 +56,10 @@ json_object *vmc_settings_to_json(const struct vmc_settings *s)
 	json_object_object_add(o, "fence_agent", json_object_new_string(s->fence_agent));
 	json_object_object_add(o, "fence_timeout_s", json_object_new_int64(s->fence_timeout_s));
 	json_object_object_add(o, "accel", json_object_new_string(vmc_accel_to_str(s->accel)));
+	/* Absent at its default, so the settings of an older daemon keep their digest. */
+	if (s->lease_io_timeout_s != VMC_SETTINGS_LEASE_IO_S_DEFAULT) {
+		json_object_object_add(o, "lease_io_timeout_s", json_object_new_int64(s->lease_io_timeout_s));
+	}
 	return o;
 }
 
@@ -67,6 +73,24 @@ static int word_index(const char *value, const char *const *words, size_t n)
 	return -1;
 }
 
+/* A whole number of seconds from 1 to max, or -EINVAL with the setting named. */
+static int seconds_parse(const char *key, const char *value, long max, uint32_t *out, char *err,
+			 size_t errlen)
+{
+	char *end;
+	long x;
+
+	errno = 0;
+	x = strtol(value, &end, 10);
+	if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 || x < 1 || x > max) {
+		snprintf(err, errlen, "setting '%s': '%s' is not a number of seconds from 1 to %ld", key,
+			 value, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)x;
+	return 0;
+}
+
 /* One key from its string form; the whole is validated afterwards. */
 static int setting_assign(struct vmc_settings *s, const char *key, const char *value, char *err,
 			  size_t errlen)
@@ -76,8 +100,8 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 	if (strcmp(key, "fence_method") == 0) {
 		i = word_index(value, fence_method_names, N_FENCE);
 		if (i <= 0) {
-			snprintf(err, errlen, "setting 'fence_method': '%s' is not agent, pacemaker or none",
-				 value);
+			snprintf(err, errlen,
+				 "setting 'fence_method': '%s' is not agent, pacemaker, lease or none", value);
 			return -EINVAL;
 		}
 		s->fence_method = (enum vmc_fence_method)i;
@@ -89,17 +113,10 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		}
 		memcpy(s->fence_agent, value, strlen(value) + 1);
 	} else if (strcmp(key, "fence_timeout_s") == 0) {
-		char *end;
-		long x;
-		errno = 0;
-		x = strtol(value, &end, 10);
-		if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 || x < 1 ||
-		    x > VMC_FENCE_TIMEOUT_S_MAX) {
-			snprintf(err, errlen, "setting 'fence_timeout_s': '%s' is not a number of seconds from 1 to %d",
-				 value, VMC_FENCE_TIMEOUT_S_MAX);
-			return -EINVAL;
-		}
-		s->fence_timeout_s = (uint32_t)x;
+		return seconds_parse(key, value, VMC_FENCE_TIMEOUT_S_MAX, &s->fence_timeout_s, err, errlen);
+	} else if (strcmp(key, "lease_io_timeout_s") == 0) {
+		return seconds_parse(key, value, VMC_SETTINGS_LEASE_IO_S_MAX, &s->lease_io_timeout_s, err,
+				     errlen);
 	} else if (strcmp(key, "accel") == 0) {
 		i = word_index(value, accel_names, N_ACCEL);
 		if (i < 0) {
@@ -109,7 +126,7 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		s->accel = (enum vmc_accel)i;
 	} else {
 		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
-				      "fence_timeout_s, accel)", key);
+				      "fence_timeout_s, accel, lease_io_timeout_s)", key);
 		return -EINVAL;
 	}
 	return 0;
@@ -125,6 +142,11 @@ static int settings_validate(const struct vmc_settings *s, char *err, size_t err
 	}
 	if (s->fence_agent[0] != '\0' && s->fence_agent[0] != '/') {
 		snprintf(err, errlen, "setting 'fence_agent': '%s' is not an absolute path", s->fence_agent);
+		return -EINVAL;
+	}
+	if (s->fence_method == VMC_FENCE_LEASE) {
+		snprintf(err, errlen, "setting 'fence_method': lease is not available in this build yet "
+				      "(volumes and image locks are; lease fencing needs the watchdog)");
 		return -EINVAL;
 	}
 	if (s->fence_method == VMC_FENCE_AGENT && s->fence_agent[0] == '\0') {
@@ -193,7 +215,8 @@ static int from_json_key(json_object *o, const char *key, struct vmc_settings *s
 
 int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "fence_method", "fence_agent", "fence_timeout_s", "accel" };
+	static const char *const keys[] = { "fence_method", "fence_agent", "fence_timeout_s", "accel",
+					    "lease_io_timeout_s" };
 	struct vmc_settings s;
 
 	vmc_settings_defaults(&s);

@@ -13,12 +13,15 @@
 
 #define VMC_FENCE_TIMEOUT_S_DEFAULT 60
 #define VMC_FENCE_TIMEOUT_S_MAX 3600
+#define VMC_SETTINGS_LEASE_IO_S_DEFAULT 10
+#define VMC_SETTINGS_LEASE_IO_S_MAX 60
 
 enum vmc_fence_method {
 	VMC_FENCE_UNSET = 0, /* nobody chose: lost nodes' VMs are not failed over */
 	VMC_FENCE_AGENT,     /* a fence-agents-style executable */
 	VMC_FENCE_PACEMAKER, /* pacemaker's fencer (libstonithd) */
 	VMC_FENCE_NONE,      /* chosen explicitly: no proof a lost node is dead */
+	VMC_FENCE_LEASE,     /* since protocol 4: a lost node's lease expired (timeouts.h) */
 };
 
 enum vmc_accel {
@@ -32,6 +35,7 @@ struct vmc_settings {
 	char fence_agent[256];   /* absolute path; needed when fence_method is agent */
 	uint32_t fence_timeout_s;
 	enum vmc_accel accel;
+	uint32_t lease_io_timeout_s; /* T of the lease timeline (timeouts.h) */
 };
 
 void vmc_settings_defaults(struct vmc_settings *s);

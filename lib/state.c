@@ -14,6 +14,7 @@
 
 #include "json_util.h"
 #include "state.h"
+#include "state_volumes.h"
 
 static const char *const group_state_names[] = {
 	[VMC_GROUP_OFFLINE] = "offline",     [VMC_GROUP_STARTING] = "starting",
@@ -59,6 +60,7 @@ void vmc_state_free(struct vmc_state *s)
 		vmc_group_def_free(s->groups[i].def);
 	}
 	free(s->groups);
+	vmc_state_volumes_free(s);
 	free(s);
 }
 
@@ -384,6 +386,10 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 		json_object_object_add(n, "id", json_object_new_int64(s->nodes[i].id));
 		json_object_object_add(n, "name", json_object_new_string(s->nodes[i].name));
 		json_object_object_add(n, "mem_mib", json_object_new_int64(s->nodes[i].mem_mib));
+		/* Absent while false, so a state of an older daemon keeps its digest. */
+		if (s->nodes[i].watchdog) {
+			json_object_object_add(n, "watchdog", json_object_new_boolean(true));
+		}
 		json_object_array_add(a, n);
 	}
 	return a;
@@ -430,6 +436,10 @@ static json_object *state_to_json(const struct vmc_state *s, bool with_local)
 		json_object_array_add(groups, group_to_json(&s->groups[i]));
 	}
 	json_object_object_add(o, "groups", groups);
+	/* Absent while there are none, as in states from before protocol 4. */
+	if (s->n_volumes > 0) {
+		json_object_object_add(o, "volumes", vmc_state_volumes_to_json(s));
+	}
 	return o;
 }
 
@@ -513,6 +523,10 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		if (json_object_object_get_ex(n, "name", &name) && json_object_is_type(name, json_type_string)) {
 			snprintf(f.name, sizeof(f.name), "%s", json_object_get_string(name));
 		}
+		if (json_object_object_get_ex(n, "watchdog", NULL) && !vmc_json_bool(n, "watchdog", &f.watchdog)) {
+			snprintf(err, errlen, "snapshot: nodes[%zu].watchdog is not true or false", k);
+			return -EINVAL;
+		}
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
 			return -EINVAL;
@@ -591,6 +605,7 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	json_object *format, *epoch, *version, *groups, *settings;
 	struct vmc_state *s;
 	char why[256];
+	int rc;
 
 	if (!json_object_is_type(obj, json_type_object) ||
 	    !json_object_object_get_ex(obj, "format", &format) ||
@@ -621,6 +636,11 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 		vmc_state_free(s);
 		return -EINVAL;
 	}
+	rc = vmc_state_volumes_from_json(obj, s, err, errlen);
+	if (rc != 0) {
+		vmc_state_free(s);
+		return rc;
+	}
 	if (json_object_object_get_ex(obj, "promised", NULL) && !vmc_json_u64(obj, "promised", &s->promised)) {
 		vmc_state_free(s);
 		snprintf(err, errlen, "snapshot: promised is not a non-negative integer");
@@ -635,7 +655,7 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	}
 	for (size_t i = 0; i < json_object_array_length(groups); i++) {
 		struct vmc_group g = { 0 };
-		int rc = group_from_json(json_object_array_get_idx(groups, i), i, &g, err, errlen);
+		rc = group_from_json(json_object_array_get_idx(groups, i), i, &g, err, errlen);
 		if (rc == 0) {
 			rc = group_insert(s, &g);
 			if (rc == -EEXIST) {

@@ -13,6 +13,7 @@
 #include "group_def.h"
 #include "health.h"
 #include "settings.h"
+#include "volume.h"
 
 #define VMC_SNAPSHOT_FORMAT 1
 #define VMC_DIGEST_HEX_LEN 64
@@ -42,6 +43,7 @@ struct vmc_node_facts {
 	uint32_t id;
 	char name[64];
 	uint32_t mem_mib;  /* memory it offers to VMs */
+	bool watchdog;     /* it holds an armed watchdog (since protocol 4) */
 };
 
 #define VMC_STATE_NODES_MAX 64
@@ -97,6 +99,8 @@ struct vmc_state {
 	size_t n_groups;
 	size_t cap_groups;
 	struct vmc_group *groups; /* sorted by name */
+	size_t n_volumes;
+	struct vmc_volume *volumes; /* sorted by name; since protocol 4 */
 };
 
 struct vmc_state *vmc_state_new(void);
@@ -133,6 +137,16 @@ const struct vmc_fence_record *vmc_state_fencing(const struct vmc_state *s, uint
 /* Adds or replaces one; -ENOSPC when the table is full. */
 int vmc_state_fencing_set(struct vmc_state *s, const struct vmc_fence_record *f);
 void vmc_state_fencing_clear(struct vmc_state *s, uint32_t node);
+
+struct vmc_volume *vmc_state_volume_find(const struct vmc_state *s, const char *name);
+/* The volume path lies inside, or NULL. */
+struct vmc_volume *vmc_state_volume_of(const struct vmc_state *s, const char *path);
+/* A copy of v (its locks are not copied: it has none yet). -EEXIST, -ENOSPC, -ENOMEM. */
+int vmc_state_volume_add(struct vmc_state *s, const struct vmc_volume *v);
+int vmc_state_volume_remove(struct vmc_state *s, const char *name);
+/* Reports of node on every volume forgotten (it was proven dead). */
+void vmc_state_volumes_forget_node(struct vmc_state *s, uint32_t node);
+int vmc_state_volume_seen_set(struct vmc_volume *v, const struct vmc_volume_seen *seen);
 
 json_object *vmc_state_to_json(const struct vmc_state *s);
 char *vmc_state_to_string(const struct vmc_state *s);

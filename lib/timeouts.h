@@ -1,10 +1,9 @@
 /*
  * Every deadline vmclusterd keeps, derived from the few inputs an
  * operator sets: corosync's token (corosync.conf), fence_timeout_s
- * (`clusterctl cluster set`) and --stop-timeout (vmclusterd). Nothing
- * else in the daemon may invent a timeout; when leases arrive they join
- * this timeline (renewal < I/O timeout < kill deadline < watchdog <
- * lease), checked the same way. All deadlines run on vmc_now_ms()
+ * (`clusterctl cluster set`), lease_io_timeout_s (the same) and
+ * --stop-timeout (vmclusterd). Nothing else in the daemon may invent a
+ * timeout. All deadlines run on vmc_now_ms()
  * (lib/clock.h), this node's monotonic clock; no two nodes' clocks are
  * ever compared.
  *
@@ -45,6 +44,34 @@
  * upgrade, SIGSTOP, a long fsync): its VMs keep running, so the others wait
  * daemon_grace_ms for it to come back before they treat it as lost.
  *
+ * Host leases on shared volumes (the fence method `lease`), all from one
+ * input, T = lease_io_timeout_s, as sanlock derives its own from its I/O
+ * timeout. Times are since the *start* of this node's last successful
+ * renewal (write and read-back of its slot), the earliest moment the
+ * others may have seen that value:
+ *
+ *   0                 renewal issued; it must be done by T (lease_io_ms),
+ *                     else the attempt failed, and the volume is reported
+ *                     hung while the I/O stays out
+ *   2T                the next renewal (lease_renewal_ms), and so on
+ *   6T                no renewal succeeded since 0 (lease_kill_ms): every VM
+ *                     here using the volume is SIGKILLed
+ *   7T                the kills are done (lease_kill_grace_ms = T later);
+ *                     if one is not, or the node has stopped being quorate
+ *                     with a VM still running, the watchdog is no longer
+ *                     petted (it is petted every watchdog_pet_ms otherwise)
+ *   13T               the watchdog (watchdog_ms = 6T after the last pet)
+ *                     has reset the node at the latest
+ *   14T               lease_timeout_ms: a survivor that watched the slot
+ *                     stay unchanged this long, on its own clock, from a
+ *                     read made after it lost the node, knows the node is
+ *                     dead or runs none of the volume's VMs
+ *
+ * A node that loses quorum stops renewing and kills its VMs at once; one
+ * whose main loop stops (SIGSTOP, a hang) stops petting and renewing at
+ * the same moment, so it is reset watchdog_ms later. The default T of 10 s
+ * gives a lease timeout of 140 s, sanlock's host-dead time; tests use 1 s.
+ *
  * Work that may block on storage (a VM's files on a hung NFS mount) runs in
  * a child with fs_check_deadline_ms; QEMU's own start has
  * vm_start_deadline_ms, its exit vm_exit_grace_ms after QMP closed, and a
@@ -53,6 +80,7 @@
 #ifndef VMC_TIMEOUTS_H
 #define VMC_TIMEOUTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +98,15 @@
 #define VMC_FS_CHECK_DEADLINE_MS 10000
 #define VMC_CPG_RETRY_FIRST_MS 10
 #define VMC_CPG_RETRY_MAX_MS 500
+#define VMC_LEASE_IO_TIMEOUT_S_DEFAULT 10
+#define VMC_LEASE_IO_TIMEOUT_S_MAX 60
+/* multiples of T, the lease I/O timeout */
+#define VMC_LEASE_RENEWAL_TS 2
+#define VMC_LEASE_KILL_TS 6
+#define VMC_LEASE_KILL_GRACE_TS 1
+#define VMC_WATCHDOG_TS 6
+#define VMC_LEASE_MARGIN_TS 1
+#define VMC_WATCHDOG_PET_MS_MAX 1000
 
 struct vmc_timeouts {
 	/* what the operator set */
@@ -89,11 +126,36 @@ struct vmc_timeouts {
 	uint32_t fs_check_deadline_ms;
 	uint32_t cpg_retry_first_ms;
 	uint32_t cpg_retry_max_ms;
+	/* host leases and the watchdog */
+	uint32_t lease_io_ms;
+	uint32_t lease_renewal_ms;
+	uint32_t lease_kill_ms;
+	uint32_t lease_kill_grace_ms;
+	uint32_t watchdog_ms;
+	uint32_t watchdog_pet_ms;
+	uint32_t lease_timeout_ms;
 };
 
-/* token_ms 0 means "corosync did not say": its default. */
+/*
+ * token_ms 0 means "corosync did not say": its default; lease_io_timeout_s
+ * 0 means the default.
+ */
 void vmc_timeouts_derive(struct vmc_timeouts *t, uint32_t token_ms, uint32_t fence_timeout_s,
-			 uint32_t stop_timeout_s);
+			 uint32_t stop_timeout_s, uint32_t lease_io_timeout_s);
+
+/*
+ * The lease arithmetic, for a survivor watching a lost node's slot: it
+ * first read the slot's present value at seen_ms (on its clock, after it
+ * lost the node) and reads it unchanged at now_ms. Expired once
+ * lease_timeout_ms have passed between the two.
+ */
+bool vmc_lease_expired(const struct vmc_timeouts *t, uint64_t seen_ms, uint64_t now_ms);
+/* How long until then (0 once expired). */
+uint64_t vmc_lease_remaining_ms(const struct vmc_timeouts *t, uint64_t seen_ms, uint64_t now_ms);
+/* This node, last renewed (started) at renewed_ms: must its volume's VMs die now? */
+bool vmc_lease_must_kill(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms);
+/* ... and may the watchdog still be petted, with those VMs not yet gone? */
+bool vmc_lease_may_pet(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms);
 
 /*
  * The orderings the timeline above relies on. 0, or -EINVAL with the

@@ -143,7 +143,7 @@ static void decide(struct fcase *c)
 	}
 	c->state = case_state(&c->b);
 	c->state->settings.fence_method = method_of(c);
-	vmc_timeouts_derive(&c->t, c->token_ms, c->fence_s, 60);
+	vmc_timeouts_derive(&c->t, c->token_ms, c->fence_s, 60, 0);
 	if (!c->cs_set) {
 		memcpy(c->cs, c->b.members, sizeof(c->cs));
 		c->n_cs = c->b.n_members;

@@ -120,7 +120,7 @@ static void raise_epoch_and_journal(struct vmc_state *s, struct journal *j, uint
 	"{\"definition\":{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"}}}"
 #define ADD_DB1                                                                           \
 	"{\"definition\":{\"name\":\"db1\",\"memory_mib\":2048,"                              \
-	"\"disks\":[{\"path\":\"/srv/csv1/db1.qcow2\",\"format\":\"qcow2\"}]}}"
+	"\"disks\":[{\"path\":\"/srv/csv1/db1.qcow2\",\"format\":\"qcow2\",\"local\":true}]}}"
 #define SET_WEB1 "{\"name\":\"web1\",\"set\":[\"vcpus=2\",\"possible_owners=node1, node2\"]}"
 #define REMOVE_DB1 "{\"name\":\"db1\"}"
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "msg.h"
+#include "msg_types.h"
 #include "vmc_errors.h"
 #include "check_run.h"
 
@@ -53,6 +54,11 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_SYNC_EXCLUDE] = "{\"members\":[1,2,3],\"sync_seq\":0}",
 	[VMC_MSG_SYNC_RESTART] = "{\"members\":[1,2,3],\"sync_seq\":0}",
 	[VMC_MSG_COMMIT_CONFIRM] = "{\"members\":[1,2,3],\"sync_seq\":0,\"epoch\":4294967297,\"v\":12}",
+	[VMC_MSG_VOLUME_ADD] = "{\"name\":\"csv1\",\"path\":\"/srv/csv1\"}",
+	[VMC_MSG_VOLUME_REMOVE] = "{\"name\":\"csv1\"}",
+	[VMC_MSG_VOLUME_MOVE] = "{\"name\":\"csv1\",\"node\":\"node2\"}",
+	[VMC_MSG_VOLUME_HEALTH] = "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,"
+				  "\"detail\":\"EIO\",\"at_s\":1700000000}",
 };
 
 static unsigned int garbage_seed(void)
@@ -674,7 +680,14 @@ static void mutation_check(const uint8_t *buf, size_t len, size_t pos, int rc, u
 		ck_assert_msg(rc == -VMC_E_PROTOCOL, "mutation %lu of magic byte %zu: rc %d", i, pos, rc);
 	} else if (pos < 6) {
 		bool spoken = version >= VMC_PROTO_VERSION_MIN && version <= VMC_PROTO_VERSION_MAX;
+		const struct vmc_msg_type_info *info = vmc_msg_type_info(type);
 
+		/* A version older than the type itself is refused as a malformed message. */
+		if (spoken && info != NULL && version < info->since) {
+			ck_assert_msg(rc == -VMC_E_PROTOCOL, "mutation %lu to version %u below type %u's: rc %d", i,
+				      version, type, rc);
+			return;
+		}
 		ck_assert_msg(rc == (spoken ? 0 : -VMC_E_VERSION), "mutation %lu to version %u: rc %d",
 			      i, version, rc);
 	} else if (pos < 8) {

@@ -4,9 +4,10 @@
  * cluster, one event, and the decisions expected, in order.
  *
  *   # what the case shows
- *   node node1 1 mem=2048 [down] [paused]
+ *   node node1 1 mem=2048 [down] [paused] [failing=csv1,csv2]
  *   vm web1 mem=512 [prio=high] [owner=node1] [preferred=node1,node2]
  *          [possible=node1,node2] [anti=web] [stopped] [pacemaker]
+ *          [on=csv1,csv2]      (the volumes its disks lie on)
  *   lost node1[,node2]          (plan the recovery of these nodes' groups)
  *   place web1 [exclude=node2]  (or: where would web1 start)
  *   expect web1 start node2     (or: expect web1 no-node / expect web1 leave)
@@ -40,7 +41,30 @@ struct pcase {
 	size_t n_got;
 	size_t n_expect_checked;
 	bool evaluated;
+	char volumes[32][32]; /* volume names, by the bit they get */
+	size_t n_volumes;
 };
+
+/* The bits of a comma-separated list of volume names, each given one on first sight. */
+static uint32_t volume_bits(struct pcase *c, const char *list)
+{
+	char copy[256], *save = NULL;
+	uint32_t bits = 0;
+
+	snprintf(copy, sizeof(copy), "%s", list);
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		size_t i = 0;
+		while (i < c->n_volumes && strcmp(c->volumes[i], t) != 0) {
+			i++;
+		}
+		if (i == c->n_volumes) {
+			ck_assert_uint_lt(c->n_volumes, 32);
+			snprintf(c->volumes[c->n_volumes++], sizeof(c->volumes[0]), "%s", t);
+		}
+		bits |= 1u << i;
+	}
+	return bits;
+}
 
 static char case_paths[MAX_CASES][512];
 static size_t n_cases;
@@ -111,6 +135,8 @@ static void parse_node(struct pcase *c, char *rest, unsigned int line)
 			n->up = false;
 		} else if (strcmp(t, "paused") == 0 || strcmp(t, "draining") == 0) {
 			n->active = false;
+		} else if (strncmp(t, "failing=", 8) == 0) {
+			n->bad_volumes |= volume_bits(c, t + 8);
 		} else {
 			ck_abort_msg("%s:%u: unknown node attribute '%s'", c->path, line, t);
 		}
@@ -145,6 +171,8 @@ static void parse_vm(struct pcase *c, char *rest, unsigned int line)
 			g->wanted = false;
 		} else if (strcmp(t, "pacemaker") == 0) {
 			manager = "pacemaker";
+		} else if (strncmp(t, "on=", 3) == 0) {
+			g->volumes |= volume_bits(c, t + 3);
 		} else {
 			ck_abort_msg("%s:%u: unknown vm attribute '%s'", c->path, line, t);
 		}

@@ -16,7 +16,7 @@ START_TEST(test_defaults)
 	struct vmc_timeouts t;
 	char why[256];
 
-	vmc_timeouts_derive(&t, 0, 60, 30);
+	vmc_timeouts_derive(&t, 0, 60, 30, 0);
 	ck_assert_uint_eq(t.token_ms, VMC_TOKEN_MS_DEFAULT);
 	ck_assert_uint_eq(t.membership_ms, 2200);
 	ck_assert_uint_eq(t.hello_deadline_ms, 10000);
@@ -34,7 +34,7 @@ START_TEST(test_orderings_hold_for_any_token)
 	char why[256];
 
 	for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
-		vmc_timeouts_derive(&t, tokens[i], 1, 0);
+		vmc_timeouts_derive(&t, tokens[i], 1, 0, 0);
 		ck_assert_msg(vmc_timeouts_check(&t, why, sizeof(why)) == 0, "token %u: %s", tokens[i], why);
 		ck_assert_uint_ge(t.hello_deadline_ms, tokens[i] * VMC_HELLO_DEADLINE_TOKENS);
 		ck_assert_uint_ge(t.daemon_grace_ms, 3 * t.hello_deadline_ms);
@@ -47,7 +47,7 @@ START_TEST(test_check_catches_a_broken_timeline)
 	struct vmc_timeouts t;
 	char why[256] = "";
 
-	vmc_timeouts_derive(&t, 1000, 60, 30);
+	vmc_timeouts_derive(&t, 1000, 60, 30, 0);
 	t.daemon_grace_ms = t.hello_deadline_ms;
 	ck_assert_int_ne(vmc_timeouts_check(&t, why, sizeof(why)), 0);
 	ck_assert_ptr_nonnull(strstr(why, "daemon"));
@@ -58,7 +58,7 @@ START_TEST(test_huge_inputs_saturate)
 {
 	struct vmc_timeouts t;
 
-	vmc_timeouts_derive(&t, UINT32_MAX, UINT32_MAX, UINT32_MAX);
+	vmc_timeouts_derive(&t, UINT32_MAX, UINT32_MAX, UINT32_MAX, 0);
 	ck_assert_uint_eq(t.fence_timeout_ms, UINT32_MAX);
 	ck_assert_uint_eq(t.hello_deadline_ms, UINT32_MAX);
 }
