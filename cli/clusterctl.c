@@ -118,7 +118,8 @@ static int connect_daemon(struct cli *cli)
 static bool is_change(enum vmc_ipc_cmd cmd)
 {
 	return cmd != VMC_IPC_STATUS && cmd != VMC_IPC_NODE_LIST && cmd != VMC_IPC_VM_LIST &&
-	       cmd != VMC_IPC_VM_SHOW && cmd != VMC_IPC_CLUSTER_SHOW && cmd != VMC_IPC_DUMP;
+	       cmd != VMC_IPC_VM_SHOW && cmd != VMC_IPC_CLUSTER_SHOW && cmd != VMC_IPC_DUMP &&
+	       cmd != VMC_IPC_VOLUME_LIST && cmd != VMC_IPC_VOLUME_SHOW;
 }
 
 /*
@@ -655,6 +656,125 @@ static int cmd_dump(struct cli *cli, int argc, char **argv)
 	return EXIT_DONE;
 }
 
+/* ---- volumes ---- */
+
+/* A change about one volume: what the daemon said, one line. */
+static int volume_change(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, const char *done)
+{
+	json_object *r;
+	int rc = call(cli, cmd, args, &r);
+
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+	} else {
+		printf("%s (config_version %s)\n", done, jstr(r, "config_version"));
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_volume_add(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	char done[600];
+
+	json_object_object_add(args, "path", json_object_new_string(argv[1]));
+	snprintf(done, sizeof(done), "volume %s added at %s", argv[0], argv[1]);
+	return volume_change(cli, VMC_IPC_VOLUME_ADD, args, done);
+}
+
+static int cmd_volume_remove(struct cli *cli, int argc, char **argv)
+{
+	char done[128];
+
+	snprintf(done, sizeof(done), "volume %s removed", argv[0]);
+	return volume_change(cli, VMC_IPC_VOLUME_REMOVE, name_args(argv[0]), done);
+}
+
+static int cmd_volume_move(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	char done[160];
+
+	json_object_object_add(args, "node", json_object_new_string(argv[1]));
+	snprintf(done, sizeof(done), "volume %s: coordinator %s", argv[0], argv[1]);
+	return volume_change(cli, VMC_IPC_VOLUME_MOVE, args, done);
+}
+
+static int cmd_volume_list(struct cli *cli, int argc, char **argv)
+{
+	json_object *r, *vols;
+	int rc = call(cli, VMC_IPC_VOLUME_LIST, NULL, &r);
+
+	if (rc != 0) {
+		return rc;
+	}
+	vols = jget(r, "volumes");
+	if (cli->json) {
+		print_json(r);
+	} else {
+		print_stale(r);
+		printf("%-20s %-16s %5s %6s %10s  %s\n", "NAME", "COORDINATOR", "VMS", "LOCKS", "HEALTHY", "PATH");
+		for (size_t i = 0; i < json_object_array_length(vols); i++) {
+			json_object *v = json_object_array_get_idx(vols, i);
+			char healthy[32];
+			snprintf(healthy, sizeof(healthy), "%s of %s", jstr(v, "healthy_on"), jstr(v, "reported_by"));
+			printf("%-20s %-16s %5s %6s %10s  %s\n", jstr(v, "name"),
+			       jget(v, "coordinator") ? jstr(v, "coordinator") : "-", jstr(v, "vms"), jstr(v, "locks"),
+			       healthy, jstr(v, "path"));
+		}
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
+static int cmd_volume_show(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = name_args(argv[0]);
+	json_object *r, *seen, *locks;
+	int rc = call(cli, VMC_IPC_VOLUME_SHOW, args, &r);
+
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	if (cli->json) {
+		print_json(r);
+		json_object_put(r);
+		return EXIT_DONE;
+	}
+	print_stale(r);
+	printf("Name:        %s\nPath:        %s\nCoordinator: %s%s%s%s\nVMs:         %s\n", jstr(r, "name"),
+	       jstr(r, "path"), jget(r, "coordinator") ? jstr(r, "coordinator") : "none",
+	       jget(r, "preferred_coordinator") ? " (chosen: " : "",
+	       jget(r, "preferred_coordinator") ? jstr(r, "preferred_coordinator") : "",
+	       jget(r, "preferred_coordinator") ? ")" : "", jstr(r, "vms"));
+	seen = jget(r, "seen");
+	printf("Health:\n");
+	for (size_t i = 0; seen && i < json_object_array_length(seen); i++) {
+		json_object *e = json_object_array_get_idx(seen, i);
+		printf("  %-16s %-8s %s\n", jstr(e, "node"), jstr(e, "health"), jstr(e, "detail"));
+	}
+	if (seen == NULL || json_object_array_length(seen) == 0) {
+		printf("  (no node has reported on it yet)\n");
+	}
+	locks = jget(r, "image_locks");
+	printf("Image locks:\n");
+	for (size_t i = 0; locks && i < json_object_array_length(locks); i++) {
+		json_object *l = json_object_array_get_idx(locks, i);
+		printf("  %-40s vm %-20s on %s\n", jstr(l, "image"), jstr(l, "vm"), jstr(l, "node"));
+	}
+	if (locks == NULL || json_object_array_length(locks) == 0) {
+		printf("  (none)\n");
+	}
+	json_object_put(r);
+	return EXIT_DONE;
+}
+
 static const struct command commands[] = {
 	{ "status", NULL, 0, 0, "", "show quorum, nodes, the state, and what the daemon waits for",
 	  cmd_status },
@@ -699,6 +819,20 @@ static const struct command commands[] = {
 	  "  boot.kernel, boot.initrd, boot.cmdline (an empty value removes initrd or cmdline).\n"
 	  "The result is validated like a new definition; 'name' cannot change.\n"
 	  "Example: clusterctl vm set web1 memory_mib=512 priority=high preferred_owners=node2,node1" },
+	{ "volume", "add", 2, 2, "NAME PATH",
+	  "register PATH, a directory every node mounts, as the cluster shared volume NAME", cmd_volume_add,
+	  false,
+	  "PATH is resolved on this node (it must exist, be a directory, and be writable) and\n"
+	  "must not lie inside another volume. Once a cluster has a volume, every VM disk must\n"
+	  "lie on one, or be marked \"local\": true in the VM's definition.\n"
+	  "Example: clusterctl volume add csv1 /srv/csv1" },
+	{ "volume", "list", 0, 0, "", "list the volumes with coordinator, VMs, locks and health", cmd_volume_list,
+	  true },
+	{ "volume", "show", 1, 1, "NAME", "show one volume: its health on each node and its image locks",
+	  cmd_volume_show, true },
+	{ "volume", "remove", 1, 1, "NAME", "unregister a volume that no VM's disk lies on", cmd_volume_remove },
+	{ "volume", "move", 2, 2, "NAME NODE", "make NODE the volume's coordinator (it must see it healthy)",
+	  cmd_volume_move },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL },
 };
 

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,7 +24,7 @@
 struct fs_check {
 	pid_t pid;
 	int fd;
-	char vm[VMC_NAME_MAX + 1];
+	char vm[VMC_NAME_MAX + 8]; /* what is checked, for the log: "vm web1", "volume" */
 	char buf[512];
 	size_t have;
 	qb_loop_timer_handle timer;
@@ -162,14 +164,17 @@ static void check_deadline(void *data)
 	char why[256];
 
 	snprintf(why, sizeof(why),
-		 "vm %s: its files did not answer within %u s: is the storage they are on hung?", c->vm,
+		 "%s: its files did not answer within %u s: is the storage they are on hung?", c->vm,
 		 c->d->timeouts.fs_check_deadline_ms / 1000);
 	log_err("%s", why);
 	check_end(c, -ETIMEDOUT, why);
 }
 
-int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd_fs_check_done_fn done,
-			   void *ctx)
+/* In the child: the check's one line ("0 what" or "-errno why"), written to fd. */
+typedef void (*child_check_fn)(struct vmcd *d, const void *arg, int fd);
+
+static int check_start(struct vmcd *d, const char *label, child_check_fn fn, const void *arg,
+		       vmcd_fs_check_done_fn done, void *ctx)
 {
 	struct fs_check *c = calloc(1, sizeof(*c));
 	int p[2];
@@ -184,9 +189,7 @@ int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd
 	}
 	c->pid = fork();
 	if (c->pid == 0) {
-		char line[480];
-		int rc = files_check(def, d->opt.vm_paths, line, sizeof(line));
-		dprintf(p[1], "%d %s\n", rc, rc == 0 ? "ok" : line);
+		fn(d, arg, p[1]);
 		_exit(0);
 	}
 	close(p[1]);
@@ -199,13 +202,57 @@ int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd
 	c->d = d;
 	c->done = done;
 	c->ctx = ctx;
-	snprintf(c->vm, sizeof(c->vm), "%s", def->name);
+	snprintf(c->vm, sizeof(c->vm), "%s", label);
 	c->next = checks;
 	checks = c;
 	qb_loop_poll_add(d->loop, QB_LOOP_MED, c->fd, POLLIN, c, check_readable);
 	qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)d->timeouts.fs_check_deadline_ms * QB_TIME_NS_IN_MSEC,
 			  c, check_deadline, &c->timer);
 	return 0;
+}
+
+static void vm_files_child(struct vmcd *d, const void *arg, int fd)
+{
+	char line[480];
+	int rc = files_check(arg, d->opt.vm_paths, line, sizeof(line));
+
+	dprintf(fd, "%d %s\n", rc, rc == 0 ? "ok" : line);
+}
+
+int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd_fs_check_done_fn done,
+			   void *ctx)
+{
+	char label[VMC_NAME_MAX + 8];
+
+	snprintf(label, sizeof(label), "vm %s", def->name);
+	return check_start(d, label, vm_files_child, def, done, ctx);
+}
+
+/* In the child: the directory resolved, a directory, writable. */
+static void volume_dir_child(struct vmcd *d, const void *arg, int fd)
+{
+	const char *path = arg;
+	char resolved[PATH_MAX];
+	struct stat st;
+
+	(void)d;
+	if (realpath(path, resolved) == NULL) {
+		dprintf(fd, "%d %s: %s\n", -errno, path, strerror(errno));
+	} else if (stat(resolved, &st) != 0) {
+		dprintf(fd, "%d %s: %s\n", -errno, resolved, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode)) {
+		dprintf(fd, "%d %s is not a directory (a volume is the directory its disks lie in)\n", -ENOTDIR,
+			resolved);
+	} else if (access(resolved, R_OK | W_OK | X_OK) != 0) {
+		dprintf(fd, "%d %s: %s\n", -errno, resolved, strerror(errno));
+	} else {
+		dprintf(fd, "0 %s\n", resolved);
+	}
+}
+
+int vmcd_fs_check_volume_dir(struct vmcd *d, const char *path, vmcd_fs_check_done_fn done, void *ctx)
+{
+	return check_start(d, "volume", volume_dir_child, path, done, ctx);
 }
 
 void vmcd_fs_check_fini(struct vmcd *d)

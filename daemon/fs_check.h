@@ -23,6 +23,11 @@ void vmcd_fs_check_init(struct vmcd *d, const struct vmcd_fs_check_hooks *hooks)
 /* Starts the check of def's files; done is called exactly once, from the loop. 0 or -errno. */
 int vmcd_fs_check_vm_files(struct vmcd *d, const struct vmc_group_def *def, vmcd_fs_check_done_fn done,
 			   void *ctx);
+/*
+ * Resolves a volume's directory (realpath) and checks it is one this node
+ * may read and write: rc 0 with the resolved path in why, else -errno.
+ */
+int vmcd_fs_check_volume_dir(struct vmcd *d, const char *path, vmcd_fs_check_done_fn done, void *ctx);
 /* Kills what still runs; their done callbacks are not called. */
 void vmcd_fs_check_fini(struct vmcd *d);
 

@@ -556,6 +556,162 @@ static int cmd_node_confirm_fenced(struct vmcd *d, const struct vmcd_ipc_req *re
 	return 1;
 }
 
+/* ---- volumes ---- */
+
+static const struct vmc_volume *volume_named(struct vmcd *d, const struct vmcd_ipc_req *req, const char *verb,
+					     char *err, size_t errlen, int *rc)
+{
+	const char *name = vmc_json_str(req->args, "name");
+	const struct vmc_volume *v;
+
+	if (name == NULL) {
+		snprintf(err, errlen, "volume %s needs a volume name", verb);
+		*rc = -VMC_E_INVALID;
+		return NULL;
+	}
+	v = vmc_state_volume_find(d->replica.state, name);
+	if (v == NULL) {
+		snprintf(err, errlen, "no volume named '%s' (see 'clusterctl volume list')", name);
+		*rc = -VMC_E_NOT_FOUND;
+	}
+	return v;
+}
+
+static int cmd_volume_list(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			   size_t errlen)
+{
+	*result = vmc_view_volume_list(&view_get(d)->in);
+	return 0;
+}
+
+static int cmd_volume_show(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			   size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_volume *v = volume_named(d, req, "show", err, errlen, &rc);
+
+	if (v == NULL) {
+		return rc;
+	}
+	*result = vmc_view_volume_show(&view_get(d)->in, v);
+	return 0;
+}
+
+/* The directory resolved in a child (it may be a hung mount); then the add goes to the cluster. */
+struct volume_check {
+	struct vmcd_ipc_call *call;
+	char name[VMC_NAME_MAX + 1];
+	char path[VMC_VOLUME_PATH_MAX];
+};
+
+static void volume_checked(struct vmcd *d, void *ctx, int rc, const char *why)
+{
+	struct volume_check *vc = ctx;
+	json_object *body;
+	char err[512];
+
+	if (rc != 0) {
+		snprintf(err, sizeof(err), "volume %s: %s", vc->name, why);
+		log_info("refused volume add: %s", err);
+		vmcd_ipc_call_fail(vc->call, rc == -ETIMEDOUT ? -ETIMEDOUT : -VMC_E_INVALID, err);
+	} else if (!vmc_volume_path_valid(why, err, sizeof(err))) {
+		vmcd_ipc_call_fail(vc->call, -VMC_E_INVALID, err);
+	} else if ((rc = change_gate(d, err, sizeof(err))) != 0) {
+		vmcd_ipc_call_fail(vc->call, rc, err);
+	} else {
+		body = json_object_new_object();
+		json_object_object_add(body, "name", json_object_new_string(vc->name));
+		json_object_object_add(body, "path", json_object_new_string(why));
+		if (vmcd_ipc_call_send(d, vc->call, VMC_MSG_VOLUME_ADD, body, err, sizeof(err)) < 0) {
+			vmcd_ipc_call_fail(vc->call, -EIO, err);
+		}
+		json_object_put(body);
+	}
+	free(vc);
+}
+
+static int cmd_volume_add(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			  size_t errlen)
+{
+	const char *name = vmc_json_str(req->args, "name"), *path = vmc_json_str(req->args, "path");
+	struct volume_check *vc;
+	int rc;
+
+	if (name == NULL || path == NULL) {
+		snprintf(err, errlen, "volume add needs a NAME and a PATH");
+		return -VMC_E_INVALID;
+	}
+	if (!vmc_valid_name(name)) {
+		snprintf(err, errlen, "'%s' is not a valid volume name (1-%d letters, digits, '-', '_', '.')", name,
+			 VMC_NAME_MAX);
+		return -VMC_E_INVALID;
+	}
+	if (path[0] != '/' || strlen(path) >= VMC_VOLUME_PATH_MAX) {
+		snprintf(err, errlen, "volume %s: '%s' is not an absolute path shorter than %d", name, path,
+			 VMC_VOLUME_PATH_MAX);
+		return -VMC_E_INVALID;
+	}
+	if ((rc = change_gate(d, err, errlen)) != 0) {
+		return rc;
+	}
+	vc = calloc(1, sizeof(*vc));
+	if (vc == NULL || (vc->call = vmcd_ipc_defer(req)) == NULL) {
+		free(vc);
+		return -ENOMEM;
+	}
+	snprintf(vc->name, sizeof(vc->name), "%s", name);
+	snprintf(vc->path, sizeof(vc->path), "%s", path);
+	rc = vmcd_fs_check_volume_dir(d, vc->path, volume_checked, vc);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot check volume %s's directory: %s", name, strerror(-rc));
+		vmcd_ipc_call_cancel(vc->call);
+		free(vc);
+		return rc;
+	}
+	return 1;
+}
+
+static int volume_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, const char *verb,
+			 char *err, size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_volume *v = volume_named(d, req, verb, err, errlen, &rc);
+	const char *node = vmc_json_str(req->args, "node");
+	json_object *body;
+
+	if (v == NULL) {
+		return rc;
+	}
+	if (type == VMC_MSG_VOLUME_MOVE && node == NULL) {
+		snprintf(err, errlen, "volume move needs a NODE (see 'clusterctl node list')");
+		return -VMC_E_INVALID;
+	}
+	rc = change_gate(d, err, errlen);
+	if (rc != 0) {
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(v->name));
+	if (type == VMC_MSG_VOLUME_MOVE) {
+		json_object_object_add(body, "node", json_object_new_string(node));
+	}
+	rc = change_send(d, req, type, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
+static int cmd_volume_remove(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			     size_t errlen)
+{
+	return volume_change(d, req, VMC_MSG_VOLUME_REMOVE, "remove", err, errlen);
+}
+
+static int cmd_volume_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			   size_t errlen)
+{
+	return volume_change(d, req, VMC_MSG_VOLUME_MOVE, "move", err, errlen);
+}
+
 static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_STATUS, "status", cmd_status },
 	{ VMC_IPC_NODE_LIST, "node list", cmd_node_list },
@@ -570,6 +726,11 @@ static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_VM_STOP, "vm stop", cmd_vm_stop },
 	{ VMC_IPC_NODE_CONFIRM_FENCED, "node confirm-fenced", cmd_node_confirm_fenced },
 	{ VMC_IPC_DUMP, "dump", cmd_dump },
+	{ VMC_IPC_VOLUME_ADD, "volume add", cmd_volume_add },
+	{ VMC_IPC_VOLUME_LIST, "volume list", cmd_volume_list },
+	{ VMC_IPC_VOLUME_SHOW, "volume show", cmd_volume_show },
+	{ VMC_IPC_VOLUME_REMOVE, "volume remove", cmd_volume_remove },
+	{ VMC_IPC_VOLUME_MOVE, "volume move", cmd_volume_move },
 };
 
 const struct vmcd_ipc_command *vmcd_ipc_commands(size_t *n)

@@ -38,6 +38,11 @@ enum vmc_ipc_cmd {
 	VMC_IPC_VM_STOP = 11,
 	VMC_IPC_NODE_CONFIRM_FENCED = 12, /* root only */
 	VMC_IPC_DUMP = 13,                /* the daemon's recent log events */
+	VMC_IPC_VOLUME_ADD = 14,
+	VMC_IPC_VOLUME_LIST = 15,
+	VMC_IPC_VOLUME_SHOW = 16,
+	VMC_IPC_VOLUME_REMOVE = 17,
+	VMC_IPC_VOLUME_MOVE = 18,
 	VMC_IPC_CMD_COUNT,
 };
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "views.h"
+#include "volume_apply.h"
 
 static bool in_list(const uint32_t *ids, size_t n, uint32_t id)
 {
@@ -291,6 +292,8 @@ static void lost_reason(const struct vmc_view_input *in, const struct vmc_group 
 	}
 }
 
+static json_object *group_locks(const struct vmc_view_input *in, const struct vmc_group *g);
+
 json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_group *g)
 {
 	json_object *o = group_summary(in, g);
@@ -305,6 +308,107 @@ json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_
 		json_object_object_add(o, "owner_lost", json_object_new_string(lost));
 	}
 	json_object_object_add(o, "recent_failures", json_object_new_int64(recent_failures(in, g)));
+	/* Absent without volumes, so the views of clusters without them stay as they were. */
+	if (in->state->n_volumes > 0) {
+		json_object_object_add(o, "locks", group_locks(in, g));
+	}
 	json_object_object_add(o, "definition", vmc_group_def_to_json(g->def));
+	return o;
+}
+
+static json_object *lock_to_json(const struct vmc_view_input *in, const struct vmc_volume *v,
+				 const struct vmc_image_lock *l)
+{
+	json_object *o = json_object_new_object();
+	char nb[24];
+
+	json_object_object_add(o, "image", json_object_new_string(l->image));
+	json_object_object_add(o, "volume", json_object_new_string(v->name));
+	json_object_object_add(o, "vm", json_object_new_string(l->group));
+	json_object_object_add(o, "node", json_object_new_string(node_name(in, l->node, nb, sizeof(nb))));
+	json_object_object_add(o, "epoch", json_object_new_uint64(l->epoch));
+	return o;
+}
+
+static json_object *group_locks(const struct vmc_view_input *in, const struct vmc_group *g)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < in->state->n_volumes; i++) {
+		const struct vmc_volume *v = &in->state->volumes[i];
+		for (size_t k = 0; k < v->n_locks; k++) {
+			if (strcmp(v->locks[k].group, g->def->name) == 0) {
+				json_object_array_add(a, lock_to_json(in, v, &v->locks[k]));
+			}
+		}
+	}
+	return a;
+}
+
+/* One line per node about the volume: what it reported last. */
+static json_object *volume_seen_to_json(const struct vmc_view_input *in, const struct vmc_volume *v)
+{
+	json_object *a = json_object_new_array();
+	char nb[24];
+
+	for (size_t i = 0; i < v->n_seen; i++) {
+		const struct vmc_volume_seen *e = &v->seen[i];
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "node", json_object_new_string(node_name(in, e->node, nb, sizeof(nb))));
+		json_object_object_add(o, "health", json_object_new_string(vmc_volume_health_to_str(e->health)));
+		json_object_object_add(o, "errno", json_object_new_int(e->err));
+		json_object_object_add(o, "detail", json_object_new_string(e->detail));
+		json_object_object_add(o, "since_s", json_object_new_uint64(e->since_s));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static json_object *volume_summary(const struct vmc_view_input *in, const struct vmc_volume *v)
+{
+	json_object *o = json_object_new_object();
+	size_t users = 0, ok = 0;
+
+	for (size_t j = 0; j < in->state->n_groups; j++) {
+		users += vmc_group_uses_volume(in->state->groups[j].def, v);
+	}
+	for (size_t i = 0; i < v->n_seen; i++) {
+		ok += v->seen[i].health == VMC_VOLUME_OK;
+	}
+	json_object_object_add(o, "name", json_object_new_string(v->name));
+	json_object_object_add(o, "path", json_object_new_string(v->path));
+	json_object_object_add(o, "coordinator", name_or_null(in, v->coordinator));
+	json_object_object_add(o, "vms", json_object_new_int64((int64_t)users));
+	json_object_object_add(o, "locks", json_object_new_int64((int64_t)v->n_locks));
+	json_object_object_add(o, "healthy_on", json_object_new_int64((int64_t)ok));
+	json_object_object_add(o, "reported_by", json_object_new_int64((int64_t)v->n_seen));
+	return o;
+}
+
+json_object *vmc_view_volume_list(const struct vmc_view_input *in)
+{
+	json_object *o = json_object_new_object();
+	json_object *a = json_object_new_array();
+
+	stale_add(in, o);
+	for (size_t i = 0; i < in->state->n_volumes; i++) {
+		json_object_array_add(a, volume_summary(in, &in->state->volumes[i]));
+	}
+	json_object_object_add(o, "volumes", a);
+	return o;
+}
+
+json_object *vmc_view_volume_show(const struct vmc_view_input *in, const struct vmc_volume *v)
+{
+	json_object *o = volume_summary(in, v);
+	json_object *locks = json_object_new_array();
+
+	stale_add(in, o);
+	json_object_object_add(o, "preferred_coordinator", name_or_null(in, v->preferred));
+	json_object_object_add(o, "seen", volume_seen_to_json(in, v));
+	for (size_t k = 0; k < v->n_locks; k++) {
+		json_object_array_add(locks, lock_to_json(in, v, &v->locks[k]));
+	}
+	json_object_object_add(o, "image_locks", locks);
 	return o;
 }

@@ -75,6 +75,9 @@ json_object *vmc_view_status(const struct vmc_view_input *in);
 json_object *vmc_view_node_list(const struct vmc_view_input *in);
 json_object *vmc_view_vm_list(const struct vmc_view_input *in);
 json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_group *g);
+/* Volumes: {stale, volumes: [...]} and one volume with what each node reported and its image locks. */
+json_object *vmc_view_volume_list(const struct vmc_view_input *in);
+json_object *vmc_view_volume_show(const struct vmc_view_input *in, const struct vmc_volume *v);
 /* A node's state word (above). */
 const char *vmc_view_node_state(const struct vmc_view_input *in, uint32_t id);
 /* The wait as one line an operator reads ("fencing node3 (agent, attempt 2, 12 s)"). */
