@@ -108,6 +108,11 @@ static void check_end(struct fs_check *c, int rc, const char *why)
 	vmcd_fs_check_done_fn done = c->done;
 	struct vmcd *d = c->d;
 	void *ctx = c->ctx;
+	char line[sizeof(c->buf)];
+
+	/* why may point into c->buf, which goes with c. */
+	snprintf(line, sizeof(line), "%s", why);
+	why = line;
 
 	if (c->pid > 0) {
 		kill(c->pid, SIGKILL);

@@ -23,6 +23,7 @@
 #include "fence.h"
 #include "fs_check.h"
 #include "ipc_cmds.h"
+#include "leases.h"
 #include "ipc_proto.h"
 #include "json_util.h"
 #include "lifecycle.h"
@@ -594,6 +595,8 @@ static int cmd_volume_show(struct vmcd *d, const struct vmcd_ipc_req *req, json_
 		return rc;
 	}
 	*result = vmc_view_volume_show(&view_get(d)->in, v);
+	/* What this node sees of the lease file: its own renewal, every node's slot. */
+	json_object_object_add(*result, "from_here", vmcd_leases_volume_json(d, v->name));
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "cpg.h"
 #include "lifecycle.h"
 #include "local_policy.h"
+#include "leases.h"
 #include "local_vms.h"
 #include "log.h"
 #include "nodes.h"
@@ -145,6 +146,7 @@ static void vm_start_here(struct vmcd *d, struct local_vm *l, const struct vmc_l
 	l->v.started_attempt = dec->attempt;
 	l->v.exit = VMC_EXIT_NONE;
 	l->v.self_fenced = false;
+	l->v.volume_lost = false;
 	l->start_ms = vmc_now_ms();
 	if (rc != 0) {
 		log_warn("vm %s: cannot start: %s", dec->vm, err);
@@ -202,6 +204,13 @@ static void act(struct vmcd *d, const struct vmc_local_decision *dec)
 		l->v.self_fenced = true;
 		vmcd_vm_kill(dec->vm);
 		return;
+	case VMC_LOCAL_VOLUME_KILL:
+		if (!l->v.volume_lost) {
+			log_warn("vm %s: %s: killing it so another node may restart it", dec->vm, dec->why);
+		}
+		l->v.volume_lost = true;
+		vmcd_vm_kill(dec->vm);
+		return;
 	case VMC_LOCAL_NONE:
 	case VMC_LOCAL_KEEP:
 	case VMC_LOCAL_WAIT:
@@ -222,6 +231,7 @@ void vmcd_local_reconcile(struct vmcd *d)
 		.writable = vmc_replica_writable(&d->replica),
 		.members = d->replica.active,
 		.n_members = d->replica.n_active,
+		.volumes_lost = vmcd_leases_lost_mask(d),
 	};
 	size_t n, max;
 
@@ -261,6 +271,7 @@ void vmcd_local_resync(struct vmcd *d)
 			l->v.started = false;
 			l->v.exit = VMC_EXIT_NONE;
 			l->v.self_fenced = false;
+			l->v.volume_lost = false;
 		}
 	}
 }

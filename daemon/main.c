@@ -36,6 +36,7 @@
 #include "fs_check.h"
 #include "ipc.h"
 #include "ipc_cmds.h"
+#include "leases.h"
 #include "local_vms.h"
 #include "log.h"
 #include "logring.h"
@@ -243,6 +244,7 @@ static const struct vmcd_cpg_hooks cpg_hooks = {
 static const struct vmcd_fence_hooks fence_hooks = { .changed = settle_hook };
 static const struct vmcd_fs_check_hooks fs_check_hooks = { .changed = settle_hook };
 static const struct vmcd_local_hooks local_hooks = { .changed = settle_hook };
+static const struct vmcd_leases_hooks leases_hooks = { .changed = settle_hook };
 
 static int daemon_connect(struct vmcd *d)
 {
@@ -259,6 +261,9 @@ static int daemon_connect(struct vmcd *d)
 	}
 	vmcd_fence_init(d, &fence_hooks);
 	vmcd_fs_check_init(d, &fs_check_hooks);
+	if (vmcd_leases_init(d, &leases_hooks) != 0) {
+		return VMCD_EXIT_DIRS;
+	}
 	if (vmcd_local_init(d, &local_hooks) != 0) {
 		return VMCD_EXIT_DIRS;
 	}
@@ -270,6 +275,7 @@ static void daemon_stop(struct vmcd *d)
 	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
 	vmcd_local_fini(d);
+	vmcd_leases_fini(d);
 	vmcd_ipc_fini(d);
 	vmcd_cpg_fini(d);
 	vmcd_quorum_fini(d);

@@ -8,6 +8,7 @@
 #include "cpg.h"
 #include "fence.h"
 #include "ipc.h"
+#include "leases.h"
 #include "local_vms.h"
 #include "log.h"
 #include "persist.h"
@@ -43,6 +44,7 @@ void vmcd_settle(struct vmcd *d)
 	}
 	vmcd_cpg_committed(d);
 	vmcd_ipc_flush(d);
+	vmcd_leases_reconcile(d);
 	vmcd_local_reconcile(d);
 	vmcd_fence_check(d);
 }

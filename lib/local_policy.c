@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image_locks.h"
 #include "lifecycle.h"
+#include "volume_apply.h"
 #include "local_policy.h"
 
 const char *vmc_local_action_to_str(enum vmc_local_action a)
@@ -15,6 +17,7 @@ const char *vmc_local_action_to_str(enum vmc_local_action a)
 		[VMC_LOCAL_NONE] = "none",	   [VMC_LOCAL_START] = "start", [VMC_LOCAL_ADOPT] = "adopt",
 		[VMC_LOCAL_REPORT] = "report",	   [VMC_LOCAL_STOP] = "stop",	[VMC_LOCAL_KILL] = "kill",
 		[VMC_LOCAL_SELF_FENCE] = "self-fence", [VMC_LOCAL_KEEP] = "keep", [VMC_LOCAL_WAIT] = "wait",
+		[VMC_LOCAL_VOLUME_KILL] = "volume-kill",
 	};
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
@@ -111,12 +114,25 @@ static enum vmc_local_exit exit_of(const struct vmc_local_vm *l, uint32_t attemp
 	return l != NULL && l->exit != VMC_EXIT_NONE && l->exit_attempt == attempt ? l->exit : VMC_EXIT_NONE;
 }
 
-static void owned_starting(struct out *o, const struct vmc_group *g, const struct vmc_local_vm *l)
+/* The first volume of def lost here (its index in the state), or -1. */
+static int lost_volume(const struct vmc_local_input *in, const struct vmc_group_def *def)
+{
+	for (size_t i = 0; i < in->state->n_volumes && i < 32; i++) {
+		if ((in->volumes_lost & (1u << i)) != 0 && vmc_group_uses_volume(def, &in->state->volumes[i])) {
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static void owned_starting(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
+			   const struct vmc_local_vm *l)
 {
 	const char *vm = g->def->name;
 	uint32_t a = g->attempt;
 	enum vmc_local_exit e = exit_of(l, a);
 	struct vmc_local_decision *d;
+	int lost;
 
 	if (l != NULL && l->running) {
 		if (l->start_pending) {
@@ -134,6 +150,10 @@ static void owned_starting(struct out *o, const struct vmc_group *g, const struc
 		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
 		return;
 	}
+	if (l != NULL && l->volume_lost && e != VMC_EXIT_NONE) {
+		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, "killed: a volume it uses was lost on this node");
+		return;
+	}
 	if (e == VMC_EXIT_START_FAILED || e == VMC_EXIT_CRASHED) {
 		report(o, vm, l, e == VMC_EXIT_CRASHED ? VMC_REPORT_CRASHED : VMC_REPORT_START_FAILED, a,
 		       l->exit_reason[0] ? l->exit_reason : "no reason given");
@@ -146,6 +166,18 @@ static void owned_starting(struct out *o, const struct vmc_group *g, const struc
 	if (l != NULL && l->started && l->started_attempt == a) {
 		/* Started for this attempt and gone without an exit we saw (a lost event). */
 		report(o, vm, l, VMC_REPORT_START_FAILED, a, "its QEMU is gone before it ran");
+		return;
+	}
+	lost = lost_volume(in, g->def);
+	if (lost >= 0) {
+		char why[160];
+		snprintf(why, sizeof(why), "volume %s is lost on this node: its lease does not renew here",
+			 in->state->volumes[lost].name);
+		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, why);
+		return;
+	}
+	if (!vmc_locks_held_by(in->state, g, in->my_id)) {
+		DECIDE(o, vm, VMC_LOCAL_WAIT, "waiting for its image locks (another VM holds one)");
 		return;
 	}
 	d = emit(o, vm, VMC_LOCAL_START);
@@ -171,6 +203,8 @@ static void owned_online(struct out *o, const struct vmc_group *g, const struct 
 	}
 	if (l != NULL && l->self_fenced && e != VMC_EXIT_NONE) {
 		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
+	} else if (l != NULL && l->volume_lost && e != VMC_EXIT_NONE) {
+		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, "killed: a volume it uses was lost on this node");
 	} else if (e == VMC_EXIT_STOPPED) {
 		report(o, vm, l, VMC_REPORT_STOPPED, a, l->exit_reason[0] ? l->exit_reason : "the guest shut itself down");
 	} else if (e != VMC_EXIT_NONE) {
@@ -214,7 +248,7 @@ static void group_decide(const struct vmc_local_input *in, struct out *o, const 
 	}
 	switch (g->state) {
 	case VMC_GROUP_STARTING:
-		owned_starting(o, g, l);
+		owned_starting(in, o, g, l);
 		return;
 	case VMC_GROUP_ONLINE:
 	case VMC_GROUP_MIGRATING:
@@ -242,6 +276,24 @@ static void self_fence(const struct vmc_local_input *in, struct out *o)
 	}
 }
 
+/* VMs running here on a volume lost here die now, synced or not: the others may restart them soon. */
+static bool volume_kills(const struct vmc_local_input *in, struct out *o)
+{
+	bool any = false;
+
+	for (size_t i = 0; in->volumes_lost != 0 && i < in->n_vms; i++) {
+		const struct vmc_group *g = vmc_state_group_find(in->state, in->vms[i].name);
+		int lost = g != NULL && in->vms[i].running ? lost_volume(in, g->def) : -1;
+		if (lost >= 0) {
+			DECIDE(o, in->vms[i].name, VMC_LOCAL_VOLUME_KILL,
+			       "volume %s is lost on this node (no lease renewal within the kill deadline)",
+			       in->state->volumes[lost].name);
+			any = true;
+		}
+	}
+	return any;
+}
+
 size_t vmc_local_decide(const struct vmc_local_input *in, struct vmc_local_decision *out, size_t max)
 {
 	struct out o = { out, 0, max };
@@ -249,6 +301,9 @@ size_t vmc_local_decide(const struct vmc_local_input *in, struct vmc_local_decis
 	if (in->quorum_known && !in->quorate) {
 		self_fence(in, &o);
 		return o.n;
+	}
+	if (volume_kills(in, &o)) {
+		return o.n; /* the rest is decided at the next pass, once they are gone */
 	}
 	if (!in->synced || !in->writable) {
 		return 0;

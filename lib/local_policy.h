@@ -12,6 +12,9 @@
  *   corosync says this partition is not quorate
  *       a VM running here                  -> self-fence (SIGKILL now): the
  *                                             others may restart it
+ *   a VM running here uses a volume whose lease this node has not renewed
+ *   for the kill deadline (timeouts.h)     -> kill it (volume lost): the
+ *                                             others may soon restart it
  *   the sync has not finished, or this copy may not take changes
  *                                          -> nothing (the state is about
  *                                             to be replaced, or too few
@@ -27,11 +30,14 @@
  *       a QEMU runs here unfollowed        -> adopt it (attach), never
  *                                             "start failed"
  *       killed when quorum was lost        -> report self_fenced (A)
+ *       killed for a lost volume, or not yet started and one of its
+ *       volumes is lost here               -> report volume_lost (A)
  *       its QEMU for A ended               -> report how (A), then wait: a
  *                                             new start only for a new
  *                                             attempt, once the cluster
  *                                             decided
- *       not started for A yet              -> start (A)
+ *       not started for A yet, and this node
+ *       holds every image lock it needs    -> start (A); else wait
  *   owned here, online (or migrating)
  *       not running (none pending)         -> report crashed, stopped
  *                                             (guest off) or self_fenced (A)
@@ -73,6 +79,7 @@ struct vmc_local_vm {
 	uint32_t exit_attempt;
 	char exit_reason[256];
 	bool self_fenced;         /* killed here on losing quorum (its exit says which attempt) */
+	bool volume_lost;         /* killed here because a volume it uses was lost here */
 	bool exists_unfollowed;   /* a start found a QEMU for it that the driver does not follow */
 	bool reported;            /* the last report sent: */
 	char reported_event[16];
@@ -90,6 +97,7 @@ struct vmc_local_input {
 	size_t n_members;
 	const struct vmc_local_vm *vms; /* every VM this node knows: owned here or running here */
 	size_t n_vms;
+	uint32_t volumes_lost;    /* bit i: state->volumes[i]'s lease is past the kill deadline here */
 };
 
 enum vmc_local_action {
@@ -101,6 +109,7 @@ enum vmc_local_action {
 	VMC_LOCAL_KILL,       /* SIGKILL: it must not run here */
 	VMC_LOCAL_SELF_FENCE, /* SIGKILL: this node lost quorum */
 	VMC_LOCAL_KEEP,       /* runs here while its owner is lost: left for the recovery to adopt */
+	VMC_LOCAL_VOLUME_KILL,/* SIGKILL: a volume it uses was lost here */
 	VMC_LOCAL_WAIT,       /* reported; the cluster decides next */
 };
 

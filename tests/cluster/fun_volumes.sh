@@ -13,7 +13,7 @@ command -v qemu-system-x86_64 >/dev/null || harness_skip "qemu-system-x86_64 is 
 
 export VMC_DAEMON_ARGS="--vm-memory=1024 --stop-timeout=2"
 guest_cluster_up 3
-node_exec 1 clusterctl cluster set accel=tcg fence_method=none >/dev/null
+node_exec 1 clusterctl cluster set accel=tcg fence_method=none lease_io_timeout_s=1 >/dev/null
 
 vol=$HARNESS_RUNDIR/csv1
 mkdir -p "$vol" "$HARNESS_RUNDIR/elsewhere"
@@ -39,6 +39,20 @@ node_exec 2 clusterctl volume add csv1 "$vol/../csv1" >/dev/null
 expect_eq "the volume's path is resolved" "$vol" "$(node_exec 3 clusterctl --json volume show csv1 | jq -r .path)"
 expect_eq "its coordinator is the node that added it" node2 \
 	"$(node_exec 1 clusterctl --json volume show csv1 | jq -r .coordinator)"
+# healthy_everywhere NODE: NODE's copy says every node sees csv1 ok
+healthy_everywhere() {
+	[[ $(node_exec "$1" clusterctl --json volume show csv1 | jq '[.seen[] | select(.health == "ok")] | length') == 3 ]]
+}
+expect "every node reports csv1 healthy" wait_for 30 "csv1 ok on 3 nodes" healthy_everywhere 1
+# slots_valid NODE: the nodes whose slot NODE reads valid and renewed in the last 5 s
+slots_valid() {
+	node_exec "$1" clusterctl --json volume show csv1 |
+		jq -r '[.from_here.slots[] | select(.slot == "valid" and .changed_ms_ago < 5000) | .node] | join(" ")'
+}
+renewing_seen_by() { [[ $(slots_valid "$1") == "node1 node2 node3" ]]; }
+expect "node 2 reads every node's lease renewing" wait_for 30 "3 renewing slots" renewing_seen_by 2
+expect_eq "the lease file has its header and a slot per node" "VMCHEAD1 VMCSLOT1" \
+	"$(head -c 8 "$vol/.vmcluster-leases") $(dd if="$vol/.vmcluster-leases" bs=4096 skip=3 count=1 status=none | head -c 8)"
 before=$(node_exec 1 clusterctl --json status | jq -r .config_version)
 refused 1 1 "already exists" clusterctl volume add csv1 "$HARNESS_RUNDIR/elsewhere"
 refused 1 1 "overlaps volume csv1" clusterctl volume add inner "$vol"

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_locks.h"
 #include "state.h"
 
 #define CASE_NODES_MAX 16
@@ -45,6 +46,12 @@ struct case_vm {
 	uint32_t attempt;
 	char prio[16];
 	uint32_t mem_mib;
+	char disk[128];         /* one disk image, or empty */
+};
+
+struct case_volume {
+	char name[32];
+	char path[128];
 };
 
 struct case_record {
@@ -67,6 +74,8 @@ struct case_base {
 	uint64_t epoch;
 	struct case_record records[CASE_NODES_MAX];
 	size_t n_records;
+	struct case_volume volumes[4];
+	size_t n_volumes;
 };
 
 #define case_fail(c, ...) ck_abort_msg("%s:%u: %s", (c)->path, (c)->line, case_msg(__VA_ARGS__))
@@ -172,6 +181,8 @@ static inline void case_parse_vm(struct case_base *c, char *save)
 			snprintf(v->prio, sizeof(v->prio), "%s", case_kv(t, "prio"));
 		} else if (case_kv(t, "mem")) {
 			v->mem_mib = (uint32_t)atoi(case_kv(t, "mem"));
+		} else if (case_kv(t, "disk")) {
+			snprintf(v->disk, sizeof(v->disk), "%s", case_kv(t, "disk"));
 		} else {
 			case_fail(c, "unknown vm attribute '%s'", t);
 		}
@@ -214,6 +225,14 @@ static inline bool case_parse_base(struct case_base *c, const char *kw, char *sa
 		case_parse_vm(c, save);
 	} else if (strcmp(kw, "record") == 0) {
 		case_parse_record(c, save);
+	} else if (strcmp(kw, "volume") == 0) {
+		char *name = strtok_r(NULL, " \t", &save), *path = strtok_r(NULL, " \t", &save);
+		if (name == NULL || path == NULL || c->n_volumes == 4) {
+			case_fail(c, "volume NAME PATH (at most 4)");
+		}
+		snprintf(c->volumes[c->n_volumes].name, sizeof(c->volumes[0].name), "%s", name);
+		snprintf(c->volumes[c->n_volumes].path, sizeof(c->volumes[0].path), "%s", path);
+		c->n_volumes++;
 	} else if (strcmp(kw, "me") == 0) {
 		arg = strtok_r(NULL, " \t", &save);
 		snprintf(c->me_name, sizeof(c->me_name), "%s", arg ? arg : "");
@@ -272,15 +291,28 @@ static inline struct vmc_state *case_state(struct case_base *c)
 			      strcmp(v->state, "failed") != 0;
 		used += (size_t)snprintf(json + used, 65536 - used,
 					 "%s{\"definition\":{\"name\":\"%s\",\"memory_mib\":%u,\"priority\":\"%s\","
-					 "\"boot\":{\"kernel\":\"/k\"}},\"owner\":%u,\"state\":\"%s\","
+					 "\"boot\":{\"kernel\":\"/k\"}%s%s%s},\"owner\":%u,\"state\":\"%s\","
 					 "\"want_started\":%s,\"attempt\":%u,\"reason\":\"\",\"failures\":[]}",
-					 i ? "," : "", v->name, v->mem_mib, v->prio, v->owner, v->state,
-					 wanted ? "true" : "false", v->attempt);
+					 i ? "," : "", v->name, v->mem_mib, v->prio, v->disk[0] ? ",\"disks\":[{\"path\":\"" : "",
+					 v->disk, v->disk[0] ? "\"}]" : "", v->owner, v->state, wanted ? "true" : "false",
+					 v->attempt);
 	}
-	snprintf(json + used, 65536 - used, "]}");
+	used += (size_t)snprintf(json + used, 65536 - used, "]");
+	for (size_t i = 0; i < c->n_volumes; i++) {
+		used += (size_t)snprintf(json + used, 65536 - used,
+					 "%s{\"name\":\"%s\",\"path\":\"%s\",\"coordinator\":0,\"preferred\":0,"
+					 "\"seen\":[],\"locks\":[]}",
+					 i ? "," : ",\"volumes\":[", c->volumes[i].name, c->volumes[i].path);
+	}
+	snprintf(json + used, 65536 - used, "%s}", c->n_volumes ? "]" : "");
 	if (vmc_state_from_string(json, &s, err, sizeof(err)) != 0) {
 		case_fail(c, "the case's state does not load: %s", err);
 	}
+	/* The locks follow the groups, as after any applied change. */
+	if (vmc_locks_reserve(s) != 0) {
+		case_fail(c, "out of memory");
+	}
+	vmc_locks_reconcile(s);
 	free(json);
 	return s;
 }

@@ -8,6 +8,8 @@
  *   writable yes|no              (primary and untainted; default yes)
  *   local VM [running] [start-pending] [stop-pending] [started=A]
  *            [exit=EVENT@A] [reason=TEXT] [reported=EVENT@A] [self-fenced] [exists]
+ *            [volume-killed]
+ *   lost-volume NAME             (its lease is past the kill deadline here)
  *   expect VM ACTION [EVENT] [attempt=A]
  *   expect-nothing               (the policy decides nothing at all)
  *   expect-order VM VM ...       (these decisions come in this order)
@@ -98,6 +100,8 @@ static void parse_local(struct lcase *c, char *save)
 			l->self_fenced = true;
 		} else if (strcmp(t, "exists") == 0) {
 			l->exists_unfollowed = true;
+		} else if (strcmp(t, "volume-killed") == 0) {
+			l->volume_lost = true;
 		} else if ((v = case_kv(t, "started")) != NULL) {
 			l->started = true;
 			l->started_attempt = (uint32_t)atoi(v);
@@ -212,6 +216,16 @@ static void parse_line(struct lcase *c, char *text)
 		c->in.writable = yes_no(c, strtok_r(NULL, " \t", &save));
 	} else if (strcmp(kw, "local") == 0) {
 		parse_local(c, save);
+	} else if (strcmp(kw, "lost-volume") == 0) {
+		char *v = strtok_r(NULL, " \t", &save);
+		size_t i = 0;
+		while (v != NULL && i < c->b.n_volumes && strcmp(c->b.volumes[i].name, v) != 0) {
+			i++;
+		}
+		if (v == NULL || i == c->b.n_volumes) {
+			case_fail(&c->b, "lost-volume NAME of a volume line before it");
+		}
+		c->in.volumes_lost |= 1u << i;
 	} else if (strcmp(kw, "expect") == 0) {
 		check_expect(c, save);
 	} else if (strcmp(kw, "expect-nothing") == 0) {
