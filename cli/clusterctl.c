@@ -799,6 +799,8 @@ static const struct command commands[] = {
 	  "  fence_agent      absolute path of a fence-agents-style executable (for agent)\n"
 	  "  fence_timeout_s  how long a fencing attempt may take, 1-3600 (default 60)\n"
 	  "  accel            auto | kvm | tcg: how QEMU runs VMs (auto probes that KVM works)\n"
+	  "  lease_io_timeout_s  1-60 (default 10): the host leases' I/O timeout; renewals every\n"
+	  "                   2x, VMs on a volume killed after 6x without one, expiry after 14x\n"
 	  "Example: clusterctl cluster set fence_method=agent fence_agent=/usr/sbin/fence_ipmilan" },
 	{ "vm", "add", 1, 1, "FILE [--start [--wait]]",
 	  "add the VM group defined in FILE (JSON; - for stdin), and start it with --start", cmd_vm_add },

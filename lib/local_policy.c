@@ -125,6 +125,21 @@ static int lost_volume(const struct vmc_local_input *in, const struct vmc_group_
 	return -1;
 }
 
+/* Killed for a lost volume: say which, while it still is. */
+static void volume_lost_report(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
+			       const struct vmc_local_vm *l)
+{
+	int lost = lost_volume(in, g->def);
+	char why[160];
+
+	if (lost >= 0) {
+		snprintf(why, sizeof(why), "killed: volume %s is lost on this node", in->state->volumes[lost].name);
+	} else {
+		snprintf(why, sizeof(why), "killed: a volume it uses was lost on this node");
+	}
+	report(o, g->def->name, l, VMC_REPORT_VOLUME_LOST, g->attempt, why);
+}
+
 static void owned_starting(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
 			   const struct vmc_local_vm *l)
 {
@@ -151,7 +166,7 @@ static void owned_starting(const struct vmc_local_input *in, struct out *o, cons
 		return;
 	}
 	if (l != NULL && l->volume_lost && e != VMC_EXIT_NONE) {
-		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, "killed: a volume it uses was lost on this node");
+		volume_lost_report(in, o, g, l);
 		return;
 	}
 	if (e == VMC_EXIT_START_FAILED || e == VMC_EXIT_CRASHED) {
@@ -187,7 +202,8 @@ static void owned_starting(const struct vmc_local_input *in, struct out *o, cons
 	}
 }
 
-static void owned_online(struct out *o, const struct vmc_group *g, const struct vmc_local_vm *l)
+static void owned_online(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
+			 const struct vmc_local_vm *l)
 {
 	const char *vm = g->def->name;
 	uint32_t a = g->attempt;
@@ -204,7 +220,7 @@ static void owned_online(struct out *o, const struct vmc_group *g, const struct 
 	if (l != NULL && l->self_fenced && e != VMC_EXIT_NONE) {
 		report(o, vm, l, VMC_REPORT_SELF_FENCED, a, "killed here when quorum was lost");
 	} else if (l != NULL && l->volume_lost && e != VMC_EXIT_NONE) {
-		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, "killed: a volume it uses was lost on this node");
+		volume_lost_report(in, o, g, l);
 	} else if (e == VMC_EXIT_STOPPED) {
 		report(o, vm, l, VMC_REPORT_STOPPED, a, l->exit_reason[0] ? l->exit_reason : "the guest shut itself down");
 	} else if (e != VMC_EXIT_NONE) {
@@ -252,7 +268,7 @@ static void group_decide(const struct vmc_local_input *in, struct out *o, const 
 		return;
 	case VMC_GROUP_ONLINE:
 	case VMC_GROUP_MIGRATING:
-		owned_online(o, g, l);
+		owned_online(in, o, g, l);
 		return;
 	case VMC_GROUP_STOPPING:
 		owned_stopping(o, g, l);

@@ -43,6 +43,34 @@ refused() {
 	if [[ $rc -eq $want && $out == *"$msg"* ]]; then pass "refused ($rc): $out"; else fail "'$*': exit $rc: $out"; fi
 }
 
+# refused_on NODE EXIT SUBSTRING CMD...: CMD run in NODE fails with exit EXIT and one line
+# on stderr that says SUBSTRING
+refused_on() {
+	local node=$1 want_rc=$2 want_msg=$3 err rc
+	shift 3
+	set +e
+	err=$(node_exec "$node" "$@" 2>&1 >/dev/null </dev/null)
+	rc=$?
+	set -e
+	if [[ $rc -ne $want_rc ]]; then
+		fail "'$*' exited $rc, expected $want_rc ($err)"
+	elif [[ $err != *"$want_msg"* ]]; then
+		fail "'$*' said '$err', expected it to mention '$want_msg'"
+	elif [[ $(wc -l <<<"$err") -ne 1 ]]; then
+		fail "'$*' printed more than one line: $err"
+	else
+		pass "'$*' refused (exit $rc): $err"
+	fi
+}
+
+# qemu_pids NODE VM: pids of QEMU processes named VM among node NODE's processes
+qemu_pids() {
+	local pid
+	for pid in $(node_pids "$1"); do
+		if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "-name $2\b"; then echo "$pid"; fi
+	done
+}
+
 # guest_cluster_up N: cluster_up N, the test guest built into $guest
 # ($HARNESS_RUNDIR/guest), and every node quorate with all N up.
 guest_cluster_up() {

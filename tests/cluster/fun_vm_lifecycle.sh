@@ -24,13 +24,6 @@ vm_json() { # NAME PREFERRED [MEMORY] [MAX_FAILURES]
 		"$1" "${3:-128}" "$guest" "$guest" "$(cat "$guest/cmdline")" "$2" "${4:-3}"
 }
 
-# qemu_pids NODE VM: pids of QEMU processes named VM among node NODE's processes
-qemu_pids() {
-	local pid
-	for pid in $(node_pids "$1"); do
-		if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "-name $2\b"; then echo "$pid"; fi
-	done
-}
 vm_field() { node_exec 1 clusterctl --json vm show "$1" | jq -r ".$2"; }
 vm_is() { [[ $(vm_field "$1" state) == "$2" ]]; }
 

@@ -20,21 +20,6 @@ mkdir -p "$vol" "$HARNESS_RUNDIR/elsewhere"
 truncate -s 1M "$vol/web1.img" "$HARNESS_RUNDIR/elsewhere/db1.img"
 : >"$HARNESS_RUNDIR/plain-file"
 
-# refused NODE RC MESSAGE COMMAND...: exits RC with one line naming MESSAGE
-refused() {
-	local node=$1 want_rc=$2 want_msg=$3 err rc
-	shift 3
-	set +e
-	err=$(node_exec "$node" "$@" 2>&1 >/dev/null </dev/null)
-	rc=$?
-	set -e
-	if [[ $rc -ne $want_rc || $err != *"$want_msg"* || $(wc -l <<<"$err") -ne 1 ]]; then
-		fail "'$*' exited $rc with '$err'; expected $want_rc and one line with '$want_msg'"
-	else
-		pass "refused: $* ($err)"
-	fi
-}
-
 node_exec 2 clusterctl volume add csv1 "$vol/../csv1" >/dev/null
 expect_eq "the volume's path is resolved" "$vol" "$(node_exec 3 clusterctl --json volume show csv1 | jq -r .path)"
 expect_eq "its coordinator is the node that added it" node2 \
@@ -54,15 +39,15 @@ expect "node 2 reads every node's lease renewing" wait_for 30 "3 renewing slots"
 expect_eq "the lease file has its header and a slot per node" "VMCHEAD1 VMCSLOT1" \
 	"$(head -c 8 "$vol/.vmcluster-leases") $(dd if="$vol/.vmcluster-leases" bs=4096 skip=3 count=1 status=none | head -c 8)"
 before=$(node_exec 1 clusterctl --json status | jq -r .config_version)
-refused 1 1 "already exists" clusterctl volume add csv1 "$HARNESS_RUNDIR/elsewhere"
-refused 1 1 "overlaps volume csv1" clusterctl volume add inner "$vol"
-refused 1 2 "No such file or directory" clusterctl volume add ghost /nonexistent/dir
-refused 1 2 "is not a directory" clusterctl volume add plain "$HARNESS_RUNDIR/plain-file"
-refused 1 2 "not a valid volume name" clusterctl volume add "bad name" "$HARNESS_RUNDIR/elsewhere"
-refused 1 1 "no volume named 'ghost'" clusterctl volume show ghost
-refused 1 1 "no volume named 'ghost'" clusterctl volume remove ghost
-refused 1 1 "no node named 'node9'" clusterctl volume move csv1 node9
-refused 1 2 "usage" clusterctl volume add onlyname
+refused_on 1 1 "already exists" clusterctl volume add csv1 "$HARNESS_RUNDIR/elsewhere"
+refused_on 1 1 "overlaps volume csv1" clusterctl volume add inner "$vol"
+refused_on 1 2 "No such file or directory" clusterctl volume add ghost /nonexistent/dir
+refused_on 1 2 "is not a directory" clusterctl volume add plain "$HARNESS_RUNDIR/plain-file"
+refused_on 1 2 "not a valid volume name" clusterctl volume add "bad name" "$HARNESS_RUNDIR/elsewhere"
+refused_on 1 1 "no volume named 'ghost'" clusterctl volume show ghost
+refused_on 1 1 "no volume named 'ghost'" clusterctl volume remove ghost
+refused_on 1 1 "no node named 'node9'" clusterctl volume move csv1 node9
+refused_on 1 2 "usage" clusterctl volume add onlyname
 expect_eq "refusals changed nothing" "$before" "$(node_exec 1 clusterctl --json status | jq -r .config_version)"
 
 guest_vm web1 node3 ",\"disks\":[{\"path\":\"$vol/web1.img\"}]" |
@@ -77,10 +62,10 @@ node_exec 1 clusterctl volume show csv1 | grep -q "web1.img.*vm web1.*on node3" 
 	fail "volume show's text does not list the lock"
 
 guest_vm web2 node1 ",\"disks\":[{\"path\":\"$vol/web1.img\"}]" | node_exec 1 clusterctl vm add - >/dev/null
-refused 2 1 "image $vol/web1.img on volume csv1 is locked by vm web1 on node3" clusterctl vm start web2
+refused_on 2 1 "image $vol/web1.img on volume csv1 is locked by vm web1 on node3" clusterctl vm start web2
 expect_eq "web2 stays offline" offline "$(node_exec 1 clusterctl --json vm show web2 | jq -r .state)"
-refused 1 2 "is on no volume" sh -c "printf '%s' '{\"name\":\"db1\",\"memory_mib\":64,\"disks\":[{\"path\":\"$HARNESS_RUNDIR/elsewhere/db1.img\"}]}' | clusterctl vm add -"
-refused 1 1 "volume csv1 is used by vm web1" clusterctl volume remove csv1
+refused_on 1 2 "is on no volume" sh -c "printf '%s' '{\"name\":\"db1\",\"memory_mib\":64,\"disks\":[{\"path\":\"$HARNESS_RUNDIR/elsewhere/db1.img\"}]}' | clusterctl vm add -"
+refused_on 1 1 "volume csv1 is used by vm web1" clusterctl volume remove csv1
 
 node_exec 1 clusterctl vm stop web1 --wait >/dev/null
 expect_eq "stopped, web1's lock is released" 0 \

@@ -657,6 +657,25 @@ node_start() {
 		"clusterctl status on node $i" harness_daemon_answers "$i"
 }
 
+# ---------------------------------------------------------------- failing storage
+
+# node_faultfs I DIR: DIR, as node I sees it, becomes a vmc-faultfs over
+# itself (in node I's mount namespace only), which node_faultfs_mode can
+# make fail. It is one of the node's processes: a power-off ends it, and
+# the I/O hung in it then fails.
+node_faultfs() {
+	local i=$1 dir=$2
+	harness_check_node "$i" || return 1
+	harness_spawn_in_node "$i" "$(node_dir "$i")/log/faultfs.log" "$(node_dir "$i")/faultfs.$(basename "$dir").pid" \
+		"$VMC_BUILDDIR/tests/cluster/vmc-faultfs" "$dir" "$dir" || return 1
+	wait_for 10 "the fault file system on $dir in node $i" harness_in_node_mntns "$i" mountpoint -q "$dir"
+}
+
+# node_faultfs_mode I DIR ok|eio|hang
+node_faultfs_mode() {
+	harness_in_node_mntns "$1" sh -c 'echo "$1" > "$2/.faultfs"' sh "$3" "$2"
+}
+
 # ---------------------------------------------------------------- network
 
 node_partition() {

@@ -15,48 +15,29 @@ vm_add_on 1 existing
 version=$(status_field 1 .config_version)
 node_exec 1 clusterctl --json vm list >"$HARNESS_RUNDIR/before.json"
 
-# refused NODE EXPECTED-EXIT EXPECTED-SUBSTRING CMD...: one line on stderr, that exit code
-refused() {
-	local node=$1 want_rc=$2 want_msg=$3 err rc
-	shift 3
-	set +e
-	err=$(node_exec "$node" "$@" 2>&1 >/dev/null </dev/null)
-	rc=$?
-	set -e
-	if [[ $rc -ne $want_rc ]]; then
-		fail "'$*' exited $rc, expected $want_rc ($err)"
-	elif [[ $err != *"$want_msg"* ]]; then
-		fail "'$*' said '$err', expected it to mention '$want_msg'"
-	elif [[ $(wc -l <<<"$err") -ne 1 ]]; then
-		fail "'$*' printed more than one line: $err"
-	else
-		pass "'$*' refused (exit $rc): $err"
-	fi
-}
-
 n=0
 while IFS=$'\t' read -r file substring; do
 	[[ -n $file ]] || continue
-	refused $((1 + n % 3)) 2 "$substring" clusterctl vm add "$data/invalid/$file"
+	refused_on $((1 + n % 3)) 2 "$substring" clusterctl vm add "$data/invalid/$file"
 	n=$((n + 1))
 done <"$data/invalid/EXPECTED"
 expect "at least 15 broken definitions were tried" test "$n" -ge 15
 
 # Checked by the daemon, not the file's syntax: node names must exist.
 sed 's/"node1"/"node9"/' <<<"$(vm_def unknown-owner)" >"$HARNESS_RUNDIR/unknown-owner.json"
-refused 2 2 "field 'preferred_owners': 'node9' is not a cluster node" clusterctl vm add "$HARNESS_RUNDIR/unknown-owner.json"
-refused 1 1 "already exists" sh -c "$(declare -f vm_def); vm_def existing | clusterctl vm add -"
-refused 1 2 "cannot read" clusterctl vm add /nonexistent.json
-refused 1 1 "no vm named 'ghost'" clusterctl vm show ghost
-refused 2 1 "no vm named 'ghost'" clusterctl vm remove ghost
-refused 3 2 "field 'vcpus'" clusterctl vm set existing vcpus=0
-refused 3 2 "field 'name': cannot be changed" clusterctl vm set existing name=other
-refused 3 2 "is not KEY=VALUE" clusterctl vm set existing memory_mib
-refused 1 2 "unknown command" clusterctl frobnicate
-refused 1 2 "unknown command 'vm frobnicate'" clusterctl vm frobnicate
-refused 1 2 "wrong number of arguments" clusterctl vm show
-refused 1 2 "unknown option" clusterctl --bogus status
-refused 1 2 "--timeout takes" clusterctl --timeout abc status
+refused_on 2 2 "field 'preferred_owners': 'node9' is not a cluster node" clusterctl vm add "$HARNESS_RUNDIR/unknown-owner.json"
+refused_on 1 1 "already exists" sh -c "$(declare -f vm_def); vm_def existing | clusterctl vm add -"
+refused_on 1 2 "cannot read" clusterctl vm add /nonexistent.json
+refused_on 1 1 "no vm named 'ghost'" clusterctl vm show ghost
+refused_on 2 1 "no vm named 'ghost'" clusterctl vm remove ghost
+refused_on 3 2 "field 'vcpus'" clusterctl vm set existing vcpus=0
+refused_on 3 2 "field 'name': cannot be changed" clusterctl vm set existing name=other
+refused_on 3 2 "is not KEY=VALUE" clusterctl vm set existing memory_mib
+refused_on 1 2 "unknown command" clusterctl frobnicate
+refused_on 1 2 "unknown command 'vm frobnicate'" clusterctl vm frobnicate
+refused_on 1 2 "wrong number of arguments" clusterctl vm show
+refused_on 1 2 "unknown option" clusterctl --bogus status
+refused_on 1 2 "--timeout takes" clusterctl --timeout abc status
 
 # Garbage over CPG, from a process that joins the daemons' group: dropped by all.
 expect "malformed CPG messages were multicast to the group" node_exec 3 "$VMC_BUILDDIR/tests/cluster/vmc-cpg-garbage"
