@@ -224,6 +224,13 @@ static void hello_send(struct vmc_replica *r)
 		json_object_object_add(vq, "qdevice_votes", json_object_new_int64(r->vq.qdevice_votes));
 		json_object_object_add(body, "vq", vq);
 		json_object_object_add(body, "promised", json_object_new_uint64(r->state->promised));
+		{
+			json_object *steady = json_object_new_array();
+			for (size_t i = 0; i < r->n_steady; i++) {
+				json_object_array_add(steady, json_object_new_int64(r->steady[i]));
+			}
+			json_object_object_add(body, "steady", steady);
+		}
 		r->hello_vq = r->vq;
 	}
 	if (r->ops->running != NULL) {
@@ -307,6 +314,16 @@ void vmc_replica_view(struct vmc_replica *r, const uint32_t *members, size_t n)
 	memcpy(r->members, members, n * sizeof(*members));
 	qsort(r->members, n, sizeof(*members), cmp_u32);
 	r->n_members = n;
+	/* Who left the view, even for a moment, may have done what this node did not see. */
+	{
+		size_t k = 0;
+		for (size_t i = 0; i < r->n_steady; i++) {
+			if (replica_is_member(r, r->steady[i])) {
+				r->steady[k++] = r->steady[i];
+			}
+		}
+		r->n_steady = k;
+	}
 	r->round++;
 	r->sync_seq = 0;
 	round_begin(r);
@@ -440,6 +457,21 @@ static int hello_parse(const struct vmc_msg *m, struct vmc_hello *h)
 	    !vmc_json_u64(m->body, "promised", &h->promised)) {
 		return -VMC_E_PROTOCOL;
 	}
+	h->n_steady = 0;
+	if (json_object_object_get_ex(m->body, "steady", NULL)) {
+		json_object *steady = vmc_json_array(m->body, "steady");
+		if (steady == NULL || json_object_array_length(steady) > VMC_NODES_MAX) {
+			return -VMC_E_PROTOCOL;
+		}
+		for (size_t i = 0; i < json_object_array_length(steady); i++) {
+			json_object *id = json_object_array_get_idx(steady, i);
+			if (!json_object_is_type(id, json_type_int) || json_object_get_int64(id) <= 0 ||
+			    json_object_get_int64(id) > UINT32_MAX) {
+				return -VMC_E_PROTOCOL;
+			}
+			h->steady[h->n_steady++] = (uint32_t)json_object_get_int64(id);
+		}
+	}
 	h->running = NULL;
 	if (json_object_object_get_ex(m->body, "running", &running) &&
 	    json_object_is_type(running, json_type_array)) {
@@ -487,6 +519,8 @@ void replica_sync_done(struct vmc_replica *r)
 	r->phase = VMC_SYNC_DONE;
 	r->prev_primary = r->primary;
 	if (r->primary) {
+		memcpy(r->steady, r->active, r->n_active * sizeof(r->active[0]));
+		r->n_steady = r->n_active;
 		if (VMC_PROTO_HAS_CONFIRM(r->proto) && !r->legacy_ack) {
 			r->state->epoch = (r->counter << 32) | r->source->node_id;
 		} else {
@@ -525,6 +559,7 @@ static void sync_finish(struct vmc_replica *r, bool caught_up)
 			r->state->promised = r->counter;
 			replica_journal_add(r, vmc_journal_line_promise(r->counter, r->state->config_version));
 		}
+		replica_promises_count(r);
 		return;
 	}
 	replica_sync_done(r);

@@ -148,6 +148,8 @@ struct vmc_hello {
 	struct vmc_quorum_info vq;
 	uint64_t promised;       /* the highest epoch counter it promised */
 	json_object *running;    /* the VMs it runs (array of names), NULL if not reported */
+	uint32_t steady[VMC_NODES_MAX]; /* "steady": members of its views ever since its last primary sync */
+	size_t n_steady;
 };
 
 struct vmc_held_msg {
@@ -159,6 +161,7 @@ struct vmc_held_msg {
 struct vmc_confirm {
 	uint32_t node;
 	bool promised;           /* the promise of this sync's epoch counter */
+	uint64_t promise;        /* the counter it promised, kept from before this node's confirm phase */
 	bool confirmed;          /* a config_version in this epoch */
 	uint64_t version;        /* the highest it confirmed */
 };
@@ -197,6 +200,15 @@ struct vmc_replica {
 	size_t cap_journal;
 	bool snapshot_needed;
 	bool prev_primary;
+	/*
+	 * The active members of this node's last primary sync that have been in
+	 * every view since: whatever such a member did since, this node saw
+	 * (virtual synchrony). A view may count a silent member's votes for
+	 * recovery only when an up-to-date member vouches for it so
+	 * (replica_quorum.c); not kept across a daemon restart.
+	 */
+	uint32_t steady[VMC_NODES_MAX];
+	size_t n_steady;
 
 	uint32_t members[VMC_NODES_MAX]; /* the CPG view, sorted */
 	size_t n_members;

@@ -264,8 +264,19 @@ void replica_receive_commit_confirm(struct vmc_replica *r, const struct vmc_msg 
 	    (c = confirm_slot(r, m->sender)) == NULL) {
 		return; /* late, from another view or sync, or from a member not in it */
 	}
+	/* A member whose copy needed no snapshot may promise while this one still
+	 * takes the source's: kept, and counted once this node's confirm phase
+	 * begins (replica_promises_count), or members would disagree on who
+	 * promised (the simulator's seed 66949). */
+	if (r->phase == VMC_SYNC_STATE || r->phase == VMC_SYNC_HELLO) {
+		if (vmc_json_u64(m->body, "promise", &value)) {
+			c->promise = value;
+		}
+		return;
+	}
 	if (r->phase == VMC_SYNC_CONFIRM) {
 		if (vmc_json_u64(m->body, "promise", &value) && value == r->counter) {
+			c->promise = value;
 			c->promised = true;
 			if (all_promised(r)) {
 				replica_sync_done(r);
@@ -282,6 +293,13 @@ void replica_receive_commit_confirm(struct vmc_replica *r, const struct vmc_msg 
 	}
 	c->confirmed = true;
 	acks_check(r);
+}
+
+void replica_promises_count(struct vmc_replica *r)
+{
+	for (size_t i = 0; i < r->n_confirms; i++) {
+		r->confirms[i].promised = r->confirms[i].promise != 0 && r->confirms[i].promise == r->counter;
+	}
 }
 
 /*

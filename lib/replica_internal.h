@@ -12,6 +12,8 @@
 /* replica.c */
 void replica_journal_add(struct vmc_replica *r, char *line);
 bool replica_is_member(const struct vmc_replica *r, uint32_t id);
+/* This node's confirm phase begins: the promises that came before it count now. */
+void replica_promises_count(struct vmc_replica *r);
 void replica_warn(const struct vmc_replica *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The members list and sync_seq that tie a sync message to one sync of one view. */
 json_object *replica_sync_body(const struct vmc_replica *r);

@@ -36,6 +36,36 @@ static bool has_history(const struct vmc_hello *h)
 	return h->promised > 0 || (h->epoch > 0 && h->epoch >> 32 == 0);
 }
 
+/*
+ * May the silent members' votes count for recovery? Only when a member
+ * whose copy is the newest here (the highest epoch) has had every one of
+ * them in its views since its last primary sync: anything they did since,
+ * it saw, so the state this sync settles on lacks nothing they were
+ * told. A silent member that left that member's views even once may have
+ * been in a primary view elsewhere (the simulator's seed 77378).
+ */
+static bool silent_vouched_for(const struct vmc_replica *r)
+{
+	uint64_t newest = 0;
+
+	for (size_t i = 0; i < r->n_hellos; i++) {
+		newest = r->hellos[i].epoch > newest ? r->hellos[i].epoch : newest;
+	}
+	for (size_t e = 0; e < r->n_excluded; e++) {
+		bool vouched = false;
+		for (size_t i = 0; i < r->n_hellos && !vouched; i++) {
+			const struct vmc_hello *h = &r->hellos[i];
+			for (size_t k = 0; h->epoch == newest && k < h->n_steady && !vouched; k++) {
+				vouched = h->steady[k] == r->excluded[e];
+			}
+		}
+		if (!vouched) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* The same verdict on every member: it depends on the hellos alone. */
 bool replica_view_primary(struct vmc_replica *r)
 {
@@ -107,7 +137,7 @@ bool replica_view_primary(struct vmc_replica *r)
 		for (size_t i = 0; i < r->n_excluded; i++) {
 			silent += r->ops->votes != NULL ? r->ops->votes(r->ctx, r->excluded[i]) : 1;
 		}
-		r->recovery_only = (uint64_t)history + silent + qdevice >= quorum;
+		r->recovery_only = (uint64_t)history + silent + qdevice >= quorum && silent_vouched_for(r);
 		if (r->recovery_only) {
 			snprintf(r->not_primary, sizeof(r->not_primary),
 				 "the daemon of %zu member(s) does not answer (excluded from the sync): this "

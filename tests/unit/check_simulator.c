@@ -81,6 +81,7 @@ struct sim_packet {
 /* What a frozen daemon has not processed yet: a view change, votequorum's word or a message. */
 struct sim_backlog {
 	bool is_view;
+	bool transitional;      /* part of an old view's tail at a split: sides may differ */
 	bool is_vq;
 	struct vmc_quorum_info vq;
 	uint32_t ids[SIM_NODES_MAX];
@@ -320,6 +321,7 @@ static void backlog_message(struct sim_node *n, const struct sim_packet *p)
 	ck_assert_ptr_nonnull(b->buf);
 	memcpy(b->buf, p->buf, p->len);
 	b->len = p->len;
+	b->transitional = current->transitional;
 	backlog_push(n, b);
 }
 
@@ -580,7 +582,10 @@ static void event_thaw(struct sim *s, struct sim_node *n)
 		} else if (b->is_vq) {
 			vmc_replica_quorum(&n->r, &b->vq);
 		} else {
+			/* A tail a frozen node takes late is still a tail: its side may decide otherwise. */
+			s->transitional = b->transitional;
 			replica_deliver_raw(s, n, b->buf, b->len);
+			s->transitional = false;
 		}
 		free(b->buf);
 		free(b);
