@@ -267,7 +267,8 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 		       json_object_get_boolean(jget(r, "accepting_changes")) ? "accepted" : "REFUSED");
 		printf("State:   config_version %s, digest %s, sync %s\n", jstr(r, "config_version"),
 		       jstr(r, "state_digest"), jstr(r, "sync"));
-		printf("VMs:     %s\nFencing: %s\n", jstr(r, "vms"), jstr(r, "fence_method"));
+		printf("VMs:     %s\nFencing: %s\n", jstr(r, "vms"),
+		       jget(r, "fencing_by") ? jstr(r, "fencing_by") : jstr(r, "fence_method"));
 		print_waits(jget(r, "waits"));
 		putchar('\n');
 		print_nodes_table(jget(r, "nodes"));
@@ -793,7 +794,7 @@ static const struct command commands[] = {
 	  "change cluster-wide settings (clusterctl cluster set --help lists the keys)", cmd_cluster_set,
 	  false,
 	  "KEY is one of:\n"
-	  "  fence_method     agent | pacemaker | none: how a lost node is proven dead before its\n"
+	  "  fence_method     agent | pacemaker | lease | none: how a lost node is proven dead before its\n"
 	  "                   VMs are restarted elsewhere (none must be chosen explicitly, and\n"
 	  "                   status warns about it on every call)\n"
 	  "  fence_agent      absolute path of a fence-agents-style executable (for agent)\n"

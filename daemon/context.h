@@ -59,6 +59,7 @@ struct vmcd {
 	uint64_t stale_since_s;                  /* wall clock: since when this copy may lag (0: current) */
 	struct vmc_replica replica;              /* the replicated state (cpg.c feeds it) */
 	uint64_t next_request_id;
+	bool watchdog_armed;                     /* this node holds an armed watchdog (watchdog.c) */
 	int exit_code;
 };
 

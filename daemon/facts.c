@@ -50,12 +50,16 @@ void vmcd_facts_announce(struct vmcd *d)
 
 	if (!vmc_replica_writable(&d->replica) ||
 	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
+	     have->watchdog == (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) &&
 	     vmc_state_fencing(d->replica.state, d->my_id) == NULL)) {
 		return;
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(name));
 	json_object_object_add(body, "mem_mib", json_object_new_int64(mem));
+	if (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) {
+		json_object_object_add(body, "watchdog", json_object_new_boolean(true));
+	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
 		log_warn("node %s: cannot announce its facts", name);
 	}

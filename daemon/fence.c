@@ -34,6 +34,7 @@
 #include "clock.h"
 #include "cpg.h"
 #include "fence.h"
+#include "leases.h"
 #include "fence_policy.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -59,7 +60,7 @@ struct fence_run {
 	int64_t term_sent_ms;    /* SIGTERM sent to the group: SIGKILL after the grace */
 	uint64_t announce_id;    /* the request id of what we announced */
 	char method[16];
-	bool said_grace, said_wait_none, said_no_name, said_unset;
+	bool said_grace, said_wait_none, said_no_name, said_unset, said_lease;
 };
 
 static struct fence_run runs[VMC_NODES_MAX];
@@ -358,6 +359,17 @@ static void act_quiet(struct vmcd *d, struct fence_run *r, const struct vmc_fenc
 			r->said_no_name = true;
 		}
 		return;
+	case VMC_FENCE_WAIT_LEASE:
+	case VMC_FENCE_WARN_LEASE:
+		if (!r->said_lease) {
+			if (dec->action == VMC_FENCE_WARN_LEASE) {
+				log_warn("node %s: %s", name, dec->why);
+			} else {
+				log_notice("node %s: %s", name, dec->why);
+			}
+			r->said_lease = true;
+		}
+		return;
 	default:
 		return;
 	}
@@ -375,7 +387,8 @@ static void act(struct vmcd *d, const struct vmc_fence_decision *dec)
 		/* Back, or nothing to fence: the next loss starts afresh. */
 		r->l.daemon_gone_since_ms = 0;
 		r->l.turn_seen_ms = 0;
-		r->said_grace = r->said_wait_none = r->said_no_name = r->said_unset = false;
+		r->said_grace = r->said_wait_none = r->said_no_name = r->said_unset = r->said_lease = false;
+		vmcd_leases_unwatch(d, dec->node);
 		return;
 	}
 	switch (dec->action) {
@@ -394,6 +407,10 @@ static void act(struct vmcd *d, const struct vmc_fence_decision *dec)
 		log_warn("node %s was lost while owning VMs: fence_method is none, so they are restarted "
 			 "elsewhere without proof the node is dead", name);
 		announce_fenced(d, r, "none", NULL);
+		return;
+	case VMC_FENCE_ANNOUNCE_LEASE:
+		log_notice("node %s fenced by its leases: %s", name, dec->why);
+		announce_fenced(d, r, "lease", NULL);
 		return;
 	case VMC_FENCE_ANNOUNCE_FAILED:
 		log_err("node %s: fencing attempt %u failed (%s); its VMs stay where they were; the next "
@@ -464,6 +481,44 @@ static void turns_observe(const struct vmcd *d, int64_t now)
 	}
 }
 
+static bool active_member(const struct vmcd *d, uint32_t id)
+{
+	for (size_t i = 0; i < d->replica.n_active; i++) {
+		if (d->replica.active[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The lease proof of every owner that is not an active member, when leases can prove anything. */
+static void lease_observe(struct vmcd *d)
+{
+	const struct vmc_state *s = d->replica.state;
+	char why[160];
+
+	if (!vmc_fence_lease_usable(s, why, sizeof(why)) || !vmc_replica_writable(&d->replica)) {
+		return;
+	}
+	for (size_t i = 0; i < s->n_groups; i++) {
+		uint32_t owner = s->groups[i].owner;
+		struct fence_run *r;
+		uint64_t left = 0;
+		if (owner == 0 || active_member(d, owner) || !vmc_state_node_has_groups(s, owner)) {
+			continue;
+		}
+		r = run_get(owner);
+		if (r == NULL) {
+			continue;
+		}
+		r->l.lease = vmcd_leases_proven(d, owner, &left, r->l.lease_why, sizeof(r->l.lease_why));
+		if (r->l.lease < -1) {
+			r->l.lease = -1;
+		}
+		r->l.lease_left_ms = (int64_t)left;
+	}
+}
+
 static void decide(struct vmcd *d, int64_t now)
 {
 	struct vmc_fence_local locals[VMC_NODES_MAX];
@@ -490,9 +545,11 @@ static void decide(struct vmcd *d, int64_t now)
 	for (size_t i = 0; i < d->n_nodes; i++) {
 		names[i] = (struct vmc_fence_name){ d->nodes[i].id, d->nodes[i].name };
 	}
+	lease_observe(d);
 	for (size_t i = 0; i < n_runs; i++) {
 		locals[i] = runs[i].l;
 	}
+	in.n_locals = n_runs;
 	n_last = vmc_fence_decide(&in, last, VMC_NODES_MAX);
 }
 
@@ -593,7 +650,8 @@ static void wait_fill(const struct vmcd *d, const struct vmc_fence_decision *dec
 		{ VMC_FENCE_ANNOUNCE_FAILED, "fencing" }, { VMC_FENCE_WAIT_APPLIED, "fencing" },
 		{ VMC_FENCE_RETRY_LATER, "fencing-retry" }, { VMC_FENCE_OTHERS_TURN, "fencing" },
 		{ VMC_FENCE_NO_NAME, "fencing-no-name" },	  { VMC_FENCE_ANNOUNCE_NONE, "fencing" },
-		{ VMC_FENCE_TURN_EXPIRED, "fencing" },
+		{ VMC_FENCE_TURN_EXPIRED, "fencing" },	  { VMC_FENCE_WAIT_LEASE, "lease-expiry" },
+		{ VMC_FENCE_ANNOUNCE_LEASE, "fencing" },	  { VMC_FENCE_WARN_LEASE, "fencing-unset" },
 	};
 
 	memset(w, 0, sizeof(*w));

@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "cpg.h"
 #include "fence.h"
+#include "fence_policy.h"
 #include "fs_check.h"
 #include "ipc_cmds.h"
 #include "leases.h"
@@ -134,7 +135,7 @@ static void view_fill(struct vmcd *d, struct view_ctx *v)
 		.expected_votes = d->vq_expected_votes,
 		.total_votes = d->vq_total_votes,
 		.digest = vmc_replica_digest(&d->replica),
-		.warning = vmc_settings_warning(&d->replica.state->settings),
+		.warning = vmc_fence_warning(d->replica.state),
 		.waits = v->waits,
 		.n_waits = n,
 		.now_s = (uint64_t)time(NULL),

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,9 +72,17 @@ struct lease_vol {
 	struct vmc_lease_renewal renewal;
 	int last_read_err;
 	uint64_t last_read_ms;
-	struct vmc_lease_watch seen[VMC_LEASE_SLOTS_MAX + 1];  /* since this daemon started */
-	struct vmc_lease_watch proof[VMC_LEASE_SLOTS_MAX + 1]; /* since the node was lost */
+	struct vmc_lease_watch seen[VMC_LEASE_SLOTS_MAX + 1];  /* every slot since this daemon started */
+	/*
+	 * A lost node's slot, watched from its loss: a slot unchanged for the
+	 * lease timeout from any time on proves its owner dead or rid of the
+	 * volume's VMs (timeouts.h), but counting from the loss makes a
+	 * restart come no sooner than the lease timeout after the node went,
+	 * whatever point of its renewal cycle it went at.
+	 */
+	struct vmc_lease_watch proof[VMC_LEASE_SLOTS_MAX + 1];
 	bool proving[VMC_LEASE_SLOTS_MAX + 1];
+	bool read_now;                /* a proof began: read at once */
 	uint64_t reported_ms;
 	struct lease_vol *next;
 };
@@ -275,6 +284,54 @@ static uint32_t max_node_id(struct vmcd *d)
 	return max > VMC_LEASE_SLOTS_MAX ? VMC_LEASE_SLOTS_MAX : max;
 }
 
+/*
+ * This node's last successful renewal on a volume, kept in the run
+ * directory (tmpfs: gone at reboot, kept across a daemon restart) on the
+ * monotonic clock, which a restart does not reset: a restarted daemon
+ * carries on the timeline where the last one left it, never from its own
+ * start, or its watchdog pets could outlast what the others wait for.
+ */
+static void renewal_path(const struct vmcd *d, const char *volume, char *out, size_t len)
+{
+	snprintf(out, len, "%s/lease-renewed.%s", d->opt.run_dir, volume);
+}
+
+static void renewal_save(const struct vmcd *d, const struct lease_vol *v)
+{
+	char path[PATH_MAX + 80], tmp[PATH_MAX + 96];
+	FILE *f;
+
+	renewal_path(d, v->name, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (f == NULL) {
+		return;
+	}
+	fprintf(f, "%llu\n", (unsigned long long)v->renewal.ok_ms);
+	if (fclose(f) == 0) {
+		rename(tmp, path);
+	}
+}
+
+/* The saved time, when it is one this boot's clock has passed; else now. */
+static uint64_t renewal_load(const struct vmcd *d, const char *volume, uint64_t now)
+{
+	char path[PATH_MAX + 80];
+	unsigned long long ms = 0;
+	FILE *f;
+
+	renewal_path(d, volume, path, sizeof(path));
+	f = fopen(path, "re");
+	if (f == NULL) {
+		return now;
+	}
+	if (fscanf(f, "%llu", &ms) != 1 || ms > now) {
+		ms = now;
+	}
+	fclose(f);
+	return ms;
+}
+
 static struct lease_vol *vol_start(struct vmcd *d, const struct vmc_volume *sv)
 {
 	struct lease_vol *v = calloc(1, sizeof(*v));
@@ -292,8 +349,8 @@ static struct lease_vol *vol_start(struct vmcd *d, const struct vmc_volume *sv)
 	snprintf(v->name, sizeof(v->name), "%s", sv->name);
 	snprintf(v->path, sizeof(v->path), "%s", sv->path);
 	v->fd = -1;
-	/* The kill deadline runs from when this node took the volume up (no renewal yet). */
-	v->renewal.ok_ms = now;
+	/* The kill deadline runs from this node's last renewal, by this daemon or the one before. */
+	v->renewal.ok_ms = renewal_load(d, sv->name, now);
 	pthread_mutex_init(&v->mu, NULL);
 	pthread_cond_init(&v->cv, NULL);
 	if (pthread_create(&v->thread, NULL, worker, v) != 0) {
@@ -395,6 +452,7 @@ static void result_take(struct vmcd *d, struct lease_vol *v)
 		vmc_lease_renewal_done(&v->renewal, v->renewal.in_flight_ms, r->write_err, r->why);
 		if (r->write_err == 0) {
 			v->counter = r->counter;
+			renewal_save(d, v);
 		}
 		if (r->write_err != 0 && before != VMC_VOLUME_FAILING) {
 			log_err("volume %s: lease renewal of node %s failed: %s", v->name, vmcd_node_name(d, d->my_id),
@@ -458,7 +516,8 @@ static void tick(void *data)
 			/* Renew only while corosync says this partition is quorate; read always. */
 			job_post(d, v, d->quorum_known && d->quorate, now);
 			v->next_renewal_ms = now + d->timeouts.lease_renewal_ms;
-		} else if (!v->busy && proof_read_due(d, v, now)) {
+		} else if (!v->busy && (v->read_now || proof_read_due(d, v, now))) {
+			v->read_now = false;
 			job_post(d, v, false, now);
 		}
 		changed = changed || vol_health(d, v, now) != before;
@@ -482,6 +541,8 @@ int vmcd_leases_init(struct vmcd *d, const struct vmcd_leases_hooks *hooks)
 		return -errno;
 	}
 	qb_loop_poll_add(d->loop, QB_LOOP_MED, notify_pipe[0], POLLIN, d, notify_readable);
+	/* The persisted state's volumes at once: the watchdog asks about them from its first pet. */
+	vmcd_leases_reconcile(d);
 	return qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)TICK_MS * QB_TIME_NS_IN_MSEC, d, tick, &tick_timer);
 }
 
@@ -561,7 +622,10 @@ void vmcd_leases_reconcile(struct vmcd *d)
 		struct lease_vol *v = *pp;
 		if (!v->present) {
 			*pp = v->next;
+			char path[PATH_MAX + 80];
 			log_info("volume %s: no longer in the cluster: its lease is no longer renewed", v->name);
+			renewal_path(d, v->name, path, sizeof(path));
+			unlink(path);
 			vol_stop(v);
 			continue;
 		}
@@ -619,15 +683,16 @@ int vmcd_leases_proven(struct vmcd *d, uint32_t node, uint64_t *left_ms, char *w
 		if (!v->proving[node]) {
 			vmc_lease_watch_begin(w, now);
 			v->proving[node] = true;
+			v->read_now = true;
 		}
 		if (vmc_lease_watch_expired(w, &d->timeouts)) {
 			continue;
 		}
 		all = false;
-		if ((v->busy && now - v->busy_ms > d->timeouts.lease_io_ms) ||
-		    (v->last_read_err != 0 && v->last_read_ms < w->begin_ms)) {
+		if ((v->busy && now - v->busy_ms > d->timeouts.lease_io_ms) || !w->have ||
+		    (v->last_read_err != 0 && now - v->last_read_ms > d->timeouts.lease_timeout_ms)) {
 			snprintf(why, len, "volume %s cannot be read here (%s)", v->name,
-				 v->busy ? "its I/O hangs" : strerror(-v->last_read_err));
+				 v->busy ? "its I/O hangs" : !w->have ? "no read of it yet" : strerror(-v->last_read_err));
 			return -EIO;
 		}
 		if (vmc_lease_watch_remaining_ms(w, &d->timeouts, now) > left) {

@@ -37,10 +37,12 @@ uint32_t vmcd_leases_lost_mask(struct vmcd *d);
 bool vmcd_leases_allow_pet(struct vmcd *d, const char *const *running, size_t n_running, char *why, size_t len);
 /*
  * Proving node dead by its leases: the watch begins at the first call
- * after it was lost (and ends with vmcd_leases_unwatch). 1 once its slot
- * stayed unchanged for the lease timeout on every volume, 0 while not
- * yet (*left_ms: at least how long still), -EIO when a volume could not
- * be read here (why says which).
+ * after it was lost, with a read at once (and ends with
+ * vmcd_leases_unwatch). 1 once its slot stayed unchanged for the lease
+ * timeout on every volume, from the first read after the watch began; 0
+ * while not yet (*left_ms: at least how long still; a read is made the
+ * moment it may expire); -EIO when a volume cannot be read here (why
+ * says which).
  */
 int vmcd_leases_proven(struct vmcd *d, uint32_t node, uint64_t *left_ms, char *why, size_t len);
 void vmcd_leases_unwatch(struct vmcd *d, uint32_t node);

@@ -44,6 +44,7 @@
 #include "persist.h"
 #include "quorum.h"
 #include "settle.h"
+#include "watchdog.h"
 
 static int pid_fd = -1;
 
@@ -246,6 +247,14 @@ static const struct vmcd_fs_check_hooks fs_check_hooks = { .changed = settle_hoo
 static const struct vmcd_local_hooks local_hooks = { .changed = settle_hook };
 static const struct vmcd_leases_hooks leases_hooks = { .changed = settle_hook };
 
+static void watchdog_hook(struct vmcd *d)
+{
+	vmcd_facts_announce(d);
+	settle_hook(d);
+}
+
+static const struct vmcd_watchdog_hooks watchdog_hooks = { .changed = watchdog_hook };
+
 static int daemon_connect(struct vmcd *d)
 {
 	const struct vmcd_ipc_command *commands;
@@ -267,11 +276,14 @@ static int daemon_connect(struct vmcd *d)
 	if (vmcd_local_init(d, &local_hooks) != 0) {
 		return VMCD_EXIT_DIRS;
 	}
+	/* Last: it asks the leases and the VMs before its first pet. */
+	vmcd_watchdog_init(d, &watchdog_hooks);
 	return 0;
 }
 
 static void daemon_stop(struct vmcd *d)
 {
+	vmcd_watchdog_fini(d);
 	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
 	vmcd_local_fini(d);

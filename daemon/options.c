@@ -49,6 +49,9 @@ static const struct opt_def opt_defs[] = {
 	  "the directories a VM's kernel, initrd and disks may lie in (QEMU opens them as root)", true },
 	{ "stop-timeout", 't', OPT_UINT, FIELD(stop_timeout_s), "60", "SECONDS",
 	  "how long a VM gets to shut down (ACPI) before it is stopped by force", true, 86400 },
+	{ "watchdog-device", 'W', OPT_PATH, FIELD(watchdog_device), VMCD_DEFAULT_WATCHDOG, "DEVICE",
+	  "the watchdog that resets this node when its leases may lapse (opened once the cluster has a "
+	  "volume; absent: no lease fencing)", true },
 	{ "foreground", 'f', OPT_FLAG, FIELD(foreground), "no", NULL,
 	  "stay in the foreground and log to stderr", false },
 	{ "debug", 'd', OPT_FLAG, FIELD(debug), "no", NULL, "log debug messages", true },

@@ -12,6 +12,7 @@
 #define VMCD_DEFAULT_STATE_DIR "/var/lib/vmcluster"
 #define VMCD_DEFAULT_RUN_DIR "/run/vmcluster"
 #define VMCD_DEFAULT_VM_PATHS "/var/lib/vmcluster/images:/srv"
+#define VMCD_DEFAULT_WATCHDOG "/dev/watchdog"
 
 struct vmcd_options {
 	char config[PATH_MAX];
@@ -24,6 +25,7 @@ struct vmcd_options {
 	unsigned int vm_memory_mib;   /* memory this node offers VMs; 0: RAM less 1 GiB */
 	unsigned int stop_timeout_s;  /* ACPI shutdown, then forced, after this long */
 	char vm_paths[PATH_MAX];      /* directories a VM's files may lie in, ':'-separated */
+	char watchdog_device[PATH_MAX];
 };
 
 /*

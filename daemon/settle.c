@@ -12,6 +12,7 @@
 #include "local_vms.h"
 #include "log.h"
 #include "persist.h"
+#include "watchdog.h"
 #include "settle.h"
 
 static qb_loop_timer_handle settle_timer;
@@ -45,6 +46,7 @@ void vmcd_settle(struct vmcd *d)
 	vmcd_cpg_committed(d);
 	vmcd_ipc_flush(d);
 	vmcd_leases_reconcile(d);
+	vmcd_watchdog_reconcile(d);
 	vmcd_local_reconcile(d);
 	vmcd_fence_check(d);
 }

@@ -30,6 +30,9 @@ const char *vmc_fence_action_to_str(enum vmc_fence_action a)
 		[VMC_FENCE_NO_NAME] = "no-name",
 		[VMC_FENCE_DROP_RESULT] = "drop-result",
 		[VMC_FENCE_TURN_EXPIRED] = "turn-expired",
+		[VMC_FENCE_WAIT_LEASE] = "wait-lease",
+		[VMC_FENCE_ANNOUNCE_LEASE] = "announce-lease",
+		[VMC_FENCE_WARN_LEASE] = "warn-lease",
 	};
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
@@ -275,20 +278,131 @@ static void lost_by_agent(const struct vmc_fence_input *in, struct out *o, uint3
 	DECIDE(d, "attempt %u is ours", attempts + 1);
 }
 
+bool vmc_fence_lease_usable(const struct vmc_state *s, char *why, size_t len)
+{
+	if (s->n_volumes == 0) {
+		snprintf(why, len, "the cluster has no volume to hold leases ('clusterctl volume add')");
+		return false;
+	}
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		if (!s->nodes[i].watchdog) {
+			snprintf(why, len, "node %s holds no armed watchdog (watchdog-device, vmcluster.conf(5))",
+				 s->nodes[i].name);
+			return false;
+		}
+	}
+	return true;
+}
+
+const char *vmc_fence_summary(const struct vmc_state *s, char *buf, size_t len)
+{
+	char why[160];
+	bool lease = vmc_fence_lease_usable(s, why, sizeof(why));
+	enum vmc_fence_method m = s->settings.fence_method;
+
+	switch (m) {
+	case VMC_FENCE_UNSET:
+		snprintf(buf, len, "%s", lease ? "lease (fence_method unset; every node holds a watchdog)" : "unset");
+		break;
+	case VMC_FENCE_LEASE:
+		if (lease) {
+			snprintf(buf, len, "lease");
+		} else {
+			snprintf(buf, len, "lease, not usable: %.120s", why);
+		}
+		break;
+	case VMC_FENCE_AGENT:
+	case VMC_FENCE_PACEMAKER:
+		snprintf(buf, len, "%s%s", vmc_fence_method_to_str(m), lease ? " or lease, whichever proves it first" : "");
+		break;
+	case VMC_FENCE_NONE:
+		snprintf(buf, len, "none");
+		break;
+	}
+	return buf;
+}
+
+const char *vmc_fence_warning(const struct vmc_state *s)
+{
+	char why[160];
+
+	if (s->settings.fence_method == VMC_FENCE_UNSET && vmc_fence_lease_usable(s, why, sizeof(why))) {
+		return NULL;
+	}
+	if (s->settings.fence_method == VMC_FENCE_LEASE && !vmc_fence_lease_usable(s, why, sizeof(why))) {
+		return "fence_method is lease but leases cannot prove a node dead now (see 'clusterctl status "
+		       "--json', fencing_by): a lost node's VMs are not failed over";
+	}
+	return vmc_settings_warning(&s->settings);
+}
+
+/*
+ * The lease proof: announce once it is in (and the barrier too), else
+ * wait. only_when_proven: the agent's path is the other proof, so
+ * decide only when this one is in. true when it decided.
+ */
+static bool lost_by_lease(const struct vmc_fence_input *in, struct out *o, uint32_t node,
+			  const struct vmc_fence_local *l, bool only_when_proven)
+{
+	struct vmc_fence_decision *d;
+	int lease = l != NULL ? l->lease : 0;
+
+	if (only_when_proven && lease != 1) {
+		return false;
+	}
+	if (lease == 1 && l->announced && l->announced_epoch == in->state->epoch) {
+		d = emit(o, node, VMC_FENCE_WAIT_APPLIED);
+		DECIDE(d, "its lease expired; the recovery is on its way");
+	} else if (lease == 1 && !in->reports_ready) {
+		d = emit(o, node, VMC_FENCE_WAIT_BARRIER);
+		DECIDE(d, "its lease expired; waiting for every member's report of what it runs");
+	} else if (lease == 1) {
+		d = emit(o, node, VMC_FENCE_ANNOUNCE_LEASE);
+		if (d != NULL) {
+			d->fencer = in->my_id;
+		}
+		DECIDE(d, "its lease on every volume stayed unrenewed for %u ms on this node's clock",
+		       in->t->lease_timeout_ms);
+	} else {
+		d = emit(o, node, VMC_FENCE_WAIT_LEASE);
+		if (d != NULL) {
+			d->wait_ms = lease == 0 && l != NULL ? l->lease_left_ms : -1;
+		}
+		if (lease < 0) {
+			DECIDE(d, "waiting for its lease to expire; this node cannot tell: %s", l->lease_why);
+		} else {
+			DECIDE(d, "waiting for its lease to expire (a survivor watches its slot for %u ms)",
+			       in->t->lease_timeout_ms);
+		}
+	}
+	return true;
+}
+
 static void lost_decide(const struct vmc_fence_input *in, struct out *o, uint32_t node)
 {
 	const struct vmc_fence_local *l = local_of(in, node);
 	struct vmc_fence_decision *d;
+	char lease_why[160];
+	bool lease_ok;
 
 	if (grace(in, o, node, l)) {
 		return;
 	}
+	lease_ok = vmc_fence_lease_usable(in->state, lease_why, sizeof(lease_why));
 	switch (in->state->settings.fence_method) {
+	case VMC_FENCE_LEASE:
 	case VMC_FENCE_UNSET:
-	case VMC_FENCE_LEASE: /* refused by settings until the lease proof lands */
-		d = emit(o, node, VMC_FENCE_WARN_UNSET);
-		DECIDE(d, "it was lost while owning VMs, and fencing is not configured: they are not "
-			  "restarted ('clusterctl cluster set fence_method=...')");
+		if (lease_ok) {
+			lost_by_lease(in, o, node, l, false);
+		} else if (in->state->settings.fence_method == VMC_FENCE_LEASE) {
+			d = emit(o, node, VMC_FENCE_WARN_LEASE);
+			DECIDE(d, "it was lost while owning VMs, and fence_method lease cannot prove it dead: %s",
+			       lease_why);
+		} else {
+			d = emit(o, node, VMC_FENCE_WARN_UNSET);
+			DECIDE(d, "it was lost while owning VMs, and fencing is not configured: they are not "
+				  "restarted ('clusterctl cluster set fence_method=...')");
+		}
 		return;
 	case VMC_FENCE_NONE:
 		if (!in->reports_ready) {
@@ -314,6 +428,10 @@ static void lost_decide(const struct vmc_fence_input *in, struct out *o, uint32_
 		return;
 	case VMC_FENCE_AGENT:
 	case VMC_FENCE_PACEMAKER:
+		/* Whichever proof comes first: a lease expiry seen here is one too. */
+		if (lease_ok && lost_by_lease(in, o, node, l, true)) {
+			return;
+		}
 		lost_by_agent(in, o, node, l);
 		return;
 	}

@@ -13,7 +13,17 @@
  *                       -> grace: wait daemon_grace_ms for it to come back
  *                          (with fence_method none: wait until corosync
  *                          loses it too; without fencing there is no proof)
- *   fence_method unset  -> warn: its VMs are not restarted
+ *   fence_method unset  -> lease when it is usable (below), else warn: its
+ *                          VMs are not restarted
+ *   fence_method lease  -> once its lease has expired on every volume,
+ *                          watched here from after its loss (the daemon
+ *                          says so: lease_proven), any member that saw it
+ *                          announces NODE_FENCED (method lease); until
+ *                          then wait (wait_ms: at least how long); a
+ *                          volume it cannot read makes it wait for the
+ *                          others. Usable only while the cluster has a
+ *                          volume and every node with facts holds an
+ *                          armed watchdog; else a warning says why
  *   fence_method none   -> the member of attempt 0 announces NODE_FENCED
  *                          without proof (once the sync's reports are in)
  *   agent or pacemaker  -> attempt k belongs to the active member k mod n
@@ -27,6 +37,8 @@
  *       another's turn  -> nothing, but say whose; past fence_turn_ms
  *                          without a word from that member (frozen after
  *                          the sync), count its attempt as failed for it
+ *     and, when lease is usable, a lease expiry proven here first is
+ *     announced as with fence_method lease (whichever proof comes first)
  * A node that is no longer lost (back in the view, or owns nothing any
  * more) has its run's result dropped, never announced; so has a success
  * from an earlier epoch (the membership changed while the agent ran: it
@@ -61,6 +73,9 @@ struct vmc_fence_local {
 	uint32_t announced_attempts;  /*   sent while the state had this many failed attempts */
 	uint64_t announced_epoch;     /*   in this epoch */
 	bool warned_unset;
+	int lease;                    /* its leases here: 1 expired everywhere, 0 not yet, -1 cannot tell */
+	int64_t lease_left_ms;        /*   when 0: at least this long still */
+	char lease_why[160];          /*   when -1: why */
 };
 
 /* A corosync nodelist entry, for a node that never announced its name. */
@@ -86,6 +101,13 @@ struct vmc_fence_input {
 	const struct vmc_timeouts *t;
 };
 
+/* Can lost nodes be proven dead by their leases? (a volume, and every node's armed watchdog) why when not. */
+bool vmc_fence_lease_usable(const struct vmc_state *s, char *why, size_t len);
+/* How lost nodes are proven dead now, in words for `status` ("lease", "agent or lease", ...). */
+const char *vmc_fence_summary(const struct vmc_state *s, char *buf, size_t len);
+/* The warning status shows about fencing, or NULL: vmc_settings_warning's, unless leases serve. */
+const char *vmc_fence_warning(const struct vmc_state *s);
+
 enum vmc_fence_action {
 	VMC_FENCE_NOTHING = 0,
 	VMC_FENCE_GRACE,          /* its daemon left, its corosync stays: wait (wait_ms left) */
@@ -104,6 +126,9 @@ enum vmc_fence_action {
 	VMC_FENCE_NO_NAME,        /* our turn, but no name to give the agent */
 	VMC_FENCE_DROP_RESULT,    /* the node is not lost any more: forget our agent's result */
 	VMC_FENCE_TURN_EXPIRED,   /* the fencer of attempt said nothing in time: FENCE_FAILED for it */
+	VMC_FENCE_WAIT_LEASE,     /* its leases have not expired yet (wait_ms: at least this long) */
+	VMC_FENCE_ANNOUNCE_LEASE, /* its leases expired: multicast NODE_FENCED, method lease */
+	VMC_FENCE_WARN_LEASE,     /* lease fencing asked for but not usable (why) */
 };
 
 struct vmc_fence_decision {

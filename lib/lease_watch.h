@@ -3,8 +3,8 @@
  * has the timeline).
  *
  * Watching another node's slot (a survivor proving a lost node dead): a
- * watch begins when the node is lost; reads that started before are not
- * evidence. A value is first seen when the read that returned it
+ * watch begins when the node is lost; reads that started before do not
+ * count. A value is first seen when the read that returned it
  * *completed* (it was written no later than that, and its writer's own
  * deadlines run from before it wrote). The lease has expired once a read
  * that *started* lease_timeout_ms after that first sight still returns

@@ -154,7 +154,8 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 			 char *detail, size_t len)
 {
 	const struct vmc_body_node_facts *body = &b->node_facts;
-	struct vmc_node_facts f = { .id = ctx->sender, .mem_mib = body->mem_mib, .watchdog = body->watchdog };
+	struct vmc_node_facts f = { .id = ctx->sender, .mem_mib = body->mem_mib,
+				    .watchdog = body->watchdog && VMC_PROTO_HAS_VOLUMES(ctx->version) };
 
 	if (ctx->sender == 0 || strlen(body->name) >= sizeof(f.name) || !vmc_valid_name(body->name)) {
 		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");

@@ -144,11 +144,6 @@ static int settings_validate(const struct vmc_settings *s, char *err, size_t err
 		snprintf(err, errlen, "setting 'fence_agent': '%s' is not an absolute path", s->fence_agent);
 		return -EINVAL;
 	}
-	if (s->fence_method == VMC_FENCE_LEASE) {
-		snprintf(err, errlen, "setting 'fence_method': lease is not available in this build yet "
-				      "(volumes and image locks are; lease fencing needs the watchdog)");
-		return -EINVAL;
-	}
 	if (s->fence_method == VMC_FENCE_AGENT && s->fence_agent[0] == '\0') {
 		snprintf(err, errlen, "setting 'fence_agent': fence_method=agent needs one "
 				      "(set both: fence_method=agent fence_agent=/usr/sbin/fence_...)");

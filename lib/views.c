@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fence_policy.h"
 #include "views.h"
 #include "volume_apply.h"
 
@@ -208,6 +209,12 @@ json_object *vmc_view_status(const struct vmc_view_input *in)
 	json_object_object_add(o, "nodes", nodes_to_json(in));
 	json_object_object_add(o, "fence_method",
 			       json_object_new_string(vmc_fence_method_to_str(in->state->settings.fence_method)));
+	/* Absent without volumes, so the views of clusters without them stay as they were. */
+	if (in->state->n_volumes > 0) {
+		char by[224];
+		json_object_object_add(o, "fencing_by",
+				       json_object_new_string(vmc_fence_summary(in->state, by, sizeof(by))));
+	}
 	json_object_object_add(o, "waits", waits_to_json(in));
 	json_object_object_add(o, "warnings", warnings);
 	return o;

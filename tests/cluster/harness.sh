@@ -60,11 +60,16 @@ HARNESS_RUNDIR=""
 HARNESS_NODES=0
 HARNESS_BLACKHOLE_ADDED=0
 HARNESS_ENDED_PIDS=()
+HARNESS_OUTSIDE_PIDS=()
 # Extra options for corosync.conf's quorum section, ";" between them
 # ("two_node: 1;wait_for_all: 1"), set before cluster_up.
 HARNESS_QUORUM_OPTIONS=${HARNESS_QUORUM_OPTIONS:-}
 # The nodes corosync.conf lists (default: all); see nodelist_set.
 HARNESS_NODELIST=()
+# HARNESS_WATCHDOG_MS: give every node a watchdog (vmc-watchdog, run
+# outside the node) that powers it off when not petted for this long; its
+# daemons then use /run/vmc-watchdog. Empty: no watchdog.
+HARNESS_WATCHDOG_MS=${HARNESS_WATCHDOG_MS:-}
 
 # Deadlines, in seconds.
 HARNESS_QUORUM_TIMEOUT=60
@@ -282,6 +287,7 @@ cluster_up() {
 	harness_write_fence_agent || return 1
 	harness_no_daemon && return 0
 	for ((i = 1; i <= n; i++)); do
+		harness_start_watchdog "$i" || return 1
 		harness_start_vmclusterd "$i" || return 1
 	done
 	harness_wait_while_running vmclusterd "$(harness_node_list)" \
@@ -526,6 +532,31 @@ harness_start_corosync() {
 		corosync -f -c "$dir/corosync.conf"
 }
 
+# The node's watchdog, outside the node: its FIFO is /run/vmc-watchdog inside.
+harness_start_watchdog() {
+	local dir pid
+	[[ -n $HARNESS_WATCHDOG_MS ]] || return 0
+	dir=$(node_dir "$1")
+	setsid "$VMC_BUILDDIR/tests/cluster/vmc-watchdog" "$dir/run/vmc-watchdog" "$HARNESS_WATCHDOG_MS" \
+		"$(harness_node_netns_file "$1")" "$(harness_node_mntns_file "$1")" \
+		</dev/null >>"$dir/log/watchdog.log" 2>&1 &
+	pid=$!
+	echo "$pid" >"$dir/watchdog.pid"
+	HARNESS_OUTSIDE_PIDS+=("$pid")
+	wait_for 5 "node $1's watchdog" test -p "$dir/run/vmc-watchdog"
+}
+
+# What the harness runs outside the nodes (watchdogs, the VM watcher): a
+# power-off leaves them, teardown ends them.
+harness_stop_outside() {
+	local pid
+	for pid in "${HARNESS_OUTSIDE_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+		HARNESS_ENDED_PIDS+=("$pid")
+	done
+	HARNESS_OUTSIDE_PIDS=()
+}
+
 harness_start_vmclusterd() {
 	local dir
 	dir=$(node_dir "$1")
@@ -533,7 +564,8 @@ harness_start_vmclusterd() {
 	# the tests' VM files (the guest) live in the run dir.
 	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
-		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" ${VMC_DAEMON_ARGS:-}
+		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" \
+		${HARNESS_WATCHDOG_MS:+--watchdog-device=/run/vmc-watchdog} ${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {
@@ -657,6 +689,27 @@ node_start() {
 		"clusterctl status on node $i" harness_daemon_answers "$i"
 }
 
+# ---------------------------------------------------------------- watching VMs
+
+# vm_watch_start: samples every node's QEMUs every 100 ms (vmc-vm-watch)
+# into $HARNESS_RUNDIR/vm-watch, a line for each VM seen on two nodes.
+vm_watch_start() {
+	local i files=()
+	for ((i = 1; i <= HARNESS_NODES; i++)); do files+=("$(harness_node_netns_file "$i")"); done
+	setsid "$VMC_BUILDDIR/tests/cluster/vmc-vm-watch" 100 "$HARNESS_RUNDIR/vm-watch" "${files[@]}" \
+		</dev/null >/dev/null 2>&1 &
+	HARNESS_VM_WATCH_PID=$!
+	HARNESS_OUTSIDE_PIDS+=("$HARNESS_VM_WATCH_PID")
+}
+
+# vm_watch_stop: ends it; its samples count is the last line of the file.
+vm_watch_stop() {
+	[[ -n ${HARNESS_VM_WATCH_PID:-} ]] || return 0
+	kill -TERM "$HARNESS_VM_WATCH_PID" 2>/dev/null
+	wait_for 5 "the VM watcher to write its count" grep -q '^samples ' "$HARNESS_RUNDIR/vm-watch"
+	HARNESS_VM_WATCH_PID=
+}
+
 # ---------------------------------------------------------------- failing storage
 
 # node_faultfs I DIR: DIR, as node I sees it, becomes a vmc-faultfs over
@@ -743,6 +796,7 @@ harness_tear_down() {
 	local status=$1
 	if [[ -n $HARNESS_RUNDIR ]]; then
 		((status == 0)) || harness_dump_logs
+		harness_stop_outside
 		harness_kill_all_nodes
 		wait_for 5 "init to reap the ended processes" \
 			harness_ended_pids_reaped 2>/dev/null

@@ -7,7 +7,7 @@
  *
  *   # what the case shows (comments and blank lines are ignored)
  *   me node1
- *   node node1 1 [mem=2048] [nofacts]
+ *   node node1 1 [mem=2048] [nofacts] [watchdog]
  *   vm web1 [state=online] [owner=node1] [attempt=2] [prio=high] [mem=256]
  *   members node1,node2          (the active members; default: every node)
  *   epoch 7
@@ -37,6 +37,7 @@ struct case_node {
 	uint32_t id;
 	uint32_t mem_mib;
 	bool facts;
+	bool watchdog;
 };
 
 struct case_vm {
@@ -150,6 +151,8 @@ static inline void case_parse_node(struct case_base *c, char *save)
 			n->mem_mib = (uint32_t)atoi(case_kv(t, "mem"));
 		} else if (strcmp(t, "nofacts") == 0) {
 			n->facts = false;
+		} else if (strcmp(t, "watchdog") == 0) {
+			n->watchdog = true;
 		} else {
 			case_fail(c, "unknown node attribute '%s'", t);
 		}
@@ -273,8 +276,10 @@ static inline struct vmc_state *case_state(struct case_base *c)
 				 (unsigned long long)c->epoch);
 	for (size_t i = 0, k = 0; i < c->n_nodes; i++) {
 		if (c->nodes[i].facts) {
-			used += (size_t)snprintf(json + used, 65536 - used, "%s{\"id\":%u,\"name\":\"%s\",\"mem_mib\":%u}",
-						 k++ ? "," : "", c->nodes[i].id, c->nodes[i].name, c->nodes[i].mem_mib);
+			used += (size_t)snprintf(json + used, 65536 - used,
+						 "%s{\"id\":%u,\"name\":\"%s\",\"mem_mib\":%u%s}", k++ ? "," : "",
+						 c->nodes[i].id, c->nodes[i].name, c->nodes[i].mem_mib,
+						 c->nodes[i].watchdog ? ",\"watchdog\":true" : "");
 		}
 	}
 	used += (size_t)snprintf(json + used, 65536 - used, "],\"fencing\":[");

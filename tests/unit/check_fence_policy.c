@@ -5,7 +5,7 @@
  * expected (case_file.h has the shared lines):
  *
  *   corosync node1,node2         (corosync's membership; default: the members)
- *   fence agent|pacemaker|none|unset   (default agent)
+ *   fence agent|pacemaker|lease|none|unset   (default agent)
  *   now MS                       (this node's monotonic clock)
  *   writable yes|no              (default yes)
  *   reports ready|missing        (the sync's barrier; default ready)
@@ -14,6 +14,7 @@
  *   local NODE [running=ATTEMPT@STARTED_MS] [result=ok|failed] [error=TEXT]
  *              [gone_since=MS] [failure_seen=ATTEMPTS@MS] [announced=ATTEMPTS@EPOCH]
  *              [turn_seen=ATTEMPTS@MS] [run_epoch=EPOCH]
+ *              [lease=expired|waiting|unreadable] [lease_left=MS]  (its leases, read here)
  *   expect NODE ACTION [fencer=NODE] [attempt=N] [plug=NAME] [wait=MS]
  *   expect-nothing
  *
@@ -95,6 +96,11 @@ static void parse_local(struct fcase *c, char *save)
 			snprintf(l->result_error, sizeof(l->result_error), "%s", v);
 		} else if ((v = case_kv(t, "attempt")) != NULL) {
 			l->run_attempt = (uint32_t)atoi(v);
+		} else if ((v = case_kv(t, "lease")) != NULL) {
+			l->lease = strcmp(v, "expired") == 0 ? 1 : strcmp(v, "waiting") == 0 ? 0 : -1;
+			snprintf(l->lease_why, sizeof(l->lease_why), "%s", l->lease < 0 ? "volume csv1 cannot be read here" : "");
+		} else if ((v = case_kv(t, "lease_left")) != NULL) {
+			l->lease_left_ms = atoll(v);
 		} else if ((v = case_kv(t, "gone_since")) != NULL) {
 			l->daemon_gone_since_ms = atoll(v);
 		} else if ((v = case_kv(t, "failure_seen")) != NULL) {
@@ -125,7 +131,7 @@ static enum vmc_fence_method method_of(struct fcase *c)
 		const char *name;
 		enum vmc_fence_method m;
 	} methods[] = { { "agent", VMC_FENCE_AGENT }, { "pacemaker", VMC_FENCE_PACEMAKER },
-			{ "none", VMC_FENCE_NONE }, { "unset", VMC_FENCE_UNSET } };
+			{ "none", VMC_FENCE_NONE }, { "unset", VMC_FENCE_UNSET }, { "lease", VMC_FENCE_LEASE } };
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		if (strcmp(c->method, methods[i].name) == 0) {
