@@ -441,7 +441,15 @@ static void result_take(struct vmcd *d, struct lease_vol *v)
 		v->last_read_ms = r->done_ms;
 		for (uint32_t id = 1; id < r->n_blocks; id++) {
 			const uint8_t *block = r->blocks + (size_t)id * VMC_LEASE_BLOCK;
+			uint32_t changes = v->seen[id].changes;
 			vmc_lease_watch_read(&v->seen[id], block, r->started_ms, r->done_ms);
+			if (v->seen[id].changes != changes && v->seen[id].kind == VMC_LEASE_CORRUPT) {
+				struct vmc_lease_slot ignored;
+				char why[128];
+				vmc_lease_slot_decode(block, VMC_LEASE_BLOCK, &ignored, why, sizeof(why));
+				log_warn("volume %s: the lease slot of %s is damaged (%s): counted as not renewed "
+					 "until its owner writes it again", v->name, vmcd_node_name(d, id), why);
+			}
 			if (v->proving[id]) {
 				vmc_lease_watch_read(&v->proof[id], block, r->started_ms, r->done_ms);
 			}

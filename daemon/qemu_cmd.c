@@ -191,8 +191,11 @@ static void argv_add_disks(struct argv *a, const struct vmc_group_def *def)
 								      JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(node);
 		argv_add(a, "-device");
-		argv_add(a, "virtio-blk-pci,drive=%s,id=vmc-virtio-disk%zu%s", nodename, i,
-			 !def->has_boot && i == 0 ? ",bootindex=1" : "");
+		/* A disk on a shared volume stops the VM on an I/O error (the driver then
+		 * kills it) rather than let the guest see it or go on without its lease. */
+		argv_add(a, "virtio-blk-pci,drive=%s,id=vmc-virtio-disk%zu%s%s", nodename, i,
+			 !def->has_boot && i == 0 ? ",bootindex=1" : "",
+			 def->disks[i].local ? "" : ",werror=stop,rerror=stop");
 	}
 }
 

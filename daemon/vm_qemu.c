@@ -447,6 +447,15 @@ static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 		       json_str_or(ev->data, "node-name", json_str_or(ev->data, "device", "?")),
 		       json_str_or(ev->data, "operation", "?"),
 		       json_str_or(ev->data, "action", "?"), json_str_or(ev->data, "reason", "?"));
+		/* Paused on a disk of a shared volume (werror=stop): this node's lease
+		 * on it may lapse, and another node may start the VM; resuming it
+		 * later could write over that one's disk. Killed, never resumed. */
+		if (strcmp(json_str_or(ev->data, "action", ""), "stop") == 0 && vm->why[0] == '\0') {
+			snprintf(vm->why, sizeof(vm->why), "paused on a disk I/O error (%.100s): killed, never resumed",
+				 json_str_or(ev->data, "reason", "?"));
+			log_vm(LOG_ERR, vm, "%s", vm->why);
+			vm_signal(vm, SIGKILL);
+		}
 	} else {
 		log_vm(LOG_DEBUG, vm, "QMP event %s", ev->name);
 	}

@@ -38,6 +38,20 @@ renewing_seen_by() { [[ $(slots_valid "$1") == "node1 node2 node3" ]]; }
 expect "node 2 reads every node's lease renewing" wait_for 30 "3 renewing slots" renewing_seen_by 2
 expect_eq "the lease file has its header and a slot per node" "VMCHEAD1 VMCSLOT1" \
 	"$(head -c 8 "$vol/.vmcluster-leases") $(dd if="$vol/.vmcluster-leases" bs=4096 skip=3 count=1 status=none | head -c 8)"
+# No watchdog here: each daemon says so in one line, and leases fence nothing.
+grep -q "watchdog /run/vmc-no-watchdog: cannot open it (No such file or directory): this node holds no armed watchdog" \
+	"$(node_dir 2)/log/vmclusterd.log" && pass "a missing watchdog device is one clear warning" ||
+	fail "no warning about the missing watchdog device"
+expect_eq "without watchdogs, leases fence nothing: fence_method none stands" none "$(node_exec 1 clusterctl --json status | jq -r .fencing_by)"
+# A damaged slot (its owner's daemon down, so nothing writes it meanwhile):
+# the readers say so; its owner's first renewal writes it again.
+damaged_seen() { grep -q "volume csv1: the lease slot of node3 is damaged (lease slot: no VMCSLOT1 magic" "$(node_dir 1)/log/vmclusterd.log"; }
+node_kill_daemon 3
+head -c 4096 /dev/urandom | dd of="$vol/.vmcluster-leases" bs=4096 seek=3 conv=notrunc status=none
+expect "node 1 warns that node 3's slot is damaged" wait_for 20 "the damaged-slot warning" damaged_seen
+node_start_daemon 3
+expect "node 3 rejoins" wait_for 60 "node 3 synced" node_sees 3 3 true
+expect "node 3's renewals repair its slot" wait_for 20 "3 renewing slots again" renewing_seen_by 1
 before=$(node_exec 1 clusterctl --json status | jq -r .config_version)
 refused_on 1 1 "already exists" clusterctl volume add csv1 "$HARNESS_RUNDIR/elsewhere"
 refused_on 1 1 "overlaps volume csv1" clusterctl volume add inner "$vol"

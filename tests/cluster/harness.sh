@@ -68,7 +68,8 @@ HARNESS_QUORUM_OPTIONS=${HARNESS_QUORUM_OPTIONS:-}
 HARNESS_NODELIST=()
 # HARNESS_WATCHDOG_MS: give every node a watchdog (vmc-watchdog, run
 # outside the node) that powers it off when not petted for this long; its
-# daemons then use /run/vmc-watchdog. Empty: no watchdog.
+# daemons then use /run/vmc-watchdog. Empty: no watchdog, and the daemons
+# are pointed at a device that does not exist, never at the host's own.
 HARNESS_WATCHDOG_MS=${HARNESS_WATCHDOG_MS:-}
 
 # Deadlines, in seconds.
@@ -565,7 +566,8 @@ harness_start_vmclusterd() {
 	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
 		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" \
-		${HARNESS_WATCHDOG_MS:+--watchdog-device=/run/vmc-watchdog} ${VMC_DAEMON_ARGS:-}
+		--watchdog-device="${HARNESS_WATCHDOG_MS:+/run/vmc-watchdog}${HARNESS_WATCHDOG_MS:-/run/vmc-no-watchdog}" \
+		${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {
