@@ -758,10 +758,28 @@ static int cmd_volume_show(struct cli *cli, int argc, char **argv)
 	printf("Health:\n");
 	for (size_t i = 0; seen && i < json_object_array_length(seen); i++) {
 		json_object *e = json_object_array_get_idx(seen, i);
-		printf("  %-16s %-8s %s\n", jstr(e, "node"), jstr(e, "health"), jstr(e, "detail"));
+		time_t since = (time_t)json_object_get_int64(jget(e, "since_s"));
+		char when[32] = "";
+		struct tm tm;
+		/* Since when, by the reporter's clock: for the operator's eyes only. */
+		if (strcmp(jstr(e, "health"), "ok") != 0 && since > 0 && gmtime_r(&since, &tm) != NULL) {
+			strftime(when, sizeof(when), " (since %Y-%m-%dT%H:%M:%SZ)", &tm);
+		}
+		printf("  %-16s %-8s %s%s\n", jstr(e, "node"), jstr(e, "health"), jstr(e, "detail"), when);
 	}
 	if (seen == NULL || json_object_array_length(seen) == 0) {
 		printf("  (no node has reported on it yet)\n");
+	}
+	if (jget(r, "from_here") != NULL) {
+		json_object *h = jget(r, "from_here"), *slots = jget(h, "slots");
+		printf("Leases, as %s reads them (its own: %s, renewed %s ms ago%s):\n", jstr(h, "node"),
+		       jstr(h, "health"), jget(h, "renewed_ms_ago") ? jstr(h, "renewed_ms_ago") : "never",
+		       json_object_get_boolean(jget(h, "direct_io")) ? ", direct I/O" : "");
+		for (size_t i = 0; slots && i < json_object_array_length(slots); i++) {
+			json_object *e = json_object_array_get_idx(slots, i);
+			printf("  %-16s slot %-8s counter %-8s changed %s ms ago\n", jstr(e, "node"), jstr(e, "slot"),
+			       jstr(e, "counter"), jstr(e, "changed_ms_ago"));
+		}
 	}
 	locks = jget(r, "image_locks");
 	printf("Image locks:\n");

@@ -359,6 +359,12 @@ static struct lease_vol *vol_start(struct vmcd *d, const struct vmc_volume *sv)
 		free(v);
 		return NULL;
 	}
+	{
+		/* "lease:NAME" in ps and /proc/PID/task/TID/comm (bench/leases.sh counts its I/O) */
+		char comm[16];
+		snprintf(comm, sizeof(comm), "lease:%.9s", v->name);
+		pthread_setname_np(v->thread, comm);
+	}
 	v->present = true;
 	v->next = vols;
 	vols = v;

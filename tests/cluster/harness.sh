@@ -559,15 +559,15 @@ harness_stop_outside() {
 }
 
 harness_start_vmclusterd() {
-	local dir
+	local dir watchdog=/run/vmc-no-watchdog
 	dir=$(node_dir "$1")
+	[[ -z $HARNESS_WATCHDOG_MS ]] || watchdog=/run/vmc-watchdog
 	# VMC_DAEMON_ARGS: extra vmclusterd options for every node (e.g. --vm-memory=1024);
 	# the tests' VM files (the guest) live in the run dir.
 	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
 		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" \
-		--watchdog-device="${HARNESS_WATCHDOG_MS:+/run/vmc-watchdog}${HARNESS_WATCHDOG_MS:-/run/vmc-no-watchdog}" \
-		${VMC_DAEMON_ARGS:-}
+		--watchdog-device="$watchdog" ${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {
