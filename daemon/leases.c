@@ -83,6 +83,7 @@ struct lease_vol {
 	struct vmc_lease_watch proof[VMC_LEASE_SLOTS_MAX + 1];
 	bool proving[VMC_LEASE_SLOTS_MAX + 1];
 	bool read_now;                /* a proof began: read at once */
+	enum vmc_volume_health ticked; /* the health at the last tick: a hang shows by the clock */
 	uint64_t reported_ms;
 	struct lease_vol *next;
 };
@@ -524,7 +525,7 @@ static void tick(void *data)
 	uint32_t mask;
 
 	for (struct lease_vol *v = vols; v != NULL; v = v->next) {
-		enum vmc_volume_health before = vol_health(d, v, now);
+		enum vmc_volume_health h;
 		result_take(d, v);
 		if (!v->busy && now >= v->next_renewal_ms) {
 			/* Renew only while corosync says this partition is quorate; read always. */
@@ -534,7 +535,9 @@ static void tick(void *data)
 			v->read_now = false;
 			job_post(d, v, false, now);
 		}
-		changed = changed || vol_health(d, v, now) != before;
+		h = vol_health(d, v, now);
+		changed = changed || h != v->ticked;
+		v->ticked = h;
 	}
 	/* The kill deadline passes with the clock, not with an event. */
 	mask = vmcd_leases_lost_mask(d);
