@@ -497,7 +497,9 @@ static void lease_observe(struct vmcd *d)
 	const struct vmc_state *s = d->replica.state;
 	char why[160];
 
-	if (!vmc_fence_lease_usable(s, why, sizeof(why)) || !vmc_replica_writable(&d->replica)) {
+	/* Watched from the moment it leaves the view, not once the sync is over:
+	 * the proof only needs reads made after the loss (leases.h). */
+	if (!vmc_fence_lease_usable(s, why, sizeof(why))) {
 		return;
 	}
 	for (size_t i = 0; i < s->n_groups; i++) {

@@ -701,6 +701,10 @@ int vmcd_leases_proven(struct vmcd *d, uint32_t node, uint64_t *left_ms, char *w
 			vmc_lease_watch_begin(w, now);
 			v->proving[node] = true;
 			v->read_now = true;
+			if (!v->busy) {
+				v->read_now = false;
+				job_post(d, v, false, now);
+			}
 		}
 		if (vmc_lease_watch_expired(w, &d->timeouts)) {
 			continue;
