@@ -292,6 +292,24 @@ static uint32_t max_node_id(struct vmcd *d)
  * carries on the timeline where the last one left it, never from its own
  * start, or its watchdog pets could outlast what the others wait for.
  */
+/* The kernel's id of this boot: a monotonic time means nothing in another one. */
+static const char *boot_id(void)
+{
+	static char id[40];
+	FILE *f;
+
+	if (id[0] == '\0') {
+		f = fopen("/proc/sys/kernel/random/boot_id", "re");
+		if (f == NULL || fscanf(f, "%39s", id) != 1) {
+			snprintf(id, sizeof(id), "unknown");
+		}
+		if (f != NULL) {
+			fclose(f);
+		}
+	}
+	return id;
+}
+
 static void renewal_path(const struct vmcd *d, const char *volume, char *out, size_t len)
 {
 	snprintf(out, len, "%s/lease-renewed.%s", d->opt.run_dir, volume);
@@ -308,16 +326,16 @@ static void renewal_save(const struct vmcd *d, const struct lease_vol *v)
 	if (f == NULL) {
 		return;
 	}
-	fprintf(f, "%llu\n", (unsigned long long)v->renewal.ok_ms);
+	fprintf(f, "%s %llu\n", boot_id(), (unsigned long long)v->renewal.ok_ms);
 	if (fclose(f) == 0) {
 		rename(tmp, path);
 	}
 }
 
-/* The saved time, when it is one this boot's clock has passed; else now. */
+/* The saved time, when this boot's clock wrote it; else now. */
 static uint64_t renewal_load(const struct vmcd *d, const char *volume, uint64_t now)
 {
-	char path[PATH_MAX + 80];
+	char path[PATH_MAX + 80], boot[64] = "";
 	unsigned long long ms = 0;
 	FILE *f;
 
@@ -326,8 +344,8 @@ static uint64_t renewal_load(const struct vmcd *d, const char *volume, uint64_t 
 	if (f == NULL) {
 		return now;
 	}
-	if (fscanf(f, "%llu", &ms) != 1 || ms > now) {
-		ms = now;
+	if (fscanf(f, "%63s %llu", boot, &ms) != 2 || strcmp(boot, boot_id()) != 0 || ms > now) {
+		ms = now; /* another boot's clock, or unreadable */
 	}
 	fclose(f);
 	return ms;
