@@ -491,6 +491,35 @@ START_TEST(test_a_view_quorate_only_with_a_silent_member_may_recover_only)
 }
 END_TEST
 
+/*
+ * The simulator's seed 77378: a silent member that left this node's view
+ * since its last primary sync may have been in a primary view elsewhere,
+ * so its votes do not make this node's (possibly stale) copy one that
+ * recovers.
+ */
+START_TEST(test_a_silent_member_that_left_the_view_since_is_not_vouched_for)
+{
+	static const uint32_t a_ids[] = { 1 }, ab_ids[] = { 1, 2 };
+	struct peer a, b, c;
+	struct peer *all[] = { &a, &b, &c }, *one[] = { &a };
+	struct vmc_quorum_info alone = vq(false, 8, 2), q = vq(true, 9, 2);
+
+	three_established(&a, &b, &c);
+	ck_assert_uint_eq(a.r.n_steady, 3);
+	view(one, 1, a_ids, 1, &alone);
+	run(one, 1);
+	ck_assert_uint_eq(a.r.n_steady, 1);
+	view(one, 1, ab_ids, 2, &q);
+	run(one, 1);
+	vmc_replica_hello_deadline(&a.r);
+	settle(one, 1);
+	ck_assert(!a.r.primary);
+	ck_assert_msg(!a.r.recovery_only, "a member that left the view was vouched for");
+	ck_assert(!vmc_replica_writable(&a.r));
+	peers_stop(all, 3);
+}
+END_TEST
+
 /* ---- acknowledgements ---- */
 
 START_TEST(test_the_origin_answers_once_every_member_confirmed)
@@ -713,6 +742,7 @@ static Suite *acks_suite(void)
 	tcase_add_test(tc, test_a_promise_raises_the_next_counter);
 	tcase_add_test(tc, test_a_member_silent_in_the_confirm_phase_is_excluded);
 	tcase_add_test(tc, test_a_view_quorate_only_with_a_silent_member_may_recover_only);
+	tcase_add_test(tc, test_a_silent_member_that_left_the_view_since_is_not_vouched_for);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("confirmations");
