@@ -363,37 +363,54 @@ static int cmd_vm_add(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_vm_list(struct cli *cli, int argc, char **argv)
+/*
+ * A read: the daemon's answer as JSON with --json, else its STALE header
+ * (off a quorate view) and text(r). args (may be NULL) is consumed.
+ */
+static int show(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, void (*text)(json_object *r))
 {
-	json_object *r, *vms;
-	int rc = call(cli, VMC_IPC_VM_LIST, NULL, &r);
+	json_object *r;
+	int rc = call(cli, cmd, args, &r);
 
+	json_object_put(args);
 	if (rc != 0) {
 		return rc;
 	}
-	vms = jget(r, "vms");
 	if (cli->json) {
 		print_json(r);
 	} else {
 		print_stale(r);
-		printf("%-24s %-16s %-10s %-13s %8s  %s\n", "NAME", "OWNER", "STATE", "PRIORITY",
-		       "MEMORY", "PREFERRED");
-		for (size_t i = 0; i < json_object_array_length(vms); i++) {
-			json_object *v = json_object_array_get_idx(vms, i);
-			json_object *pref = jget(v, "preferred_owners");
-			char owners[256] = "";
-			for (size_t j = 0; pref && j < json_object_array_length(pref); j++) {
-				strncat(owners, j ? "," : "", sizeof(owners) - strlen(owners) - 1);
-				strncat(owners, json_object_get_string(json_object_array_get_idx(pref, j)),
-					sizeof(owners) - strlen(owners) - 1);
-			}
-			printf("%-24s %-16s %-10s %-13s %5sMiB  %s\n", jstr(v, "name"), jstr(v, "owner"),
-			       jstr(v, "state"), jstr(v, "priority"), jstr(v, "memory_mib"),
-			       owners[0] ? owners : "-");
-		}
+		text(r);
 	}
 	json_object_put(r);
 	return EXIT_DONE;
+}
+
+/* What vm list prints. */
+static void vm_list_text(json_object *r)
+{
+	json_object *vms = jget(r, "vms");
+
+	printf("%-24s %-16s %-10s %-13s %8s  %s\n", "NAME", "OWNER", "STATE", "PRIORITY",
+	       "MEMORY", "PREFERRED");
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		json_object *v = json_object_array_get_idx(vms, i);
+		json_object *pref = jget(v, "preferred_owners");
+		char owners[256] = "";
+		for (size_t j = 0; pref && j < json_object_array_length(pref); j++) {
+			strncat(owners, j ? "," : "", sizeof(owners) - strlen(owners) - 1);
+			strncat(owners, json_object_get_string(json_object_array_get_idx(pref, j)),
+				sizeof(owners) - strlen(owners) - 1);
+		}
+		printf("%-24s %-16s %-10s %-13s %5sMiB  %s\n", jstr(v, "name"), jstr(v, "owner"),
+		       jstr(v, "state"), jstr(v, "priority"), jstr(v, "memory_mib"),
+		       owners[0] ? owners : "-");
+	}
+}
+
+static int cmd_vm_list(struct cli *cli, int argc, char **argv)
+{
+	return show(cli, VMC_IPC_VM_LIST, NULL, vm_list_text);
 }
 
 static json_object *name_args(const char *name)
@@ -404,35 +421,26 @@ static json_object *name_args(const char *name)
 	return args;
 }
 
+/* What vm show prints. */
+static void vm_show_text(json_object *r)
+{
+	if (jget(r, "owner_lost") != NULL) {
+		printf("Unknown:    %s (the cluster last knew it %s)\n", jstr(r, "owner_lost"),
+		       jstr(r, "cluster_state"));
+	}
+	printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\nFailures:   %s recent\n"
+	       "Priority:   %s\nWanted:     %s\nDefinition:\n%s\n",
+	       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"),
+	       jstr(r, "reason")[0] ? jstr(r, "reason") : "-", jstr(r, "recent_failures"),
+	       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
+	       json_object_to_json_string_ext(jget(r, "definition"),
+					      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+						      JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
 static int cmd_vm_show(struct cli *cli, int argc, char **argv)
 {
-	json_object *args = name_args(argv[0]);
-	json_object *r;
-	int rc = call(cli, VMC_IPC_VM_SHOW, args, &r);
-
-	json_object_put(args);
-	if (rc != 0) {
-		return rc;
-	}
-	if (cli->json) {
-		print_json(r);
-	} else {
-		print_stale(r);
-		if (jget(r, "owner_lost") != NULL) {
-			printf("Unknown:    %s (the cluster last knew it %s)\n", jstr(r, "owner_lost"),
-			       jstr(r, "cluster_state"));
-		}
-		printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\nFailures:   %s recent\n"
-		       "Priority:   %s\nWanted:     %s\nDefinition:\n%s\n",
-		       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"),
-		       jstr(r, "reason")[0] ? jstr(r, "reason") : "-", jstr(r, "recent_failures"),
-		       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
-		       json_object_to_json_string_ext(jget(r, "definition"),
-						      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
-	}
-	json_object_put(r);
-	return EXIT_DONE;
+	return show(cli, VMC_IPC_VM_SHOW, name_args(argv[0]), vm_show_text);
 }
 
 static int cmd_vm_remove(struct cli *cli, int argc, char **argv)
@@ -706,49 +714,32 @@ static int cmd_volume_move(struct cli *cli, int argc, char **argv)
 	return volume_change(cli, VMC_IPC_VOLUME_MOVE, args, done);
 }
 
-static int cmd_volume_list(struct cli *cli, int argc, char **argv)
+/* What volume list prints. */
+static void volume_list_text(json_object *r)
 {
-	json_object *r, *vols;
-	int rc = call(cli, VMC_IPC_VOLUME_LIST, NULL, &r);
+	json_object *vols = jget(r, "volumes");
 
-	if (rc != 0) {
-		return rc;
+	printf("%-20s %-16s %5s %6s %10s  %s\n", "NAME", "COORDINATOR", "VMS", "LOCKS", "HEALTHY", "PATH");
+	for (size_t i = 0; i < json_object_array_length(vols); i++) {
+		json_object *v = json_object_array_get_idx(vols, i);
+		char healthy[32];
+		snprintf(healthy, sizeof(healthy), "%s of %s", jstr(v, "healthy_on"), jstr(v, "reported_by"));
+		printf("%-20s %-16s %5s %6s %10s  %s\n", jstr(v, "name"),
+		       jget(v, "coordinator") ? jstr(v, "coordinator") : "-", jstr(v, "vms"), jstr(v, "locks"),
+		       healthy, jstr(v, "path"));
 	}
-	vols = jget(r, "volumes");
-	if (cli->json) {
-		print_json(r);
-	} else {
-		print_stale(r);
-		printf("%-20s %-16s %5s %6s %10s  %s\n", "NAME", "COORDINATOR", "VMS", "LOCKS", "HEALTHY", "PATH");
-		for (size_t i = 0; i < json_object_array_length(vols); i++) {
-			json_object *v = json_object_array_get_idx(vols, i);
-			char healthy[32];
-			snprintf(healthy, sizeof(healthy), "%s of %s", jstr(v, "healthy_on"), jstr(v, "reported_by"));
-			printf("%-20s %-16s %5s %6s %10s  %s\n", jstr(v, "name"),
-			       jget(v, "coordinator") ? jstr(v, "coordinator") : "-", jstr(v, "vms"), jstr(v, "locks"),
-			       healthy, jstr(v, "path"));
-		}
-	}
-	json_object_put(r);
-	return EXIT_DONE;
 }
 
-static int cmd_volume_show(struct cli *cli, int argc, char **argv)
+static int cmd_volume_list(struct cli *cli, int argc, char **argv)
 {
-	json_object *args = name_args(argv[0]);
-	json_object *r, *seen, *locks;
-	int rc = call(cli, VMC_IPC_VOLUME_SHOW, args, &r);
+	return show(cli, VMC_IPC_VOLUME_LIST, NULL, volume_list_text);
+}
 
-	json_object_put(args);
-	if (rc != 0) {
-		return rc;
-	}
-	if (cli->json) {
-		print_json(r);
-		json_object_put(r);
-		return EXIT_DONE;
-	}
-	print_stale(r);
+/* What volume show prints. */
+static void volume_show_text(json_object *r)
+{
+	json_object *seen, *locks;
+
 	printf("Name:        %s\nPath:        %s\nCoordinator: %s%s%s%s\nVMs:         %s\n", jstr(r, "name"),
 	       jstr(r, "path"), jget(r, "coordinator") ? jstr(r, "coordinator") : "none",
 	       jget(r, "preferred_coordinator") ? " (chosen: " : "",
@@ -790,8 +781,11 @@ static int cmd_volume_show(struct cli *cli, int argc, char **argv)
 	if (locks == NULL || json_object_array_length(locks) == 0) {
 		printf("  (none)\n");
 	}
-	json_object_put(r);
-	return EXIT_DONE;
+}
+
+static int cmd_volume_show(struct cli *cli, int argc, char **argv)
+{
+	return show(cli, VMC_IPC_VOLUME_SHOW, name_args(argv[0]), volume_show_text);
 }
 
 static const struct command commands[] = {
