@@ -495,6 +495,8 @@ static bool active_member(const struct vmcd *d, uint32_t id)
 static void lease_observe(struct vmcd *d)
 {
 	const struct vmc_state *s = d->replica.state;
+	uint32_t done[VMC_NODES_MAX];
+	size_t n_done = 0;
 	char why[160];
 
 	/* Watched from the moment it leaves the view, not once the sync is over:
@@ -502,13 +504,20 @@ static void lease_observe(struct vmcd *d)
 	if (!vmc_fence_lease_usable(s, why, sizeof(why))) {
 		return;
 	}
+
 	for (size_t i = 0; i < s->n_groups; i++) {
 		uint32_t owner = s->groups[i].owner;
 		struct fence_run *r;
 		uint64_t left = 0;
-		if (owner == 0 || active_member(d, owner) || !vmc_state_node_has_groups(s, owner)) {
+		bool seen = false;
+		for (size_t k = 0; k < n_done; k++) {
+			seen = seen || done[k] == owner;
+		}
+		if (seen || owner == 0 || active_member(d, owner) || !vmc_state_node_has_groups(s, owner) ||
+		    n_done == VMC_NODES_MAX) {
 			continue;
 		}
+		done[n_done++] = owner; /* once per lost node, not per group it owns */
 		r = run_get(owner);
 		if (r == NULL) {
 			continue;

@@ -172,15 +172,10 @@ const struct vmc_image_lock *vmc_locks_conflict(const struct vmc_state *s, const
 void vmc_locks_describe(const struct vmc_state *s, const struct vmc_image_lock *l, const struct vmc_volume *v,
 			char *buf, size_t len)
 {
-	const struct vmc_node_facts *f = vmc_state_node(s, l->node);
-	char node[72];
+	char node[24];
 
-	if (f != NULL && f->name[0] != '\0') {
-		snprintf(node, sizeof(node), "%s", f->name);
-	} else {
-		snprintf(node, sizeof(node), "node %u", l->node);
-	}
-	snprintf(buf, len, "image %s on volume %s is locked by vm %s on %s", l->image, v->name, l->group, node);
+	snprintf(buf, len, "image %s on volume %s is locked by vm %s on %s", l->image, v->name, l->group,
+		 vmc_state_node_label(s, l->node, node, sizeof(node)));
 }
 
 bool vmc_locks_held_by(const struct vmc_state *s, const struct vmc_group *g, uint32_t node)

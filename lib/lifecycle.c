@@ -30,17 +30,6 @@ static struct vmc_group *group_named(struct vmc_state *s, const char *name, char
 	return g;
 }
 
-/* A node's name as it reported it, for reasons an operator reads. */
-static const char *node_label(const struct vmc_state *s, uint32_t id, char *buf, size_t len)
-{
-	const struct vmc_node_facts *f = vmc_state_node(s, id);
-
-	if (f != NULL && f->name[0] != '\0') {
-		return f->name;
-	}
-	snprintf(buf, len, "node id %u", id);
-	return buf;
-}
 
 static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 {
@@ -104,7 +93,7 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 
 	for (size_t i = 0; i < s->n_nodes; i++, n++) {
 		pv->nodes[n] = (struct vmc_place_node){
-			.id = s->nodes[i].id, .name = node_label(s, s->nodes[i].id, pv->names[n], sizeof(pv->names[n])),
+			.id = s->nodes[i].id, .name = vmc_state_node_label(s, s->nodes[i].id, pv->names[n], sizeof(pv->names[n])),
 			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
 			.bad_volumes = bad_volumes(s, s->nodes[i].id),
 		};
@@ -341,13 +330,13 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		g->owner = 0;
 		snprintf(g->reason, sizeof(g->reason),
 			 "killed by %.40s on losing quorum, and no node can take it: %.200s",
-			 node_label(s, ctx->sender, nb, sizeof(nb)), where);
+			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), where);
 	} else {
 		group_take(g, VMC_GEV_SELF_FENCED);
 		g->owner = node;
 		snprintf(g->reason, sizeof(g->reason),
 			 "killed by %.40s on losing quorum (not counted as a failure); restarting%s%.200s",
-			 node_label(s, ctx->sender, nb, sizeof(nb)), where[0] ? ": " : " there", where);
+			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), where[0] ? ": " : " there", where);
 	}
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 	return 0;
@@ -381,12 +370,12 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		group_take(g, VMC_GEV_GIVE_UP);
 		g->owner = 0;
 		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), and no node can take it: %.120s",
-			 node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
+			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
 	} else {
 		group_take(g, VMC_GEV_FAIL_OVER);
 		g->owner = node;
 		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), not counted as a failure; "
-			 "restarting: %.120s", node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
+			 "restarting: %.120s", vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
 	}
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 	return 0;
@@ -406,7 +395,7 @@ static int report_current(const struct vmc_state *s, const struct vmc_apply_ctx 
 	}
 	if (VMC_PROTO_HAS_ATTEMPTS(ctx->version) && !r->has_attempt) {
 		snprintf(detail, len, "vm %s: report '%s' from %s names no start attempt", g->def->name,
-			 r->event, node_label(s, ctx->sender, nb, sizeof(nb)));
+			 r->event, vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)));
 		return -VMC_E_PROTOCOL;
 	}
 	/* A view of protocol 1 has members that count no attempts: it decides as they do. */
@@ -439,7 +428,7 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		}
 		group_take(g, VMC_GEV_RUNNING);
 		snprintf(detail, len, "vm %s %s on %s", g->def->name, vmc_group_state_to_str(g->state),
-			 node_label(s, ctx->sender, nb, sizeof(nb)));
+			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)));
 		return 0;
 	}
 	if (strcmp(r->event, VMC_REPORT_STOPPED) == 0) {
@@ -468,7 +457,7 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		}
 		snprintf(what, sizeof(what), "%s on %s: %s",
 			 strcmp(r->event, VMC_REPORT_CRASHED) == 0 ? "crashed" : "could not start",
-			 node_label(s, ctx->sender, nb, sizeof(nb)), r->reason[0] ? r->reason : "no reason given");
+			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), r->reason[0] ? r->reason : "no reason given");
 		return group_failed(s, ctx, g, r->at_s, what, detail, len);
 	}
 	snprintf(detail, len, "vm %s: unknown report '%s'", g->def->name, r->event);
@@ -563,7 +552,7 @@ static void adopt_reported(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			group_take(g, VMC_GEV_ADOPT);
 			g->owner = runner;
 			snprintf(g->reason, sizeof(g->reason), "%s was lost; found running on %s",
-				 node_label(s, lost, lb, sizeof(lb)), node_label(s, runner, rb, sizeof(rb)));
+				 vmc_state_node_label(s, lost, lb, sizeof(lb)), vmc_state_node_label(s, runner, rb, sizeof(rb)));
 		}
 	}
 }
@@ -579,14 +568,14 @@ static int fenced_proof_current(const struct vmc_state *s, const struct vmc_appl
 	}
 	if (!f->has_epoch) {
 		snprintf(detail, len, "node-fenced for %s without the epoch it was decided in",
-			 node_label(s, f->node, lb, sizeof(lb)));
+			 vmc_state_node_label(s, f->node, lb, sizeof(lb)));
 		return -VMC_E_PROTOCOL;
 	}
 	if (f->epoch != s->epoch) {
 		snprintf(detail, len,
 			 "stale: %s was confirmed fenced in epoch %llu, the cluster is at epoch %llu "
 			 "(the membership changed since)",
-			 node_label(s, f->node, lb, sizeof(lb)), (unsigned long long)f->epoch,
+			 vmc_state_node_label(s, f->node, lb, sizeof(lb)), (unsigned long long)f->epoch,
 			 (unsigned long long)s->epoch);
 		return -VMC_E_BUSY;
 	}
@@ -594,7 +583,7 @@ static int fenced_proof_current(const struct vmc_state *s, const struct vmc_appl
 		if (!reports_cover(f->reports, ctx->members[i])) {
 			snprintf(detail, len,
 				 "node-fenced for %s lacks the running VMs of member %u: not applied",
-				 node_label(s, f->node, lb, sizeof(lb)), ctx->members[i]);
+				 vmc_state_node_label(s, f->node, lb, sizeof(lb)), ctx->members[i]);
 			return -VMC_E_BUSY;
 		}
 	}
@@ -644,7 +633,7 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	adopt_reported(s, ctx, f->reports, lost);
 	for (size_t k = 0; k < n; k++) {
 		struct vmc_group *g = &s->groups[plan[k].group - pv.groups];
-		recovery_apply(g, &plan[k], node_label(s, lost, lb, sizeof(lb)));
+		recovery_apply(g, &plan[k], vmc_state_node_label(s, lost, lb, sizeof(lb)));
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
 	vmc_state_fencing_clear(s, lost);
@@ -653,10 +642,10 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	vmc_volumes_coordinators_update(s, ctx);
 	if (strcmp(f->method, VMC_FENCED_MANUAL) == 0) {
 		snprintf(detail, len, "%s confirmed fenced by hand (%s): %zu of its %zu VMs restarting elsewhere",
-			 node_label(s, lost, lb, sizeof(lb)), f->by ? f->by : "an operator", started, n);
+			 vmc_state_node_label(s, lost, lb, sizeof(lb)), f->by ? f->by : "an operator", started, n);
 	} else {
 		snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
-			 node_label(s, lost, lb, sizeof(lb)), started, n);
+			 vmc_state_node_label(s, lost, lb, sizeof(lb)), started, n);
 	}
 	free(pv.groups);
 	free(plan);
@@ -681,7 +670,7 @@ int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	/* Every member sent what it saw; only the first report of an attempt counts. */
 	if (f->attempt != rec.attempts) {
 		snprintf(detail, len, "fencing attempt %u of %s was counted already (%u failed)", f->attempt + 1,
-			 node_label(s, f->node, lb, sizeof(lb)), rec.attempts);
+			 vmc_state_node_label(s, f->node, lb, sizeof(lb)), rec.attempts);
 		return -VMC_E_BUSY;
 	}
 	rec.attempts++;
@@ -692,6 +681,6 @@ int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		return -VMC_E_INVALID;
 	}
 	snprintf(detail, len, "fencing attempt %u of %s by %s failed (%.120s)", rec.attempts,
-		 node_label(s, f->node, lb, sizeof(lb)), node_label(s, ctx->sender, fb, sizeof(fb)), f->error);
+		 vmc_state_node_label(s, f->node, lb, sizeof(lb)), vmc_state_node_label(s, ctx->sender, fb, sizeof(fb)), f->error);
 	return 0;
 }

@@ -44,7 +44,7 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->fence_method = VMC_FENCE_UNSET;
 	s->fence_timeout_s = VMC_FENCE_TIMEOUT_S_DEFAULT;
 	s->accel = VMC_ACCEL_AUTO;
-	s->lease_io_timeout_s = VMC_SETTINGS_LEASE_IO_S_DEFAULT;
+	s->lease_io_timeout_s = VMC_LEASE_IO_TIMEOUT_S_DEFAULT;
 }
 
 json_object *vmc_settings_to_json(const struct vmc_settings *s)
@@ -57,7 +57,7 @@ json_object *vmc_settings_to_json(const struct vmc_settings *s)
 	json_object_object_add(o, "fence_timeout_s", json_object_new_int64(s->fence_timeout_s));
 	json_object_object_add(o, "accel", json_object_new_string(vmc_accel_to_str(s->accel)));
 	/* Absent at its default, so the settings of an older daemon keep their digest. */
-	if (s->lease_io_timeout_s != VMC_SETTINGS_LEASE_IO_S_DEFAULT) {
+	if (s->lease_io_timeout_s != VMC_LEASE_IO_TIMEOUT_S_DEFAULT) {
 		json_object_object_add(o, "lease_io_timeout_s", json_object_new_int64(s->lease_io_timeout_s));
 	}
 	return o;
@@ -115,7 +115,7 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 	} else if (strcmp(key, "fence_timeout_s") == 0) {
 		return seconds_parse(key, value, VMC_FENCE_TIMEOUT_S_MAX, &s->fence_timeout_s, err, errlen);
 	} else if (strcmp(key, "lease_io_timeout_s") == 0) {
-		return seconds_parse(key, value, VMC_SETTINGS_LEASE_IO_S_MAX, &s->lease_io_timeout_s, err,
+		return seconds_parse(key, value, VMC_LEASE_IO_TIMEOUT_S_MAX, &s->lease_io_timeout_s, err,
 				     errlen);
 	} else if (strcmp(key, "accel") == 0) {
 		i = word_index(value, accel_names, N_ACCEL);

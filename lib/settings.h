@@ -11,10 +11,10 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "timeouts.h"
+
 #define VMC_FENCE_TIMEOUT_S_DEFAULT 60
 #define VMC_FENCE_TIMEOUT_S_MAX 3600
-#define VMC_SETTINGS_LEASE_IO_S_DEFAULT 10
-#define VMC_SETTINGS_LEASE_IO_S_MAX 60
 
 enum vmc_fence_method {
 	VMC_FENCE_UNSET = 0, /* nobody chose: lost nodes' VMs are not failed over */

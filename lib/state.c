@@ -197,6 +197,17 @@ int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f)
 	return 0;
 }
 
+const char *vmc_state_node_label(const struct vmc_state *s, uint32_t id, char *buf, size_t len)
+{
+	const struct vmc_node_facts *f = vmc_state_node(s, id);
+
+	if (f != NULL && f->name[0] != '\0') {
+		return f->name;
+	}
+	snprintf(buf, len, "node id %u", id);
+	return buf;
+}
+
 const struct vmc_fence_record *vmc_state_fencing(const struct vmc_state *s, uint32_t node)
 {
 	for (size_t i = 0; i < s->n_fencing; i++) {

@@ -115,6 +115,8 @@ int vmc_state_group_remove(struct vmc_state *s, const char *name);
 int vmc_state_group_redefine(struct vmc_state *s, struct vmc_group_def *def);
 
 const struct vmc_node_facts *vmc_state_node(const struct vmc_state *s, uint32_t id);
+/* The name a node reported (facts), else "node id N" in buf: for reasons an operator reads. */
+const char *vmc_state_node_label(const struct vmc_state *s, uint32_t id, char *buf, size_t len);
 /* Adds or replaces a node's facts; -ENOSPC when the table is full. */
 int vmc_state_node_set(struct vmc_state *s, const struct vmc_node_facts *f);
 

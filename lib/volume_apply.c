@@ -40,18 +40,10 @@ static struct vmc_volume *volume_target(const struct vmc_state *s, const struct 
 	return v;
 }
 
+/* The coordinator may be none. */
 static const char *node_name(const struct vmc_state *s, uint32_t id, char *buf, size_t len)
 {
-	const struct vmc_node_facts *f = vmc_state_node(s, id);
-
-	if (f != NULL && f->name[0] != '\0') {
-		return f->name;
-	}
-	if (id == 0) {
-		return "no node";
-	}
-	snprintf(buf, len, "node %u", id);
-	return buf;
+	return id == 0 ? "no node" : vmc_state_node_label(s, id, buf, len);
 }
 
 bool vmc_group_uses_volume(const struct vmc_group_def *def, const struct vmc_volume *v)
