@@ -95,7 +95,7 @@ done
 # ---- 3. failover under lease fencing
 echo "== 3. power-off to the VM online elsewhere (lease timeout 14000 ms)"
 truncate -s 1M "$HARNESS_RUNDIR/vol1/bench.img"
-guest_vm bench node1 ",\"disks\":[{\"path\":\"$HARNESS_RUNDIR/vol1/bench.img\"}],\"priority\":\"high\"" |
+guest_vm_disk bench node1 "$HARNESS_RUNDIR/vol1/bench.img" ',"priority":"high"' |
 	node_exec 1 clusterctl vm add - >/dev/null
 owner() { node_exec "$1" clusterctl --json vm show bench | jq -r 'select(.state == "online") | .owner'; }
 for ((run = 1; run <= runs; run++)); do

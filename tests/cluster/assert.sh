@@ -131,6 +131,11 @@ guest_vm() {
 		"$1" "$guest" "$guest" "$(cat "$guest/cmdline")" "$2" "${3:-}"
 }
 
+# guest_vm_disk NAME PREFERRED IMAGE [EXTRA]: guest_vm with one disk, IMAGE
+guest_vm_disk() {
+	guest_vm "$1" "$2" ",\"disks\":[{\"path\":\"$3\"}]${4:-}"
+}
+
 # vm_online_on VM NODE [ASK]: VM is online on NODE, as node ASK (default 1) sees it
 vm_online_on() {
 	[[ $(node_exec "${3:-1}" clusterctl --json vm show "$1" | jq -r '.state + " " + .owner') == "online $2" ]]

@@ -47,7 +47,7 @@ owner_of() { node_exec "${2:-1}" clusterctl --json vm show "$1" | jq -r 'select(
 online_elsewhere() { local o; o=$(owner_of "$1" "${3:-1}"); [[ -n $o && $o != "$2" ]]; }
 no_qemu() { [[ -z $(qemu_pids "$1" "$2") ]]; }
 add_vm() { # NAME PREFERRED
-	guest_vm "$1" "$2" ",\"disks\":[{\"path\":\"$vol/$1.img\"}]" | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+	guest_vm_disk "$1" "$2" "$vol/$1.img" | node_exec 1 clusterctl vm add - --start --wait >/dev/null
 	expect "$1 online on $2" vm_online_on "$1" "$2"
 }
 # log_ms NODE PATTERN: the time (ms) of the first line of NODE's daemon log with PATTERN, or nothing

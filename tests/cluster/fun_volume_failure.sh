@@ -33,7 +33,7 @@ ms_now() { date +%s%3N; }
 for n in 1 2 3; do expect "csv1 ok on node$n" wait_for 30 "csv1 ok on node$n" health_is "node$n" ok; done
 node_exec 1 clusterctl volume move csv1 node2 >/dev/null
 expect_eq "node2 coordinates csv1" node2 "$(coordinator)"
-guest_vm web1 node2 ",\"disks\":[{\"path\":\"$vol/web1.img\"}],\"possible_owners\":[\"node2\",\"node3\"]" |
+guest_vm_disk web1 node2 "$vol/web1.img" ',"possible_owners":["node2","node3"]' |
 	node_exec 1 clusterctl vm add - --start --wait >/dev/null
 expect "web1 online on node2" vm_online_on web1 node2
 
@@ -58,7 +58,7 @@ expect "csv1 ok on node2 again" wait_for 20 "csv1 ok on node2" health_is node2 o
 expect_eq "the operator's coordinator is back" node2 "$(coordinator)"
 
 # ---- a hang on node 2
-guest_vm web2 node2 ",\"disks\":[{\"path\":\"$vol/web2.img\"}],\"possible_owners\":[\"node2\",\"node1\"]" |
+guest_vm_disk web2 node2 "$vol/web2.img" ',"possible_owners":["node2","node1"]' |
 	node_exec 1 clusterctl vm add - --start --wait >/dev/null
 expect "web2 online on node2" vm_online_on web2 node2
 t0=$(ms_now)

@@ -64,7 +64,7 @@ refused_on 1 1 "no node named 'node9'" clusterctl volume move csv1 node9
 refused_on 1 2 "usage" clusterctl volume add onlyname
 expect_eq "refusals changed nothing" "$before" "$(node_exec 1 clusterctl --json status | jq -r .config_version)"
 
-guest_vm web1 node3 ",\"disks\":[{\"path\":\"$vol/web1.img\"}]" |
+guest_vm_disk web1 node3 "$vol/web1.img" |
 	node_exec 1 clusterctl vm add - --start --wait >/dev/null
 expect "web1 online on node3" vm_online_on web1 node3
 for n in 1 2 3; do
@@ -75,7 +75,7 @@ expect_eq "vm show lists the lock" "csv1" "$(node_exec 2 clusterctl --json vm sh
 node_exec 1 clusterctl volume show csv1 | grep -q "web1.img.*vm web1.*on node3" ||
 	fail "volume show's text does not list the lock"
 
-guest_vm web2 node1 ",\"disks\":[{\"path\":\"$vol/web1.img\"}]" | node_exec 1 clusterctl vm add - >/dev/null
+guest_vm_disk web2 node1 "$vol/web1.img" | node_exec 1 clusterctl vm add - >/dev/null
 refused_on 2 1 "image $vol/web1.img on volume csv1 is locked by vm web1 on node3" clusterctl vm start web2
 expect_eq "web2 stays offline" offline "$(node_exec 1 clusterctl --json vm show web2 | jq -r .state)"
 refused_on 1 2 "is on no volume" sh -c "printf '%s' '{\"name\":\"db1\",\"memory_mib\":64,\"disks\":[{\"path\":\"$HARNESS_RUNDIR/elsewhere/db1.img\"}]}' | clusterctl vm add -"
