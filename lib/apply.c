@@ -13,6 +13,7 @@
 
 #include "apply.h"
 #include "image_locks.h"
+#include "migration.h"
 #include "msg_types.h"
 #include "vmc_errors.h"
 
@@ -65,6 +66,10 @@ int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const 
 		rc = t->apply(s, ctx, &body, detail, detail_len);
 	}
 	if (rc == 0) {
+		/* A slot it freed starts the next queued move (journal replay has the view too). */
+		if (ctx->n_members > 0) {
+			vmc_migrations_promote(s, ctx);
+		}
 		/* The image locks follow what the change did to the groups. */
 		vmc_locks_reconcile(s);
 		s->config_version++;

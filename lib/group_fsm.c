@@ -132,6 +132,10 @@ int vmc_group_transition(struct vmc_group *g, enum vmc_group_event ev, char *det
 	if (t->next == VMC_GROUP_STARTING) {
 		g->attempt++;
 	}
+	/* A move lives only while the group stays online (queued) or migrating. */
+	if (t->next != VMC_GROUP_MIGRATING && !(t->next == VMC_GROUP_ONLINE && g->state == VMC_GROUP_ONLINE)) {
+		g->mig = (struct vmc_migration){ 0 };
+	}
 	g->state = t->next;
 	return 0;
 }

@@ -92,6 +92,14 @@ static bool def_has_image(const struct vmc_group_def *def, const char *image)
 }
 
 /* Keep or drop each lock, and move it with its group. */
+uint32_t vmc_group_lock_holder(const struct vmc_group *g)
+{
+	if (g->state == VMC_GROUP_MIGRATING && g->mig.phase == VMC_MIG_SWITCHOVER) {
+		return g->mig.target;
+	}
+	return g->owner;
+}
+
 static void locks_follow(struct vmc_state *s, struct vmc_volume *v)
 {
 	size_t kept = 0;
@@ -107,8 +115,8 @@ static void locks_follow(struct vmc_state *s, struct vmc_volume *v)
 			continue;
 		}
 		l->attempt = g->attempt;
-		if (l->node != g->owner) {
-			l->node = g->owner;
+		if (l->node != vmc_group_lock_holder(g)) {
+			l->node = vmc_group_lock_holder(g);
 			l->epoch = s->epoch;
 		}
 		v->locks[kept++] = *l;
@@ -130,7 +138,7 @@ static void lock_take(struct vmc_state *s, struct vmc_volume *v, const struct vm
 	memset(&v->locks[i], 0, sizeof(v->locks[i]));
 	snprintf(v->locks[i].image, sizeof(v->locks[i].image), "%s", image);
 	snprintf(v->locks[i].group, sizeof(v->locks[i].group), "%s", g->def->name);
-	v->locks[i].node = g->owner;
+	v->locks[i].node = vmc_group_lock_holder(g);
 	v->locks[i].epoch = s->epoch;
 	v->locks[i].attempt = g->attempt;
 	v->n_locks++;

@@ -5,7 +5,8 @@
  * makes them say what the groups do. A group that is starting, online,
  * stopping or migrating holds a lock on every image of its definition
  * that lies on a volume (disks marked local have none), held by its
- * owner; once it is offline or failed it holds none. So a lock moves in
+ * owner (the target of its migration from the switchover on, migration.h);
+ * once it is offline or failed it holds none. So a lock moves in
  * the same CPG message that moves its group (a recovery, a failover, a
  * migration's switchover), and a lost node keeps its locks until it is
  * proven dead, since its groups keep their owner until then.
@@ -51,6 +52,9 @@ bool vmc_locks_held_by(const struct vmc_state *s, const struct vmc_group *g, uin
 
 /* The first non-local disk of def on no volume, or NULL. */
 const struct vmc_disk *vmc_locks_disk_off_volumes(const struct vmc_state *s, const struct vmc_group_def *def);
+
+/* Who holds g's locks: a migration's target from its switchover on, else the owner. */
+uint32_t vmc_group_lock_holder(const struct vmc_group *g);
 
 /* Is the group in a state that holds locks? */
 bool vmc_group_holds_locks(const struct vmc_group *g);

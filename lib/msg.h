@@ -51,6 +51,10 @@
  *      NODE_FACTS "watchdog" (the node holds an armed watchdog); the
  *      fence method "lease" and NODE_FENCED method "lease"; a disk must
  *      lie on a volume unless it is marked local
+ *   5  MIGRATE_REQUEST, MIGRATE_SWITCHOVER, MIGRATE_DONE, MIGRATE_ABORT (a
+ *      group moved to another node, migration.h); a group's "migration"
+ *      in the state; the settings migration_* (network, port, limit,
+ *      bandwidth, downtime, timeout, encryption)
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -66,7 +70,7 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 4
+#define VMC_PROTO_VERSION_MAX 5
 /* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
 #define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
 /* Commit confirmations, votequorum decides primary, epochs paired with a node id,
@@ -74,6 +78,8 @@
 #define VMC_PROTO_HAS_CONFIRM(v) ((v) >= 3)
 /* Volumes, image locks, host leases, the watchdog. */
 #define VMC_PROTO_HAS_VOLUMES(v) ((v) >= 4)
+/* Live and quick migration of groups between nodes. */
+#define VMC_PROTO_HAS_MIGRATION(v) ((v) >= 5)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 
@@ -98,6 +104,10 @@ enum vmc_msg_type {
 	VMC_MSG_VOLUME_REMOVE = 17,
 	VMC_MSG_VOLUME_MOVE = 18,
 	VMC_MSG_VOLUME_HEALTH = 19,
+	VMC_MSG_MIGRATE_REQUEST = 20,
+	VMC_MSG_MIGRATE_SWITCHOVER = 21,
+	VMC_MSG_MIGRATE_DONE = 22,
+	VMC_MSG_MIGRATE_ABORT = 23,
 	VMC_MSG_TYPE_COUNT,
 };
 

@@ -11,6 +11,7 @@
 #include "config_apply.h"
 #include "json_util.h"
 #include "lifecycle.h"
+#include "migration.h"
 #include "msg_types.h"
 #include "vmc_errors.h"
 #include "volume_apply.h"
@@ -200,6 +201,48 @@ static int parse_fence_failed(json_object *body, union vmc_body *out, char *deta
 	return 0;
 }
 
+static int parse_migrate(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	struct vmc_body_migrate *m = &out->migrate;
+	const char *mode = vmc_json_str(body, "mode");
+	int64_t at = 0;
+
+	m->name = vmc_json_str(body, "name");
+	m->id = vmc_json_str(body, "id");
+	if (m->name == NULL || m->id == NULL || strlen(m->id) != VMC_MIG_ID_MAX) {
+		snprintf(detail, len, "migrate message without a name or a 32-digit id");
+		return -VMC_E_PROTOCOL;
+	}
+	m->reason = vmc_json_str(body, "reason") ? vmc_json_str(body, "reason") : "";
+	if (json_object_object_get_ex(body, "target", NULL) &&
+	    (!vmc_json_u32(body, "target", &m->target) || m->target == 0)) {
+		snprintf(detail, len, "migrate message with a target that is not a node id");
+		return -VMC_E_PROTOCOL;
+	}
+	if (mode != NULL && strcmp(mode, "live") != 0 && strcmp(mode, "quick") != 0) {
+		snprintf(detail, len, "migrate message with mode '%s' (live or quick)", mode);
+		return -VMC_E_PROTOCOL;
+	}
+	m->quick = mode != NULL && strcmp(mode, "quick") == 0;
+	if (json_object_object_get_ex(body, "at_s", NULL) && (!vmc_json_int64(body, "at_s", &at) || at < 0)) {
+		snprintf(detail, len, "migrate message with a bad at_s");
+		return -VMC_E_PROTOCOL;
+	}
+	m->at_s = (uint64_t)at;
+	return 0;
+}
+
+static int parse_migrate_request(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	int rc = parse_migrate(body, out, detail, len);
+
+	if (rc == 0 && out->migrate.target == 0) {
+		snprintf(detail, len, "migrate-request without a target");
+		return -VMC_E_PROTOCOL;
+	}
+	return rc;
+}
+
 static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_HELLO, "hello", 1, NULL, NULL },
 	{ VMC_MSG_STATE_CHUNK, "state-chunk", 1, NULL, NULL },
@@ -220,6 +263,10 @@ static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_VOLUME_REMOVE, "volume-remove", 4, parse_volume, vmc_apply_volume_remove },
 	{ VMC_MSG_VOLUME_MOVE, "volume-move", 4, parse_volume_move, vmc_apply_volume_move },
 	{ VMC_MSG_VOLUME_HEALTH, "volume-health", 4, parse_volume_health, vmc_apply_volume_health, true },
+	{ VMC_MSG_MIGRATE_REQUEST, "migrate-request", 5, parse_migrate_request, vmc_apply_migrate_request },
+	{ VMC_MSG_MIGRATE_SWITCHOVER, "migrate-switchover", 5, parse_migrate, vmc_apply_migrate_switchover, true },
+	{ VMC_MSG_MIGRATE_DONE, "migrate-done", 5, parse_migrate, vmc_apply_migrate_done, true },
+	{ VMC_MSG_MIGRATE_ABORT, "migrate-abort", 5, parse_migrate, vmc_apply_migrate_abort, true },
 };
 
 const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)

@@ -87,6 +87,16 @@ struct vmc_body_fence_failed {
 	const char *error;
 };
 
+/* MIGRATE_REQUEST (target, mode, at_s), _SWITCHOVER, _DONE, _ABORT (reason) */
+struct vmc_body_migrate {
+	const char *name;
+	const char *id;
+	uint32_t target;
+	bool quick;
+	uint64_t at_s;
+	const char *reason;       /* "" when the sender gave none */
+};
+
 union vmc_body {
 	struct vmc_body_group_add group_add;
 	struct vmc_body_name name;
@@ -97,6 +107,7 @@ union vmc_body {
 	struct vmc_body_fence_failed fence_failed;
 	struct vmc_body_volume volume;
 	struct vmc_body_volume_health volume_health;
+	struct vmc_body_migrate migrate;
 };
 
 typedef int (*vmc_body_parse_fn)(json_object *body, union vmc_body *out, char *detail, size_t len);

@@ -45,6 +45,58 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->fence_timeout_s = VMC_FENCE_TIMEOUT_S_DEFAULT;
 	s->accel = VMC_ACCEL_AUTO;
 	s->lease_io_timeout_s = VMC_LEASE_IO_TIMEOUT_S_DEFAULT;
+	s->migration_port = VMC_MIGRATION_PORT_DEFAULT;
+	s->migration_max_parallel = VMC_MIGRATION_MAX_PARALLEL_DEFAULT;
+	s->migration_downtime_ms = VMC_MIGRATION_DOWNTIME_MS_DEFAULT;
+	s->migration_timeout_s = VMC_MIGRATION_TIMEOUT_S_DEFAULT;
+	s->migration_encrypt = true;
+}
+
+bool vmc_settings_migration_changed(const struct vmc_settings *a, const struct vmc_settings *b)
+{
+	return strcmp(a->migration_network, b->migration_network) != 0 || a->migration_port != b->migration_port ||
+	       a->migration_max_parallel != b->migration_max_parallel ||
+	       a->migration_bandwidth_mib != b->migration_bandwidth_mib ||
+	       a->migration_downtime_ms != b->migration_downtime_ms ||
+	       a->migration_timeout_s != b->migration_timeout_s || a->migration_encrypt != b->migration_encrypt;
+}
+
+int vmc_cidr_parse(const char *cidr, uint32_t *net, unsigned *prefix)
+{
+	unsigned a, b, c, d, n;
+	char tail;
+
+	if (sscanf(cidr, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &n, &tail) != 5 || a > 255 || b > 255 || c > 255 ||
+	    d > 255 || n > 32 || !isdigit((unsigned char)cidr[0])) {
+		return -EINVAL;
+	}
+	*net = a << 24 | b << 16 | c << 8 | d;
+	*prefix = n;
+	return 0;
+}
+
+/* Every migration key at its default is left out, so older snapshots keep their digest. */
+static void migration_to_json(const struct vmc_settings *s, json_object *o)
+{
+	struct vmc_settings def;
+
+	vmc_settings_defaults(&def);
+	if (s->migration_network[0] != '\0') {
+		json_object_object_add(o, "migration_network", json_object_new_string(s->migration_network));
+	}
+#define ADD_IF_SET(field)                                                                    \
+	if (s->field != def.field) {                                                          \
+		json_object_object_add(o, #field, json_object_new_int64(s->field));            \
+	}
+	ADD_IF_SET(migration_port)
+	ADD_IF_SET(migration_max_parallel)
+	ADD_IF_SET(migration_bandwidth_mib)
+	ADD_IF_SET(migration_downtime_ms)
+	ADD_IF_SET(migration_timeout_s)
+#undef ADD_IF_SET
+	if (!s->migration_encrypt) {
+		json_object_object_add(o, "migration_encrypt", json_object_new_string("off"));
+	}
 }
 
 json_object *vmc_settings_to_json(const struct vmc_settings *s)
@@ -60,6 +112,7 @@ json_object *vmc_settings_to_json(const struct vmc_settings *s)
 	if (s->lease_io_timeout_s != VMC_LEASE_IO_TIMEOUT_S_DEFAULT) {
 		json_object_object_add(o, "lease_io_timeout_s", json_object_new_int64(s->lease_io_timeout_s));
 	}
+	migration_to_json(s, o);
 	return o;
 }
 
@@ -91,12 +144,75 @@ static int seconds_parse(const char *key, const char *value, long max, uint32_t 
 	return 0;
 }
 
+/* A whole number from min to max, or -EINVAL with the setting named. */
+static int number_parse(const char *key, const char *value, long min, long max, uint32_t *out, char *err,
+			size_t errlen)
+{
+	char *end;
+	long x;
+
+	errno = 0;
+	x = strtol(value, &end, 10);
+	if (!isdigit((unsigned char)value[0]) || *end != '\0' || errno != 0 || x < min || x > max) {
+		snprintf(err, errlen, "setting '%s': '%s' is not a whole number from %ld to %ld", key, value, min, max);
+		return -EINVAL;
+	}
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int migration_assign(struct vmc_settings *s, const char *key, const char *value, char *err,
+			    size_t errlen)
+{
+	uint32_t net;
+	unsigned prefix;
+
+	if (strcmp(key, "migration_network") == 0) {
+		if (value[0] != '\0' && (strlen(value) >= sizeof(s->migration_network) ||
+					 vmc_cidr_parse(value, &net, &prefix) != 0)) {
+			snprintf(err, errlen, "setting 'migration_network': '%s' is not an IPv4 network "
+				 "like 198.51.100.0/24 (or empty for the corosync ring addresses)", value);
+			return -EINVAL;
+		}
+		snprintf(s->migration_network, sizeof(s->migration_network), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "migration_encrypt") == 0) {
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+			snprintf(err, errlen, "setting 'migration_encrypt': '%s' is not on or off", value);
+			return -EINVAL;
+		}
+		s->migration_encrypt = strcmp(value, "on") == 0;
+		return 0;
+	}
+	if (strcmp(key, "migration_port") == 0) {
+		return number_parse(key, value, 1, 65535, &s->migration_port, err, errlen);
+	}
+	if (strcmp(key, "migration_max_parallel") == 0) {
+		return number_parse(key, value, 1, VMC_MIGRATION_MAX_PARALLEL_MAX, &s->migration_max_parallel, err,
+				    errlen);
+	}
+	if (strcmp(key, "migration_bandwidth_mib") == 0) {
+		return number_parse(key, value, 0, 1000000, &s->migration_bandwidth_mib, err, errlen);
+	}
+	if (strcmp(key, "migration_downtime_ms") == 0) {
+		return number_parse(key, value, 1, 60000, &s->migration_downtime_ms, err, errlen);
+	}
+	if (strcmp(key, "migration_timeout_s") == 0) {
+		return number_parse(key, value, 1, 86400, &s->migration_timeout_s, err, errlen);
+	}
+	return 1;
+}
+
 /* One key from its string form; the whole is validated afterwards. */
 static int setting_assign(struct vmc_settings *s, const char *key, const char *value, char *err,
 			  size_t errlen)
 {
-	int i;
+	int i = migration_assign(s, key, value, err, errlen);
 
+	if (i <= 0) {
+		return i;
+	}
 	if (strcmp(key, "fence_method") == 0) {
 		i = word_index(value, fence_method_names, N_FENCE);
 		if (i <= 0) {
@@ -126,7 +242,9 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		s->accel = (enum vmc_accel)i;
 	} else {
 		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
-				      "fence_timeout_s, accel, lease_io_timeout_s)", key);
+				      "fence_timeout_s, accel, lease_io_timeout_s, migration_network, migration_port, "
+				      "migration_max_parallel, migration_bandwidth_mib, migration_downtime_ms, "
+				      "migration_timeout_s, migration_encrypt)", key);
 		return -EINVAL;
 	}
 	return 0;
@@ -211,7 +329,9 @@ static int from_json_key(json_object *o, const char *key, struct vmc_settings *s
 int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "fence_method", "fence_agent", "fence_timeout_s", "accel",
-					    "lease_io_timeout_s" };
+					    "lease_io_timeout_s", "migration_network", "migration_port",
+					    "migration_max_parallel", "migration_bandwidth_mib",
+					    "migration_downtime_ms", "migration_timeout_s", "migration_encrypt" };
 	struct vmc_settings s;
 
 	vmc_settings_defaults(&s);

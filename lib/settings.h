@@ -7,6 +7,7 @@
 #ifndef VMC_SETTINGS_H
 #define VMC_SETTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <json-c/json.h>
@@ -30,12 +31,28 @@ enum vmc_accel {
 	VMC_ACCEL_TCG,
 };
 
+/* Migrations (since protocol 5; migration.h). */
+#define VMC_MIGRATION_MAX_PARALLEL_DEFAULT 2
+#define VMC_MIGRATION_MAX_PARALLEL_MAX 16
+#define VMC_MIGRATION_DOWNTIME_MS_DEFAULT 300
+#define VMC_MIGRATION_TIMEOUT_S_DEFAULT 600
+#define VMC_MIGRATION_PORT_DEFAULT 7794
+#define VMC_MIGRATION_NETWORK_MAX 64
+
 struct vmc_settings {
 	enum vmc_fence_method fence_method;
 	char fence_agent[256];   /* absolute path; needed when fence_method is agent */
 	uint32_t fence_timeout_s;
 	enum vmc_accel accel;
 	uint32_t lease_io_timeout_s; /* T of the lease timeline (timeouts.h) */
+	/* Where the agents listen and connect: an IPv4 CIDR, "" for the corosync ring addresses. */
+	char migration_network[VMC_MIGRATION_NETWORK_MAX];
+	uint32_t migration_port;
+	uint32_t migration_max_parallel; /* per node, in or out; more wait in the queue */
+	uint32_t migration_bandwidth_mib; /* MiB/s per migration; 0: as fast as the link goes */
+	uint32_t migration_downtime_ms;   /* the pause QEMU may plan for at the switchover */
+	uint32_t migration_timeout_s;     /* a live migration not finished by then is cancelled */
+	bool migration_encrypt;           /* the agents seal the stream (AES-256-GCM) */
 };
 
 void vmc_settings_defaults(struct vmc_settings *s);
@@ -50,5 +67,9 @@ const char *vmc_fence_method_to_str(enum vmc_fence_method m);
 const char *vmc_accel_to_str(enum vmc_accel a);
 /* One line an operator should see on every `status`, or NULL. */
 const char *vmc_settings_warning(const struct vmc_settings *s);
+/* Does any migration setting differ from its default? (they need protocol 5) */
+bool vmc_settings_migration_changed(const struct vmc_settings *a, const struct vmc_settings *b);
+/* An IPv4 CIDR "a.b.c.d/n": 0 with the network and prefix, or -EINVAL. */
+int vmc_cidr_parse(const char *cidr, uint32_t *net, unsigned *prefix);
 
 #endif

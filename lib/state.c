@@ -14,6 +14,7 @@
 
 #include "json_util.h"
 #include "state.h"
+#include "migration.h"
 #include "state_volumes.h"
 
 static const char *const group_state_names[] = {
@@ -385,6 +386,9 @@ static json_object *group_to_json(const struct vmc_group *g)
 		json_object_array_add(failures, f);
 	}
 	json_object_object_add(o, "failures", failures);
+	if (g->mig.phase != VMC_MIG_NONE) {
+		json_object_object_add(o, "migration", vmc_migration_to_json(&g->mig));
+	}
 	return o;
 }
 
@@ -476,7 +480,8 @@ char *vmc_state_to_string(const struct vmc_state *s)
 static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g, char *err,
 				   size_t errlen)
 {
-	json_object *reason, *failures, *attempt;
+	json_object *reason, *failures, *attempt, *mig;
+	char why[160];
 
 	if (json_object_object_get_ex(o, "attempt", &attempt)) {
 		if (!vmc_json_u32(o, "attempt", &g->attempt)) {
@@ -492,6 +497,12 @@ static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g
 			return -EINVAL;
 		}
 		snprintf(g->reason, sizeof(g->reason), "%s", json_object_get_string(reason));
+	}
+	if (json_object_object_get_ex(o, "migration", &mig) &&
+	    vmc_migration_from_json(mig, &g->mig, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "snapshot: groups[%zu]: %s", i, why);
+		vmc_group_def_free(g->def);
+		return -EINVAL;
 	}
 	if (!json_object_object_get_ex(o, "failures", &failures)) {
 		return 0;

@@ -27,6 +27,29 @@ enum vmc_group_state {
 	VMC_GROUP_FAILED,
 };
 
+/*
+ * A move of a group to another node (migration.h): queued while the
+ * group is online and the per-node limit is reached, then transfer and
+ * switchover while it is migrating. Phase none otherwise.
+ */
+enum vmc_mig_phase {
+	VMC_MIG_NONE = 0,
+	VMC_MIG_QUEUED,     /* waiting for a free slot on the source or the target */
+	VMC_MIG_TRANSFER,   /* the agents copy it; the source runs it and holds its locks */
+	VMC_MIG_SWITCHOVER, /* the source is paused and the locks are the target's */
+};
+
+#define VMC_MIG_ID_MAX 32
+
+struct vmc_migration {
+	enum vmc_mig_phase phase;
+	uint32_t target;
+	bool quick;                     /* save to a file and restore, not live */
+	char id[VMC_MIG_ID_MAX + 1];    /* 32 hex digits, chosen by the requester */
+	uint64_t since_s;               /* when it was asked for (the requester's clock) */
+	uint64_t seq;                   /* config_version that queued it: the queue's order */
+};
+
 struct vmc_group {
 	struct vmc_group_def *def;
 	uint32_t owner; /* corosync node id, 0 when no node owns it */
@@ -36,6 +59,7 @@ struct vmc_group {
 	char reason[320];  /* why it is in this state, for `vm show` */
 	struct vmc_failure failures[VMC_FAILURES_KEPT];
 	size_t n_failures;
+	struct vmc_migration mig;   /* since protocol 5 */
 };
 
 /* What each node reported about itself (NODE_FACTS). */

@@ -59,6 +59,12 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_VOLUME_MOVE] = "{\"name\":\"csv1\",\"node\":\"node2\"}",
 	[VMC_MSG_VOLUME_HEALTH] = "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,"
 				  "\"detail\":\"EIO\",\"at_s\":1700000000}",
+	[VMC_MSG_MIGRATE_REQUEST] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\","
+				    "\"target\":2,\"mode\":\"live\",\"at_s\":1700000000}",
+	[VMC_MSG_MIGRATE_SWITCHOVER] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\"}",
+	[VMC_MSG_MIGRATE_DONE] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\"}",
+	[VMC_MSG_MIGRATE_ABORT] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\","
+				  "\"reason\":\"destination QEMU exited\"}",
 };
 
 static unsigned int garbage_seed(void)

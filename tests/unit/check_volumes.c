@@ -23,6 +23,7 @@
 #include "timeouts.h"
 #include "vmc_errors.h"
 #include "volume.h"
+#include "apply_cluster.h"
 #include "check_run.h"
 
 static const uint32_t three[] = { 1, 2, 3 };
@@ -331,41 +332,6 @@ END_TEST
 
 /* ---- volumes and locks in the apply path ---- */
 
-struct cluster {
-	struct vmc_state *s;
-	uint32_t members[3];
-	size_t n_members;
-	uint16_t version;
-	char detail[512];
-};
-
-static void cluster_init(struct cluster *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->s = vmc_state_new();
-	ck_assert_ptr_nonnull(c->s);
-	memcpy(c->members, three, sizeof(three));
-	c->n_members = 3;
-	c->version = VMC_PROTO_VERSION_MAX;
-}
-
-static int send(struct cluster *c, uint32_t sender, uint16_t type, const char *body)
-{
-	struct vmc_msg m = { .version = c->version, .type = type, .sender = sender,
-			     .body = json_tokener_parse(body) };
-	struct vmc_apply_ctx ctx = { .sender = sender, .version = c->version, .members = c->members,
-				     .n_members = c->n_members };
-	int rc;
-
-	ck_assert_msg(m.body != NULL, "not JSON: %s", body);
-	rc = vmc_state_apply(c->s, &ctx, &m, c->detail, sizeof(c->detail));
-	vmc_msg_clear(&m);
-	return rc;
-}
-
-#define OK(c, sender, type, body) \
-	ck_assert_msg(send(c, sender, type, body) == 0, "%s: %s", body, (c)->detail)
-
 static void cluster_with_nodes(struct cluster *c)
 {
 	cluster_init(c);
@@ -441,18 +407,6 @@ START_TEST(test_disks_must_lie_on_a_volume)
 	vmc_state_free(c.s);
 }
 END_TEST
-
-static const struct vmc_image_lock *lock_of(const struct cluster *c, const char *image)
-{
-	const struct vmc_volume *v = vmc_state_volume_find(c->s, "csv1");
-
-	for (size_t i = 0; v != NULL && i < v->n_locks; i++) {
-		if (strcmp(v->locks[i].image, image) == 0) {
-			return &v->locks[i];
-		}
-	}
-	return NULL;
-}
 
 START_TEST(test_locks_follow_the_group)
 {

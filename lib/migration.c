@@ -1,0 +1,384 @@
+/*
+ * Moves of groups between nodes in the replicated state (migration.h).
+ * Every handler checks everything before it changes anything, and none
+ * allocates, so none can fail half-way (apply.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "group_fsm.h"
+#include "json_util.h"
+#include "migration.h"
+#include "vmc_errors.h"
+#include "volume_apply.h"
+
+const char *vmc_mig_phase_to_str(enum vmc_mig_phase p)
+{
+	static const char *const names[] = {
+		[VMC_MIG_NONE] = "none",
+		[VMC_MIG_QUEUED] = "queued",
+		[VMC_MIG_TRANSFER] = "transfer",
+		[VMC_MIG_SWITCHOVER] = "switchover",
+	};
+
+	return (size_t)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
+}
+
+static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
+{
+	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
+		if (ctx->members[i] == id) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool in_flight(const struct vmc_group *g)
+{
+	return g->state == VMC_GROUP_MIGRATING &&
+	       (g->mig.phase == VMC_MIG_TRANSFER || g->mig.phase == VMC_MIG_SWITCHOVER);
+}
+
+size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const struct vmc_group *g = &s->groups[i];
+		if (in_flight(g) && (g->owner == node || g->mig.target == node)) {
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Memory the groups on node take, counting those on their way there. */
+static uint64_t memory_used_on(const struct vmc_state *s, uint32_t node, const struct vmc_group *except)
+{
+	uint64_t used = 0;
+
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const struct vmc_group *g = &s->groups[i];
+		bool runs = g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED && g->owner == node;
+		bool coming = in_flight(g) && g->mig.target == node;
+		if (g != except && (runs || coming)) {
+			used += g->def->memory_mib;
+		}
+	}
+	return used;
+}
+
+/* The first volume the VM uses that fails or hangs on node, or NULL. */
+static const struct vmc_volume *volume_bad_on(const struct vmc_state *s, const struct vmc_group_def *def,
+					      uint32_t node)
+{
+	for (size_t i = 0; i < s->n_volumes; i++) {
+		const struct vmc_volume_seen *e = vmc_volume_seen_by(&s->volumes[i], node);
+		if (vmc_group_uses_volume(def, &s->volumes[i]) && e != NULL &&
+		    (e->health == VMC_VOLUME_FAILING || e->health == VMC_VOLUME_HUNG)) {
+			return &s->volumes[i];
+		}
+	}
+	return NULL;
+}
+
+static int group_movable(const struct vmc_state *s, const struct vmc_group *g, char *why, size_t len)
+{
+	char node[24];
+
+	if (g->mig.phase != VMC_MIG_NONE) {
+		snprintf(why, len, "vm %s is already moving to %s (%s)", g->def->name,
+			 vmc_state_node_label(s, g->mig.target, node, sizeof(node)), vmc_mig_phase_to_str(g->mig.phase));
+		return -VMC_E_BUSY;
+	}
+	if (g->state != VMC_GROUP_ONLINE) {
+		snprintf(why, len, "vm %s is %s: only a running VM moves (start it first, or wait)", g->def->name,
+			 vmc_group_state_to_str(g->state));
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
+int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+			uint32_t target, char *why, size_t len)
+{
+	const struct vmc_node_facts *t = vmc_state_node(s, target);
+	const struct vmc_volume *bad;
+	uint64_t used;
+	int rc = group_movable(s, g, why, len);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (t == NULL) {
+		snprintf(why, len, "no node with id %u in the cluster (see 'clusterctl node list')", target);
+		return -VMC_E_NOT_FOUND;
+	}
+	if (target == g->owner) {
+		snprintf(why, len, "vm %s runs on %s already", g->def->name, t->name);
+		return -VMC_E_INVALID;
+	}
+	if (!in_view(ctx, target)) {
+		snprintf(why, len, "node %s is down: a VM moves only to a node in the cluster", t->name);
+		return -VMC_E_BUSY;
+	}
+	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, t->name)) {
+		snprintf(why, len, "node %s is not a possible owner of vm %s", t->name, g->def->name);
+		return -VMC_E_INVALID;
+	}
+	used = memory_used_on(s, target, g);
+	if (used + g->def->memory_mib > t->mem_mib) {
+		snprintf(why, len, "node %s has %llu MiB free for VMs, vm %s needs %u MiB", t->name,
+			 used > t->mem_mib ? 0ULL : (unsigned long long)(t->mem_mib - used), g->def->name,
+			 g->def->memory_mib);
+		return -VMC_E_BUSY;
+	}
+	bad = volume_bad_on(s, g->def, target);
+	if (bad != NULL) {
+		snprintf(why, len, "volume %s, which vm %s uses, is not healthy on node %s", bad->name, g->def->name,
+			 t->name);
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
+static bool has_slot(const struct vmc_state *s, const struct vmc_group *g)
+{
+	size_t max = s->settings.migration_max_parallel;
+
+	return vmc_migrations_in_flight(s, g->owner) < max && vmc_migrations_in_flight(s, g->mig.target) < max;
+}
+
+static void migration_start(struct vmc_state *s, struct vmc_group *g)
+{
+	char node[24];
+	char ignored[160];
+
+	vmc_group_transition(g, VMC_GEV_MIGRATE, ignored, sizeof(ignored));
+	g->mig.phase = VMC_MIG_TRANSFER;
+	snprintf(g->reason, sizeof(g->reason), "moving %s to %s", g->mig.quick ? "(quick)" : "live",
+		 vmc_state_node_label(s, g->mig.target, node, sizeof(node)));
+}
+
+/* The queued group to start next: high priority first, then the order they were asked in. */
+static struct vmc_group *queue_next(struct vmc_state *s, const struct vmc_apply_ctx *ctx)
+{
+	struct vmc_group *best = NULL;
+
+	for (size_t i = 0; i < s->n_groups; i++) {
+		struct vmc_group *g = &s->groups[i];
+		char why[256];
+		struct vmc_migration m = g->mig;
+		if (g->mig.phase != VMC_MIG_QUEUED) {
+			continue;
+		}
+		g->mig.phase = VMC_MIG_NONE; /* checked as if it were not moving yet */
+		if (vmc_migration_check(s, ctx, g, m.target, why, sizeof(why)) != 0) {
+			snprintf(g->reason, sizeof(g->reason), "queued move dropped: %.280s", why);
+			continue;
+		}
+		g->mig = m;
+		if (has_slot(s, g) &&
+		    (best == NULL || g->def->priority < best->def->priority ||
+		     (g->def->priority == best->def->priority && g->mig.seq < best->mig.seq))) {
+			best = g;
+		}
+	}
+	return best;
+}
+
+void vmc_migrations_promote(struct vmc_state *s, const struct vmc_apply_ctx *ctx)
+{
+	struct vmc_group *g;
+
+	/* Each start takes slots, so the next pick sees them taken. */
+	while ((g = queue_next(s, ctx)) != NULL) {
+		migration_start(s, g);
+	}
+}
+
+static struct vmc_group *migration_named(struct vmc_state *s, const struct vmc_body_migrate *b, char *detail,
+					 size_t len, int *rc)
+{
+	struct vmc_group *g = vmc_state_group_find(s, b->name);
+
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", b->name);
+		*rc = -VMC_E_NOT_FOUND;
+		return NULL;
+	}
+	if (g->mig.phase == VMC_MIG_NONE || strcmp(g->mig.id, b->id) != 0) {
+		snprintf(detail, len, "vm %s has no migration %s (it ended, or another one runs)", b->name, b->id);
+		*rc = -VMC_E_BUSY;
+		return NULL;
+	}
+	return g;
+}
+
+static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t len)
+{
+	if (!VMC_PROTO_HAS_MIGRATION(ctx->version)) {
+		snprintf(detail, len, "migration needs protocol 5; a member of this view speaks %u (upgrade it)",
+			 ctx->version);
+		return -VMC_E_VERSION;
+	}
+	return 0;
+}
+
+int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			      char *detail, size_t len)
+{
+	const struct vmc_body_migrate *m = &b->migrate;
+	struct vmc_group *g = vmc_state_group_find(s, m->name);
+	char why[256], node_buf[24];
+	const char *node;
+	int rc = need_version(ctx, detail, len);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (g == NULL) {
+		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", m->name);
+		return -VMC_E_NOT_FOUND;
+	}
+	rc = vmc_migration_check(s, ctx, g, m->target, why, sizeof(why));
+	if (rc != 0) {
+		snprintf(detail, len, "%s", why);
+		return rc;
+	}
+	g->mig = (struct vmc_migration){ .phase = VMC_MIG_QUEUED, .target = m->target, .quick = m->quick,
+					 .since_s = m->at_s, .seq = s->config_version + 1 };
+	snprintf(g->mig.id, sizeof(g->mig.id), "%s", m->id);
+	node = vmc_state_node_label(s, m->target, node_buf, sizeof(node_buf));
+	if (has_slot(s, g)) {
+		migration_start(s, g);
+		snprintf(detail, len, "vm %s moving %s to %s", g->def->name, m->quick ? "(quick)" : "live", node);
+	} else {
+		snprintf(g->reason, sizeof(g->reason), "queued to move to %s (migration_max_parallel %u reached)", node,
+			 s->settings.migration_max_parallel);
+		snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	}
+	return 0;
+}
+
+int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+				 const union vmc_body *b, char *detail, size_t len)
+{
+	int rc = need_version(ctx, detail, len);
+	struct vmc_group *g = rc == 0 ? migration_named(s, &b->migrate, detail, len, &rc) : NULL;
+	char node[24];
+
+	if (g == NULL) {
+		return rc;
+	}
+	if (ctx->sender != g->owner || g->mig.phase != VMC_MIG_TRANSFER) {
+		snprintf(detail, len, "vm %s: switchover of migration %s refused: it is in phase %s, owned by node %u",
+			 g->def->name, b->migrate.id, vmc_mig_phase_to_str(g->mig.phase), g->owner);
+		return -VMC_E_BUSY;
+	}
+	g->mig.phase = VMC_MIG_SWITCHOVER;
+	snprintf(detail, len, "vm %s switching over to %s: its image locks are the target's", g->def->name,
+		 vmc_state_node_label(s, g->mig.target, node, sizeof(node)));
+	return 0;
+}
+
+int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			   char *detail, size_t len)
+{
+	int rc = need_version(ctx, detail, len);
+	struct vmc_group *g = rc == 0 ? migration_named(s, &b->migrate, detail, len, &rc) : NULL;
+	char from_buf[24], to_buf[24];
+	const char *from, *to;
+	bool quick;
+
+	if (g == NULL) {
+		return rc;
+	}
+	if (ctx->sender != g->mig.target || g->mig.phase != VMC_MIG_SWITCHOVER) {
+		snprintf(detail, len, "vm %s: migration %s cannot complete: it is in phase %s (target node %u)",
+			 g->def->name, b->migrate.id, vmc_mig_phase_to_str(g->mig.phase), g->mig.target);
+		return -VMC_E_BUSY;
+	}
+	from = vmc_state_node_label(s, g->owner, from_buf, sizeof(from_buf));
+	to = vmc_state_node_label(s, g->mig.target, to_buf, sizeof(to_buf));
+	quick = g->mig.quick;
+	g->owner = g->mig.target;
+	vmc_group_transition(g, VMC_GEV_MIGRATED, detail, len);
+	snprintf(g->reason, sizeof(g->reason), "moved %s from %s to %s", quick ? "(quick)" : "live", from, to);
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
+}
+
+int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			    char *detail, size_t len)
+{
+	int rc = need_version(ctx, detail, len);
+	struct vmc_group *g = rc == 0 ? migration_named(s, &b->migrate, detail, len, &rc) : NULL;
+	char from_buf[24], to_buf[24];
+	const char *from, *to;
+	bool queued;
+
+	if (g == NULL) {
+		return rc;
+	}
+	from = vmc_state_node_label(s, g->owner, from_buf, sizeof(from_buf));
+	to = vmc_state_node_label(s, g->mig.target, to_buf, sizeof(to_buf));
+	queued = g->mig.phase == VMC_MIG_QUEUED;
+	if (!queued) {
+		vmc_group_transition(g, VMC_GEV_MIGRATE_ROLLBACK, detail, len);
+	}
+	g->mig = (struct vmc_migration){ 0 };
+	snprintf(g->reason, sizeof(g->reason), "%s to %s %s: %.200s; it runs on %s", queued ? "queued move" : "move",
+		 to, queued ? "cancelled" : "failed", b->migrate.reason[0] ? b->migrate.reason : "no reason given", from);
+	snprintf(detail, len, "vm %s: %s", g->def->name, g->reason);
+	return 0;
+}
+
+json_object *vmc_migration_to_json(const struct vmc_migration *m)
+{
+	json_object *o;
+
+	if (m->phase == VMC_MIG_NONE) {
+		return NULL;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "phase", json_object_new_string(vmc_mig_phase_to_str(m->phase)));
+	json_object_object_add(o, "target", json_object_new_int64(m->target));
+	json_object_object_add(o, "mode", json_object_new_string(m->quick ? "quick" : "live"));
+	json_object_object_add(o, "id", json_object_new_string(m->id));
+	json_object_object_add(o, "since_s", json_object_new_uint64(m->since_s));
+	json_object_object_add(o, "seq", json_object_new_uint64(m->seq));
+	return o;
+}
+
+int vmc_migration_from_json(json_object *o, struct vmc_migration *m, char *err, size_t errlen)
+{
+	const char *phase = vmc_json_str(o, "phase"), *mode = vmc_json_str(o, "mode"), *id = vmc_json_str(o, "id");
+	int64_t since = -1, seq = -1;
+
+	*m = (struct vmc_migration){ 0 };
+	if (phase == NULL || mode == NULL || id == NULL || strlen(id) != VMC_MIG_ID_MAX ||
+	    !vmc_json_u32(o, "target", &m->target) || m->target == 0 || !vmc_json_int64(o, "since_s", &since) ||
+	    since < 0 || !vmc_json_int64(o, "seq", &seq) || seq < 0) {
+		snprintf(err, errlen, "migration is not {phase, target, mode, id, since_s, seq}");
+		return -EINVAL;
+	}
+	for (int p = VMC_MIG_QUEUED; p <= VMC_MIG_SWITCHOVER; p++) {
+		if (strcmp(phase, vmc_mig_phase_to_str((enum vmc_mig_phase)p)) == 0) {
+			m->phase = (enum vmc_mig_phase)p;
+		}
+	}
+	if (m->phase == VMC_MIG_NONE || (strcmp(mode, "live") != 0 && strcmp(mode, "quick") != 0)) {
+		snprintf(err, errlen, "migration phase '%s' or mode '%s' unknown", phase, mode);
+		return -EINVAL;
+	}
+	m->quick = strcmp(mode, "quick") == 0;
+	memcpy(m->id, id, VMC_MIG_ID_MAX + 1);
+	m->since_s = (uint64_t)since;
+	m->seq = (uint64_t)seq;
+	return 0;
+}

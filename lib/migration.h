@@ -1,0 +1,73 @@
+/*
+ * Moving a running group to another node, as the replicated state sees
+ * it (the agents that carry the VM are agents/migrate/). Four CPG
+ * messages, each applied by every replica at the same point of the total
+ * order, so every node knows at every moment who may run the VM:
+ *
+ *   MIGRATE_REQUEST  (anyone)   online -> queued, or migrating/transfer
+ *                                when the source and the target each have a
+ *                                free slot (migration_max_parallel)
+ *   MIGRATE_SWITCHOVER (source) transfer -> switchover: the source QEMU is
+ *                                paused at pre-switchover; the image locks
+ *                                become the target's (image_locks.h)
+ *   MIGRATE_DONE     (target)   switchover -> online, owner = target: the
+ *                                point of no return
+ *   MIGRATE_ABORT    (source or target) any phase -> online at the source,
+ *                                locks back with it; a queued move is dropped
+ *
+ * Only the owner of the message's migration id counts, so a late message
+ * of an earlier migration of the same group is refused. Whichever of DONE
+ * and ABORT comes first in the total order wins and the other is refused:
+ * the target resumes its QEMU only once DONE is applied, the source only
+ * once its group is online here again, so after any crash exactly one of
+ * them may run the VM. A lost source is a lost owner (fence_policy.h); a
+ * lost target makes the source abort.
+ *
+ * When a slot frees, vmc_migrations_promote (after every applied change)
+ * starts the next queued move in priority order (high first, then the
+ * order they were asked in), dropping those that can no longer go.
+ */
+#ifndef VMC_MIGRATION_H
+#define VMC_MIGRATION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "apply.h"
+#include "msg_types.h"
+#include "state.h"
+
+/*
+ * Could g move to target now? The hard rules every replica checks when
+ * it applies a request, and that clusterctl's daemon checks first so a
+ * refusal comes before anything is sent: the group online (not moving),
+ * the target another node, in the view, a possible owner, with the memory
+ * and every volume the VM uses healthy there. 0, or a negative VMC_E_*
+ * with one line in why.
+ */
+int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+			uint32_t target, char *why, size_t len);
+
+/* Migrations in flight (transfer or switchover) with node as source or target. */
+size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
+
+/* Start the queued moves that fit now; drop those that cannot go any more. Never allocates. */
+void vmc_migrations_promote(struct vmc_state *s, const struct vmc_apply_ctx *ctx);
+
+int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			      char *detail, size_t len);
+int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+				 const union vmc_body *b, char *detail, size_t len);
+int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			   char *detail, size_t len);
+int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			    char *detail, size_t len);
+
+/* The snapshot's "migration" object of a group; NULL when it has none. */
+json_object *vmc_migration_to_json(const struct vmc_migration *m);
+int vmc_migration_from_json(json_object *o, struct vmc_migration *m, char *err, size_t errlen);
+const char *vmc_mig_phase_to_str(enum vmc_mig_phase p);
+
+#endif
