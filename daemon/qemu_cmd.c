@@ -88,10 +88,13 @@ enum spawn_kind {
 int vmcd_qemu_file_path(const struct vmcd_qemu_dirs *dirs, const char *name, enum vmcd_qemu_file f,
 			char *buf, size_t len)
 {
-	const char *dir = (f == VMCD_QEMU_FILE_PID || f == VMCD_QEMU_FILE_QMP) ? dirs->run : dirs->state;
+	const char *dir = (f == VMCD_QEMU_FILE_PID || f == VMCD_QEMU_FILE_QMP || f == VMCD_QEMU_FILE_MIGRATE_QMP)
+				  ? dirs->run
+				  : dirs->state;
 	static const char *const suffix[] = {
 		[VMCD_QEMU_FILE_PID] = ".pid",
 		[VMCD_QEMU_FILE_QMP] = ".qmp",
+		[VMCD_QEMU_FILE_MIGRATE_QMP] = ".migrate.qmp",
 		[VMCD_QEMU_FILE_SERIAL] = ".serial.log",
 		[VMCD_QEMU_FILE_LOG] = ".qemu.log",
 	};
@@ -224,8 +227,28 @@ static void argv_add_nics(struct argv *a, const struct vmc_group_def *def)
 	}
 }
 
+/* The daemon's monitor, and the migration agent's: QMP takes one client per socket. */
+static void argv_add_monitors(struct argv *a, const struct vmcd_qemu_dirs *dirs, const char *name)
+{
+	static const struct {
+		enum vmcd_qemu_file file;
+		const char *id;
+	} mons[] = { { VMCD_QEMU_FILE_QMP, "vmc-qmp" }, { VMCD_QEMU_FILE_MIGRATE_QMP, "vmc-migrate-qmp" } };
+	char path[PATH_MAX];
+	char esc[2 * PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(mons) / sizeof(mons[0]); i++) {
+		vmcd_qemu_file_path(dirs, name, mons[i].file, path, sizeof(path));
+		opt_escape(path, esc, sizeof(esc));
+		argv_add(a, "-chardev");
+		argv_add(a, "socket,id=%s,path=%s,server=on,wait=off", mons[i].id, esc);
+		argv_add(a, "-mon");
+		argv_add(a, "chardev=%s,mode=control", mons[i].id);
+	}
+}
+
 static void qemu_argv_build(struct argv *a, const char *qemu, const struct vmcd_qemu_dirs *dirs,
-			    const struct vmc_group_def *def, enum vmc_accel accel)
+			    const struct vmc_group_def *def, enum vmc_accel accel, bool incoming)
 {
 	char path[PATH_MAX];
 	char esc[2 * PATH_MAX];
@@ -247,12 +270,12 @@ static void qemu_argv_build(struct argv *a, const char *qemu, const struct vmcd_
 	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_PID, path, sizeof(path));
 	argv_add(a, "-pidfile");
 	argv_add(a, "%s", path);
-	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_QMP, path, sizeof(path));
-	opt_escape(path, esc, sizeof(esc));
-	argv_add(a, "-chardev");
-	argv_add(a, "socket,id=vmc-qmp,path=%s,server=on,wait=off", esc);
-	argv_add(a, "-mon");
-	argv_add(a, "chardev=vmc-qmp,mode=control");
+	argv_add_monitors(a, dirs, def->name);
+	if (incoming) {
+		argv_add(a, "-incoming");
+		argv_add(a, "defer");
+		argv_add(a, "-S");
+	}
 	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_SERIAL, path, sizeof(path));
 	opt_escape(path, esc, sizeof(esc));
 	argv_add(a, "-chardev");
@@ -653,6 +676,7 @@ struct spawn_plan {
 	const struct vmcd_qemu_dirs *dirs;
 	const struct vmc_group_def *def;
 	enum vmc_accel accel;
+	bool incoming;
 	const char *qemu;
 	char *const *argv; /* built by the helper */
 	int devnull;
@@ -808,7 +832,7 @@ static void __attribute__((noreturn)) spawn_helper(struct spawn_plan *p)
 	if (files_check(p->def, &real, why, sizeof(why)) < 0) {
 		helper_refuse(p, why);
 	}
-	qemu_argv_build(&a, p->qemu, p->dirs, &real.def, p->accel);
+	qemu_argv_build(&a, p->qemu, p->dirs, &real.def, p->accel, p->incoming);
 	if (a.oom) {
 		helper_refuse(p, "out of memory for QEMU's arguments");
 	}
@@ -837,10 +861,10 @@ static void spawn_pipe_init(struct vmcd_qemu_spawn_pipe *spawn, int fd)
 
 /* Forks the helper that checks the VM's files and starts QEMU (spawn_helper). */
 int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_def *def,
-		    enum vmc_accel accel, pid_t *helper, struct vmcd_qemu_spawn_pipe *spawn,
+		    enum vmc_accel accel, bool incoming, pid_t *helper, struct vmcd_qemu_spawn_pipe *spawn,
 		    char *err, size_t errlen)
 {
-	struct spawn_plan plan = { .dirs = dirs, .def = def, .accel = accel };
+	struct spawn_plan plan = { .dirs = dirs, .def = def, .accel = accel, .incoming = incoming };
 	char qemu[PATH_MAX];
 	char path[PATH_MAX];
 	int pipefd[2] = { -1, -1 };

@@ -33,6 +33,7 @@ struct vmcd_qemu_dirs {
 enum vmcd_qemu_file {
 	VMCD_QEMU_FILE_PID,
 	VMCD_QEMU_FILE_QMP,
+	VMCD_QEMU_FILE_MIGRATE_QMP, /* a second QMP monitor, the migration agent's */
 	VMCD_QEMU_FILE_SERIAL,
 	VMCD_QEMU_FILE_LOG,
 };
@@ -75,10 +76,13 @@ int vmcd_qemu_host_check(const struct vmcd_qemu_dirs *dirs, const struct vmc_gro
  * and on the pipe; otherwise the helper writes the start header, detaches
  * QEMU and exits. On success *helper is the helper (to reap, and to kill
  * with its process group if it hangs) and spawn the read end of the pipe
- * (non-blocking; see vmcd_qemu_spawn_read). 0, or -errno with one line in err.
+ * (non-blocking; see vmcd_qemu_spawn_read). incoming starts QEMU waiting
+ * for a migration (-incoming defer) and paused once it came (-S), for the
+ * migration agent to feed and the daemon to resume. 0, or -errno with one
+ * line in err.
  */
 int vmcd_qemu_spawn(const struct vmcd_qemu_dirs *dirs, const struct vmc_group_def *def,
-		    enum vmc_accel accel, pid_t *helper, struct vmcd_qemu_spawn_pipe *spawn,
+		    enum vmc_accel accel, bool incoming, pid_t *helper, struct vmcd_qemu_spawn_pipe *spawn,
 		    char *err, size_t errlen);
 
 /*

@@ -160,6 +160,7 @@ struct vm {
 	bool killed_on_timeout; /* the stop's SIGKILL */
 	bool powerdown_sent;
 	bool attach_warned;
+	bool incoming;          /* started for an incoming migration: "inmigrate" counts as running */
 	enum vmc_accel accel;
 	unsigned int stop_timeout_s;
 	int64_t stop_deadline_ms;
@@ -416,6 +417,16 @@ static void qmp_on_ready(void *ctx)
 	vm_input(ctx, IN_QMP_READY);
 }
 
+/* A STOP event says paused, not why: QEMU's status tells a migration's pause from others. */
+static void status_refresh_done(void *opaque, const struct vmc_qmp_reply *reply)
+{
+	struct vm *vm = opaque;
+
+	if (reply->status == VMC_QMP_OK) {
+		snprintf(vm->run_status, sizeof(vm->run_status), "%s", json_str_or(reply->ret, "status", "unknown"));
+	}
+}
+
 static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 {
 	struct vm *vm = ctx;
@@ -434,9 +445,13 @@ static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 	} else if (strcmp(ev->name, "STOP") == 0) {
 		log_vm(LOG_NOTICE, vm, "paused (QMP STOP event)");
 		snprintf(vm->run_status, sizeof(vm->run_status), "paused");
+		(void)vmcd_qmp_link_send(vm->qmp, "query-status", status_refresh_done, vm);
 	} else if (strcmp(ev->name, "RESUME") == 0) {
 		log_vm(LOG_NOTICE, vm, "resumed (QMP RESUME event)");
 		snprintf(vm->run_status, sizeof(vm->run_status), "running");
+	} else if (strcmp(ev->name, "MIGRATION") == 0) {
+		log_vm(LOG_INFO, vm, "migration %s", json_str_or(ev->data, "status", "?"));
+		(void)vmcd_qmp_link_send(vm->qmp, "query-status", status_refresh_done, vm);
 	} else if (strcmp(ev->name, "RESET") == 0) {
 		log_vm(LOG_NOTICE, vm, "the guest was reset (%s)",
 		       json_str_or(ev->data, "reason", "unknown"));
@@ -488,8 +503,11 @@ static void status_done(void *opaque, const struct vmc_qmp_reply *reply)
 		log_vm(LOG_WARNING, vm, "query-status failed: %s", reply->error_desc);
 	}
 	snprintf(vm->run_status, sizeof(vm->run_status), "%s", status);
-	vm_input(vm, strcmp(status, "running") == 0 ? IN_STATUS_RUNNING : IN_STATUS_OTHER);
+	vm_input(vm, strcmp(status, "running") == 0 || (vm->incoming && strcmp(status, "inmigrate") == 0)
+			     ? IN_STATUS_RUNNING
+			     : IN_STATUS_OTHER);
 }
+
 
 static void powerdown_done(void *opaque, const struct vmc_qmp_reply *reply)
 {
@@ -727,6 +745,9 @@ static void vm_files_remove(const struct vm *vm)
 		}
 	}
 	if (vm_path(vm->name, VMCD_QEMU_FILE_QMP, path, sizeof(path)) == 0) {
+		unlink(path);
+	}
+	if (vm_path(vm->name, VMCD_QEMU_FILE_MIGRATE_QMP, path, sizeof(path)) == 0) {
 		unlink(path);
 	}
 }
@@ -1157,7 +1178,8 @@ static int start_check(const struct vmc_group_def *def, enum vmc_accel *accel, c
 	return vmcd_attach_check_absent(&drv->dirs, def->name, err, errlen);
 }
 
-int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen)
+static int vm_start(const struct vmc_group_def *def, enum vmc_accel accel, bool incoming, char *err,
+		    size_t errlen)
 {
 	struct vm *vm;
 	int rc;
@@ -1175,7 +1197,7 @@ int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *e
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = vmcd_qemu_spawn(&drv->dirs, def, accel, &vm->helper, &vm->spawn, err, errlen);
+	rc = vmcd_qemu_spawn(&drv->dirs, def, accel, incoming, &vm->helper, &vm->spawn, err, errlen);
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -1183,6 +1205,7 @@ int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *e
 	helper_add(vm->helper);
 	vm->state = VM_SPAWNING;
 	vm->accel = accel;
+	vm->incoming = incoming;
 	vm->next = drv->vms;
 	drv->vms = vm;
 	rc = qb_loop_poll_add(drv->loop, QB_LOOP_MED, vm->spawn.fd, POLLIN, vm, spawn_dispatch);
@@ -1190,10 +1213,62 @@ int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *e
 		log_vm(LOG_ERR, vm, "cannot follow the spawn pipe: %s", strerror(-rc));
 	}
 	timer_arm(&vm->t_deadline, VMC_FS_CHECK_DEADLINE_MS, vm, start_deadline);
-	log_vm(LOG_NOTICE, vm, "starting QEMU (%s, %u MiB, %u vCPU%s, %zu disk%s, %zu NIC%s)",
-	       vmc_accel_to_str(accel), def->memory_mib, def->vcpus, def->vcpus == 1 ? "" : "s",
+	log_vm(LOG_NOTICE, vm, "starting QEMU%s (%s, %u MiB, %u vCPU%s, %zu disk%s, %zu NIC%s)",
+	       incoming ? " for an incoming migration" : "", vmc_accel_to_str(accel), def->memory_mib, def->vcpus, def->vcpus == 1 ? "" : "s",
 	       def->n_disks, def->n_disks == 1 ? "" : "s", def->n_nics, def->n_nics == 1 ? "" : "s");
 	return 0;
+}
+
+int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen)
+{
+	return vm_start(def, accel, false, err, errlen);
+}
+
+int vmcd_vm_start_incoming(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen)
+{
+	return vm_start(def, accel, true, err, errlen);
+}
+
+const char *vmcd_vm_run_status(const char *name)
+{
+	struct vm *vm = vm_find(name);
+
+	return vm != NULL && vm->state == VM_RUNNING ? vm->run_status : "";
+}
+
+static void resume_done(void *opaque, const struct vmc_qmp_reply *reply)
+{
+	struct vm *vm = opaque;
+
+	if (reply->status == VMC_QMP_ERROR) {
+		log_vm(LOG_ERR, vm, "%s refused: %s", reply->command, reply->error_desc);
+	} else if (reply->status == VMC_QMP_OK && strcmp(reply->command, "cont") == 0) {
+		log_vm(LOG_NOTICE, vm, "resumed");
+	}
+}
+
+int vmcd_vm_resume(const char *name, bool announce)
+{
+	struct vm *vm = vm_find(name);
+	int rc;
+
+	if (vm == NULL || vm->state != VM_RUNNING) {
+		return -ENOENT;
+	}
+	rc = vmcd_qmp_link_send(vm->qmp, "cont", resume_done, vm);
+	if (rc == 0 && announce) {
+		/* Gratuitous ARP/RARP from its NICs, so the switches learn where it is now. */
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "initial", json_object_new_int(50));
+		json_object_object_add(args, "max", json_object_new_int(550));
+		json_object_object_add(args, "rounds", json_object_new_int(5));
+		json_object_object_add(args, "step", json_object_new_int(100));
+		rc = vmcd_qmp_link_send_args(vm->qmp, "announce-self", args, resume_done, vm);
+	}
+	if (rc == 0) {
+		vm->incoming = false;
+	}
+	return rc;
 }
 
 int vmcd_vm_stop(const char *name, unsigned int timeout_s)

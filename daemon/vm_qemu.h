@@ -8,6 +8,7 @@
  *
  *   RUN_DIR/vms/NAME.pid           written by QEMU (-pidfile)
  *   RUN_DIR/vms/NAME.qmp           QMP, a unix socket QEMU listens on
+ *   RUN_DIR/vms/NAME.migrate.qmp   a second QMP socket, the migration agent's
  *   STATE_DIR/vms/NAME.serial.log  the guest's ttyS0, appended
  *   STATE_DIR/vms/NAME.qemu.log    QEMU's stdout and stderr, appended,
  *                                  one header line per start
@@ -92,6 +93,23 @@ size_t vmcd_vm_attach_all(void);
  * -ENAMETOOLONG (paths), or the -errno of what failed.
  */
 int vmcd_vm_start(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen);
+
+/*
+ * The same for an incoming migration: QEMU waits for it (-incoming defer,
+ * fed by the migration agent through NAME.migrate.qmp) and stays paused
+ * once it came; QMP saying "inmigrate" counts as running. vmcd_vm_resume
+ * runs it once the cluster says it is this node's.
+ */
+int vmcd_vm_start_incoming(const struct vmc_group_def *def, enum vmc_accel accel, char *err, size_t errlen);
+
+/* QEMU's status as last seen ("running", "paused", "postmigrate", "inmigrate", ...), "" when not running. */
+const char *vmcd_vm_run_status(const char *vm);
+
+/*
+ * cont (and, with announce, announce-self: the gratuitous ARPs a moved VM
+ * sends). 0, -ENOENT (not running here), -ENOTCONN (QMP not up).
+ */
+int vmcd_vm_resume(const char *vm, bool announce);
 
 /*
  * Follows a QEMU that runs VM here but that the driver does not follow

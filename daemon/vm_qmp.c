@@ -404,20 +404,28 @@ bool vmcd_qmp_link_ready(const struct vmcd_qmp_link *l)
 int vmcd_qmp_link_send(struct vmcd_qmp_link *l, const char *command, vmcd_qmp_link_done_fn done,
 		       void *opaque)
 {
+	return vmcd_qmp_link_send_args(l, command, NULL, done, opaque);
+}
+
+int vmcd_qmp_link_send_args(struct vmcd_qmp_link *l, const char *command, json_object *args,
+			    vmcd_qmp_link_done_fn done, void *opaque)
+{
 	struct link_cmd *c;
 	int rc;
 
 	if (!vmcd_qmp_link_ready(l)) {
+		json_object_put(args);
 		return -ENOTCONN;
 	}
 	c = malloc(sizeof(*c));
 	if (c == NULL) {
+		json_object_put(args);
 		return -ENOMEM;
 	}
 	c->link = l;
 	c->done = done;
 	c->opaque = opaque;
-	rc = vmc_qmp_command(l->q, command, NULL, link_cmd_done, c, NULL);
+	rc = vmc_qmp_command(l->q, command, args, link_cmd_done, c, NULL);
 	if (rc < 0) {
 		free(c);
 		log_link(LOG_ERR, l, "cannot send %s over QMP: %s", command, strerror(-rc));

@@ -82,6 +82,10 @@ bool vmcd_qmp_link_ready(const struct vmcd_qmp_link *l);
 int vmcd_qmp_link_send(struct vmcd_qmp_link *l, const char *command, vmcd_qmp_link_done_fn done,
 		       void *opaque);
 
+/* The same with arguments (an object, consumed). */
+int vmcd_qmp_link_send_args(struct vmcd_qmp_link *l, const char *command, json_object *args,
+			    vmcd_qmp_link_done_fn done, void *opaque);
+
 /*
  * The process is gone: reads what QEMU wrote before it went (its last
  * events explain the exit, and the pidfd may be seen first) and closes.
