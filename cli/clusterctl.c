@@ -22,43 +22,12 @@
 #include "clock.h"
 #include "group_def.h"
 #include "vmc_errors.h"
-
-enum exit_code {
-	EXIT_DONE = 0,
-	EXIT_REFUSED = 1,
-	EXIT_USAGE = 2,
-	EXIT_NO_DAEMON = 3,
-	EXIT_NO_QUORUM = 4,
-	EXIT_DENIED = 5,
-	EXIT_TIMEOUT = 6,
-	EXIT_UNKNOWN = 7,
-};
-
-struct cli {
-	bool json;
-	bool wait;        /* --wait: until the VM is online (start) or offline (stop) */
-	bool start;       /* vm add --start */
-	int timeout_ms;
-	size_t max_msg;
-	struct vmc_client *client;
-};
-
-struct command {
-	const char *noun;
-	const char *verb; /* NULL: the noun alone */
-	int min_args;
-	int max_args;     /* -1: any number */
-	const char *args;
-	const char *help;
-	int (*run)(struct cli *cli, int argc, char **argv);
-	bool large_reply; /* listings: start with a larger IPC buffer */
-	const char *details; /* more for the command's own --help */
-};
+#include "cli.h"
 
 static const struct command commands[];
 static int start_or_stop(struct cli *cli, const char *name, bool start);
 
-static int exit_for(int rc)
+int exit_for(int rc)
 {
 	switch (-rc) {
 	case 0:
@@ -87,8 +56,7 @@ static int exit_for(int rc)
 	}
 }
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
+int fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -119,7 +87,7 @@ static bool is_change(enum vmc_ipc_cmd cmd)
 {
 	return cmd != VMC_IPC_STATUS && cmd != VMC_IPC_NODE_LIST && cmd != VMC_IPC_VM_LIST &&
 	       cmd != VMC_IPC_VM_SHOW && cmd != VMC_IPC_CLUSTER_SHOW && cmd != VMC_IPC_DUMP &&
-	       cmd != VMC_IPC_VOLUME_LIST && cmd != VMC_IPC_VOLUME_SHOW;
+	       cmd != VMC_IPC_VOLUME_LIST && cmd != VMC_IPC_VOLUME_SHOW && cmd != VMC_IPC_MIGRATION_STATUS;
 }
 
 /*
@@ -127,7 +95,7 @@ static bool is_change(enum vmc_ipc_cmd cmd)
  * change came first) is retried until the timeout. A change whose answer
  * does not come in time may have been applied or not: say so.
  */
-static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
+int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
 {
 	long long deadline = vmc_now_ms() + cli->timeout_ms;
 	char err[2048];
@@ -182,13 +150,13 @@ static int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_o
 	return EXIT_DONE;
 }
 
-static void print_json(json_object *o)
+void print_json(json_object *o)
 {
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
-static const char *jstr(json_object *o, const char *key)
+const char *jstr(json_object *o, const char *key)
 {
 	json_object *v;
 
@@ -198,7 +166,7 @@ static const char *jstr(json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static json_object *jget(json_object *o, const char *key)
+json_object *jget(json_object *o, const char *key)
 {
 	json_object *v = NULL;
 
@@ -413,7 +381,7 @@ static int cmd_vm_list(struct cli *cli, int argc, char **argv)
 	return show(cli, VMC_IPC_VM_LIST, NULL, vm_list_text);
 }
 
-static json_object *name_args(const char *name)
+json_object *name_args(const char *name)
 {
 	json_object *args = json_object_new_object();
 
@@ -461,7 +429,7 @@ static int cmd_vm_remove(struct cli *cli, int argc, char **argv)
 	return rc;
 }
 
-static json_object *assignments_args(int argc, char **argv, int *bad)
+json_object *assignments_args(int argc, char **argv, int *bad)
 {
 	json_object *args = json_object_new_object();
 	json_object *set = json_object_new_array();
@@ -848,6 +816,30 @@ static const struct command commands[] = {
 	{ "volume", "remove", 1, 1, "NAME", "unregister a volume that no VM's disk lies on", cmd_volume_remove },
 	{ "volume", "move", 2, 2, "NAME NODE", "make NODE the volume's coordinator (it must see it healthy)",
 	  cmd_volume_move },
+	{ "move-vm", NULL, 1, 2, "VM [NODE] [--live|--quick] [--wait]",
+	  "move a running VM to NODE (or where placement puts it) without stopping it", cmd_move_vm, false,
+	  "Live by default: the VM keeps running while its memory is copied, then pauses for\n"
+	  "milliseconds while the last pages, its devices and its disk locks go over. Refused\n"
+	  "up front when NODE is down, not a possible owner, short of memory, lacks a healthy\n"
+	  "volume the VM uses, or the VM is moving already. On any failure before the switch\n"
+	  "the VM keeps running where it was. More than migration max_parallel moves at once\n"
+	  "from or to a node wait in a queue, high priority first. --wait follows the move\n"
+	  "(a progress bar on a terminal, one JSON event per line with --json) until it ends." },
+	{ "migration", "status", 0, 0, "", "list the migrations in flight and queued, with their progress",
+	  cmd_migration_status, true },
+	{ "migration", "set", 1, -1, "KEY=VALUE...", "change the migration settings (network, limits, encryption)",
+	  cmd_migration_set, false,
+	  "KEY is one of:\n"
+	  "  network        IPv4 CIDR the agents listen and connect in (a dedicated network is\n"
+	  "                 production practice); empty: the corosync ring addresses\n"
+	  "  port           the agents' TCP port (default 7794)\n"
+	  "  max_parallel   live migrations at once per node, in or out, 1-16 (default 2)\n"
+	  "  bandwidth_mib  MiB/s per migration, 0 for as fast as the link goes (default 0)\n"
+	  "  downtime_ms    the pause QEMU may plan for at the switch (default 300)\n"
+	  "  timeout_s      cancel a migration that has not converged by then (default 600)\n"
+	  "  encrypt        on | off (default on): AES-256-GCM between the agents; off only on a\n"
+	  "                 trusted dedicated network\n"
+	  "Example: clusterctl migration set network=198.51.100.0/24 max_parallel=4" },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL },
 };
 
@@ -927,6 +919,10 @@ static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
 			cli->wait = true;
 		} else if (strcmp(argv[i], "--start") == 0) {
 			cli->start = true;
+		} else if (strcmp(argv[i], "--live") == 0) {
+			cli->live = true;
+		} else if (strcmp(argv[i], "--quick") == 0) {
+			cli->quick = true;
 		} else if (strcmp(argv[i], "--") == 0) {
 			while (++i < *argc) {
 				argv[out++] = argv[i];
@@ -980,6 +976,10 @@ int main(int argc, char **argv)
 	if ((cli.wait && strstr(c->args, "--wait") == NULL) || (cli.start && strstr(c->args, "--start") == NULL)) {
 		return fail(EXIT_USAGE, "'%s %s' takes no %s (see 'clusterctl %s %s --help')", c->noun,
 			    c->verb ? c->verb : "", cli.wait ? "--wait" : "--start", c->noun, c->verb ? c->verb : "");
+	}
+	if ((cli.live || cli.quick) && strstr(c->args, "--live") == NULL) {
+		return fail(EXIT_USAGE, "'%s%s%s' takes no %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
+			    cli.live ? "--live" : "--quick");
 	}
 	nargs = argc - (c->verb ? 3 : 2);
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {

@@ -9,6 +9,7 @@
 #include "cpg.h"
 #include "facts.h"
 #include "log.h"
+#include "migrations.h"
 #include "nodes.h"
 
 #define RESERVED_MIB 1024 /* for the host itself when the operator sets nothing */
@@ -46,11 +47,16 @@ void vmcd_facts_announce(struct vmcd *d)
 	const struct vmcd_node *self = vmcd_node_by_id(d, d->my_id);
 	const char *name = self != NULL ? self->name : vmcd_node_name(d, d->my_id);
 	uint32_t mem = vm_memory_mib(d);
+	char addr[48] = "";
 	json_object *body;
 
+	if (VMC_PROTO_HAS_MIGRATION(d->replica.proto)) {
+		vmcd_migration_local_addr(d, addr, sizeof(addr));
+	}
 	if (!vmc_replica_writable(&d->replica) ||
 	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
 	     have->watchdog == (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) &&
+	     strcmp(have->migration_addr, addr) == 0 &&
 	     vmc_state_fencing(d->replica.state, d->my_id) == NULL)) {
 		return;
 	}
@@ -59,6 +65,9 @@ void vmcd_facts_announce(struct vmcd *d)
 	json_object_object_add(body, "mem_mib", json_object_new_int64(mem));
 	if (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) {
 		json_object_object_add(body, "watchdog", json_object_new_boolean(true));
+	}
+	if (addr[0] != '\0') {
+		json_object_object_add(body, "migration_addr", json_object_new_string(addr));
 	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
 		log_warn("node %s: cannot announce its facts", name);

@@ -183,6 +183,10 @@ static void call_answer(struct vmcd_ipc_call *p)
 	}
 	if (p->rc == 0) {
 		json_object_object_add(body, "config_version", json_object_new_uint64(p->config_version));
+		/* What the cluster did, as every node logged it ("vm web1 moving live to node2"). */
+		if (p->detail != NULL && p->detail[0] != '\0') {
+			json_object_object_add(body, "detail", json_object_new_string(p->detail));
+		}
 	}
 	reply_send(p->conn, p->cmd, p->rc, body);
 	json_object_put(body);

@@ -29,6 +29,9 @@
 #include "json_util.h"
 #include "lifecycle.h"
 #include "local_vms.h"
+#include "migrate_proto.h"
+#include "migration.h"
+#include "migrations.h"
 #include "log.h"
 #include "logring.h"
 #include "nodes.h"
@@ -716,6 +719,119 @@ static int cmd_volume_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_
 	return volume_change(d, req, VMC_MSG_VOLUME_MOVE, "move", err, errlen);
 }
 
+/* ---- moves ---- */
+
+static uint32_t node_named(const struct vmcd *d, const char *name)
+{
+	const struct vmc_state *s = d->replica.state;
+
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		if (strcmp(s->nodes[i].name, name) == 0) {
+			return s->nodes[i].id;
+		}
+	}
+	return 0;
+}
+
+static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+		       size_t errlen)
+{
+	int rc = 0;
+	const struct vmc_group *g = group_named(d, req, "move", err, errlen, &rc);
+	const char *node = vmc_json_str(req->args, "node"), *id = vmc_json_str(req->args, "id");
+	const char *mode = vmc_json_str(req->args, "mode");
+	struct vmc_apply_ctx ctx = { .sender = d->my_id, .version = d->replica.proto, .members = d->replica.active,
+				     .n_members = d->replica.n_active };
+	uint32_t target;
+	char why[768];
+	json_object *body;
+
+	if (g == NULL) {
+		return rc;
+	}
+	if (id == NULL || !vmc_migp_id_valid(id) || (mode != NULL && strcmp(mode, "live") != 0 && strcmp(mode, "quick") != 0)) {
+		snprintf(err, errlen, "move-vm needs a migration id (32 hex digits) and mode live or quick");
+		return -VMC_E_INVALID;
+	}
+	if (mode != NULL && strcmp(mode, "quick") == 0) {
+		snprintf(err, errlen, "quick migration is not available yet: move it live (--live)");
+		return -VMC_E_INVALID;
+	}
+	if ((rc = change_gate(d, err, errlen)) != 0) {
+		return rc;
+	}
+	if (!VMC_PROTO_HAS_MIGRATION(d->replica.proto)) {
+		snprintf(err, errlen, "a node of this cluster speaks protocol %u: migration needs 5 (upgrade it)",
+			 d->replica.proto);
+		return -VMC_E_VERSION;
+	}
+	if (node != NULL) {
+		target = node_named(d, node);
+		if (target == 0) {
+			snprintf(err, errlen, "no node named '%s' (see 'clusterctl node list')", node);
+			return -VMC_E_NOT_FOUND;
+		}
+		rc = vmc_migration_check(d->replica.state, &ctx, g, target, why, sizeof(why));
+	} else {
+		target = vmc_migration_pick_target(d->replica.state, &ctx, g, why, sizeof(why));
+		rc = target == 0 ? -VMC_E_BUSY : 0;
+	}
+	if (rc != 0) {
+		snprintf(err, errlen, "vm %s cannot move: %.400s", g->def->name, why);
+		return rc;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "name", json_object_new_string(g->def->name));
+	json_object_object_add(body, "id", json_object_new_string(id));
+	json_object_object_add(body, "target", json_object_new_int64(target));
+	json_object_object_add(body, "mode", json_object_new_string("live"));
+	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
+	rc = change_send(d, req, VMC_MSG_MIGRATE_REQUEST, body, err, errlen);
+	json_object_put(body);
+	return rc;
+}
+
+/* Every move in the state (queued ones too), with this node's agents' progress. */
+static int cmd_migration_status(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+				size_t errlen)
+{
+	const struct vmc_state *s = d->replica.state;
+	json_object *list = json_object_new_array(), *progress = vmcd_migrations_progress();
+	char a[24], b[24];
+
+	for (size_t i = 0; i < s->n_groups; i++) {
+		const struct vmc_group *g = &s->groups[i];
+		json_object *o;
+		if (g->mig.phase == VMC_MIG_NONE) {
+			continue;
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "vm", json_object_new_string(g->def->name));
+		json_object_object_add(o, "id", json_object_new_string(g->mig.id));
+		json_object_object_add(o, "phase", json_object_new_string(vmc_mig_phase_to_str(g->mig.phase)));
+		json_object_object_add(o, "mode", json_object_new_string(g->mig.quick ? "quick" : "live"));
+		json_object_object_add(o, "source", json_object_new_string(vmc_state_node_label(s, g->owner, a, sizeof(a))));
+		json_object_object_add(o, "target",
+				       json_object_new_string(vmc_state_node_label(s, g->mig.target, b, sizeof(b))));
+		json_object_object_add(o, "since_s", json_object_new_uint64(g->mig.since_s));
+		for (size_t k = 0; k < json_object_array_length(progress); k++) {
+			json_object *p = json_object_array_get_idx(progress, k);
+			if (strcmp(vmc_json_str(p, "id") ?: "", g->mig.id) == 0 &&
+			    strcmp(vmc_json_str(p, "role") ?: "", "source") == 0) {
+				json_object_object_add(o, "progress", json_object_get(p));
+			}
+		}
+		json_object_array_add(list, o);
+	}
+	json_object_put(progress);
+	*result = json_object_new_object();
+	json_object_object_add(*result, "migrations", list);
+	json_object_object_add(*result, "max_parallel", json_object_new_int64(s->settings.migration_max_parallel));
+	json_object_object_add(*result, "network", json_object_new_string(s->settings.migration_network));
+	json_object_object_add(*result, "encrypt", json_object_new_boolean(s->settings.migration_encrypt));
+	return 0;
+}
+
 static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_STATUS, "status", cmd_status },
 	{ VMC_IPC_NODE_LIST, "node list", cmd_node_list },
@@ -735,6 +851,8 @@ static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_VOLUME_SHOW, "volume show", cmd_volume_show },
 	{ VMC_IPC_VOLUME_REMOVE, "volume remove", cmd_volume_remove },
 	{ VMC_IPC_VOLUME_MOVE, "volume move", cmd_volume_move },
+	{ VMC_IPC_VM_MOVE, "vm move", cmd_vm_move },
+	{ VMC_IPC_MIGRATION_STATUS, "migration status", cmd_migration_status },
 };
 
 const struct vmcd_ipc_command *vmcd_ipc_commands(size_t *n)

@@ -89,7 +89,12 @@ static void locals_refresh(const struct vmcd *d)
 	free(names);
 	for (size_t i = 0; i < n_locals; i++) {
 		struct local_vm *l = &locals[i];
+		const char *status;
 		l->v.running = vmcd_vm_is_running(l->v.name, NULL);
+		status = vmcd_vm_run_status(l->v.name);
+		/* An incoming QEMU waits paused once fed, whatever status was seen last. */
+		l->v.paused = strcmp(status, "paused") == 0 || strcmp(status, "postmigrate") == 0 ||
+			      (l->v.running && l->v.incoming_id[0] != '\0');
 		if (l->v.running || l->v.exists_unfollowed || vmc_state_group_find(d->replica.state, l->v.name) != NULL) {
 			locals[k++] = *l;
 		}
@@ -144,6 +149,7 @@ static void vm_start_here(struct vmcd *d, struct local_vm *l, const struct vmc_l
 	}
 	l->v.started = true;
 	l->v.started_attempt = dec->attempt;
+	l->v.incoming_id[0] = '\0';
 	l->v.exit = VMC_EXIT_NONE;
 	l->v.self_fenced = false;
 	l->v.volume_lost = false;
@@ -156,6 +162,40 @@ static void vm_start_here(struct vmcd *d, struct local_vm *l, const struct vmc_l
 		return;
 	}
 	l->v.start_pending = true;
+}
+
+static void vm_start_incoming_here(struct vmcd *d, struct local_vm *l, const struct vmc_local_decision *dec)
+{
+	const struct vmc_group *g = vmc_state_group_find(d->replica.state, dec->vm);
+	enum vmc_accel accel = vmcd_accel_resolve(d->replica.state->settings.accel, NULL, NULL);
+	char err[512];
+	int rc;
+
+	log_notice("vm %s: starting its QEMU on %s to receive migration %s (%s)", dec->vm,
+		   vmcd_node_name(d, d->my_id), dec->mig_id, dec->why);
+	snprintf(l->v.incoming_id, sizeof(l->v.incoming_id), "%s", dec->mig_id);
+	l->v.exit_reason[0] = '\0';
+	rc = vmcd_vm_start_incoming(g->def, accel, err, sizeof(err));
+	l->start_ms = vmc_now_ms();
+	if (rc != 0) {
+		log_warn("vm %s: cannot start its incoming QEMU: %s", dec->vm, err);
+		snprintf(l->v.exit_reason, sizeof(l->v.exit_reason), "%.255s", err);
+		return;
+	}
+	l->v.start_pending = true;
+}
+
+static void vm_resume_here(struct vmcd *d, struct local_vm *l, const struct vmc_local_decision *dec)
+{
+	int rc = vmcd_vm_resume(dec->vm, dec->announce);
+
+	if (rc != 0) {
+		log_warn("vm %s: cannot resume it: %s", dec->vm, strerror(-rc));
+		return;
+	}
+	log_notice("vm %s: resuming it on %s: %s", dec->vm, vmcd_node_name(d, d->my_id), dec->why);
+	l->v.incoming_id[0] = '\0';
+	l->v.paused = false;
 }
 
 static void vm_adopt_here(struct vmcd *d, struct local_vm *l)
@@ -183,6 +223,12 @@ static void act(struct vmcd *d, const struct vmc_local_decision *dec)
 		return;
 	case VMC_LOCAL_ADOPT:
 		vm_adopt_here(d, l);
+		return;
+	case VMC_LOCAL_START_INCOMING:
+		vm_start_incoming_here(d, l, dec);
+		return;
+	case VMC_LOCAL_RESUME:
+		vm_resume_here(d, l, dec);
 		return;
 	case VMC_LOCAL_REPORT:
 		report_send(d, l, dec);
@@ -299,7 +345,11 @@ json_object *vmcd_local_running(void)
 
 	n = names != NULL ? vmcd_vm_list(names, n) : 0;
 	for (size_t i = 0; i < n; i++) {
-		json_object_array_add(a, json_object_new_string(names[i]));
+		const struct local_vm *l = local_find(names[i]);
+		/* A QEMU waiting for a migration does not run the VM: no recovery may adopt it. */
+		if (l == NULL || l->v.incoming_id[0] == '\0') {
+			json_object_array_add(a, json_object_new_string(names[i]));
+		}
 	}
 	free(names);
 	return a;
@@ -334,8 +384,15 @@ static void vm_event(void *ctx, const char *vm, enum vmcd_vm_event ev, const cha
 		return;
 	}
 	l->v.start_pending = false;
-	if (ev == VMCD_VM_RUNNING) {
+	if (ev == VMCD_VM_STATUS) {
+		/* paused or resumed: read again at the next pass */
+	} else if (ev == VMCD_VM_RUNNING) {
 		log_notice("vm %s: running on %s (%s)", vm, vmcd_node_name(d, d->my_id), reason ? reason : "");
+	} else if (l->v.incoming_id[0] != '\0') {
+		/* An incoming QEMU that ended: its move fails; nothing to report for the group. */
+		snprintf(l->v.exit_reason, sizeof(l->v.exit_reason), "its incoming QEMU ended: %s",
+			 reason ? reason : "no reason given");
+		log_notice("vm %s: %s on %s", vm, l->v.exit_reason, vmcd_node_name(d, d->my_id));
 	} else {
 		l->v.stop_pending = false;
 		l->v.exit = ev == VMCD_VM_STOPPED ? VMC_EXIT_STOPPED
@@ -347,6 +404,24 @@ static void vm_event(void *ctx, const char *vm, enum vmcd_vm_event ev, const cha
 			   reason ? reason : "no reason given");
 	}
 	local_hooks->changed(d);
+}
+
+const char *vmcd_local_incoming(const char *vm, const char *id, char *why, size_t len)
+{
+	const struct local_vm *l = local_find(vm);
+
+	why[0] = '\0';
+	if (l == NULL || strcmp(l->v.incoming_id, id) != 0) {
+		return "none";
+	}
+	if (l->v.start_pending) {
+		return "starting";
+	}
+	if (vmcd_vm_is_running(vm, NULL)) {
+		return strcmp(vmcd_vm_run_status(vm), "inmigrate") == 0 ? "ready" : "starting";
+	}
+	snprintf(why, len, "%s", l->v.exit_reason[0] ? l->v.exit_reason : "its incoming QEMU is gone");
+	return "failed";
 }
 
 size_t vmcd_local_waits(const struct vmcd *d, struct vmc_wait *out, size_t max)

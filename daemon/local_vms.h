@@ -30,6 +30,12 @@ void vmcd_local_outcome(struct vmcd *d, uint64_t request_id, int rc);
 json_object *vmcd_local_running(void);
 /* Corosync went away: kill the VMs or leave them, as the policy says. */
 void vmcd_local_corosync_lost(struct vmcd *d);
+/*
+ * The incoming QEMU for migration id of vm: "ready" (it waits for the
+ * stream), "starting", "failed" (why says why: its start or its QEMU
+ * failed), or "none" (not started for it here).
+ */
+const char *vmcd_local_incoming(const char *vm, const char *id, char *why, size_t len);
 /* VMs starting or stopping here, with their age, for status. */
 size_t vmcd_local_waits(const struct vmcd *d, struct vmc_wait *out, size_t max);
 

@@ -38,6 +38,7 @@
 #include "ipc_cmds.h"
 #include "leases.h"
 #include "local_vms.h"
+#include "migrations.h"
 #include "log.h"
 #include "logring.h"
 #include "nodes.h"
@@ -247,6 +248,13 @@ static const struct vmcd_fs_check_hooks fs_check_hooks = { .changed = settle_hoo
 static const struct vmcd_local_hooks local_hooks = { .changed = settle_hook };
 static const struct vmcd_leases_hooks leases_hooks = { .changed = settle_hook };
 
+static void addr_hook(struct vmcd *d)
+{
+	vmcd_facts_announce(d);
+}
+
+static const struct vmcd_migrations_hooks migrations_hooks = { .changed = settle_hook, .addr_changed = addr_hook };
+
 static void watchdog_hook(struct vmcd *d)
 {
 	vmcd_facts_announce(d);
@@ -276,6 +284,7 @@ static int daemon_connect(struct vmcd *d)
 	if (vmcd_local_init(d, &local_hooks) != 0) {
 		return VMCD_EXIT_DIRS;
 	}
+	vmcd_migrations_init(d, &migrations_hooks);
 	/* Last: it asks the leases and the VMs before its first pet. */
 	vmcd_watchdog_init(d, &watchdog_hooks);
 	return 0;
@@ -286,6 +295,7 @@ static void daemon_stop(struct vmcd *d)
 	vmcd_watchdog_fini(d);
 	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
+	vmcd_migrations_fini(d);
 	vmcd_local_fini(d);
 	vmcd_leases_fini(d);
 	vmcd_ipc_fini(d);

@@ -52,6 +52,10 @@ static const struct opt_def opt_defs[] = {
 	{ "watchdog-device", 'W', OPT_PATH, FIELD(watchdog_device), VMCD_DEFAULT_WATCHDOG, "DEVICE",
 	  "the watchdog that resets this node when its leases may lapse (opened once the cluster has a "
 	  "volume; absent: no lease fencing)", true },
+	{ "cluster-key", 'k', OPT_PATH, FIELD(cluster_key), VMCD_DEFAULT_CLUSTER_KEY, "FILE",
+	  "the key migration agents authenticate each other with (corosync's)", true },
+	{ "migrate-agent", 'M', OPT_PATH, FIELD(migrate_agent), VMCD_DEFAULT_MIGRATE_AGENT, "PATH",
+	  "the migration agent this daemon runs for live and quick migrations", true },
 	{ "foreground", 'f', OPT_FLAG, FIELD(foreground), "no", NULL,
 	  "stay in the foreground and log to stderr", false },
 	{ "debug", 'd', OPT_FLAG, FIELD(debug), "no", NULL, "log debug messages", true },

@@ -13,6 +13,11 @@
 #define VMCD_DEFAULT_RUN_DIR "/run/vmcluster"
 #define VMCD_DEFAULT_VM_PATHS "/var/lib/vmcluster/images:/srv"
 #define VMCD_DEFAULT_WATCHDOG "/dev/watchdog"
+#define VMCD_DEFAULT_CLUSTER_KEY "/etc/corosync/authkey"
+#ifndef VMC_SBINDIR
+#define VMC_SBINDIR "/usr/sbin"
+#endif
+#define VMCD_DEFAULT_MIGRATE_AGENT VMC_SBINDIR "/vmcluster-migrate"
 
 struct vmcd_options {
 	char config[PATH_MAX];
@@ -26,6 +31,8 @@ struct vmcd_options {
 	unsigned int stop_timeout_s;  /* ACPI shutdown, then forced, after this long */
 	char vm_paths[PATH_MAX];      /* directories a VM's files may lie in, ':'-separated */
 	char watchdog_device[PATH_MAX];
+	char cluster_key[PATH_MAX];   /* the key migration agents prove they share */
+	char migrate_agent[PATH_MAX]; /* vmcluster-migrate */
 };
 
 /*

@@ -10,6 +10,7 @@
 #include "ipc.h"
 #include "leases.h"
 #include "local_vms.h"
+#include "migrations.h"
 #include "log.h"
 #include "persist.h"
 #include "watchdog.h"
@@ -48,6 +49,7 @@ void vmcd_settle(struct vmcd *d)
 	vmcd_leases_reconcile(d);
 	vmcd_watchdog_reconcile(d);
 	vmcd_local_reconcile(d);
+	vmcd_migrations_reconcile(d);
 	vmcd_fence_check(d);
 }
 

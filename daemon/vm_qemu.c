@@ -223,6 +223,8 @@ const char *vmcd_vm_event_to_str(enum vmcd_vm_event ev)
 		return "crashed";
 	case VMCD_VM_START_FAILED:
 		return "start-failed";
+	case VMCD_VM_STATUS:
+		return "status";
 	}
 	return "unknown";
 }
@@ -422,8 +424,13 @@ static void status_refresh_done(void *opaque, const struct vmc_qmp_reply *reply)
 {
 	struct vm *vm = opaque;
 
-	if (reply->status == VMC_QMP_OK) {
-		snprintf(vm->run_status, sizeof(vm->run_status), "%s", json_str_or(reply->ret, "status", "unknown"));
+	const char *status = json_str_or(reply->ret, "status", "unknown");
+
+	if (reply->status == VMC_QMP_OK && strcmp(status, vm->run_status) != 0) {
+		snprintf(vm->run_status, sizeof(vm->run_status), "%s", status);
+		if (vm->state == VM_RUNNING) {
+			event_queue(vm, VMCD_VM_STATUS, vm->run_status);
+		}
 	}
 }
 
@@ -449,6 +456,9 @@ static void qmp_on_event(void *ctx, const struct vmc_qmp_event *ev)
 	} else if (strcmp(ev->name, "RESUME") == 0) {
 		log_vm(LOG_NOTICE, vm, "resumed (QMP RESUME event)");
 		snprintf(vm->run_status, sizeof(vm->run_status), "running");
+		if (vm->state == VM_RUNNING) {
+			event_queue(vm, VMCD_VM_STATUS, vm->run_status);
+		}
 	} else if (strcmp(ev->name, "MIGRATION") == 0) {
 		log_vm(LOG_INFO, vm, "migration %s", json_str_or(ev->data, "status", "?"));
 		(void)vmcd_qmp_link_send(vm->qmp, "query-status", status_refresh_done, vm);
@@ -1269,6 +1279,21 @@ int vmcd_vm_resume(const char *name, bool announce)
 		vm->incoming = false;
 	}
 	return rc;
+}
+
+int vmcd_vm_migrate_qmp_path(const char *name, char *buf, size_t len)
+{
+	return drv != NULL ? vm_path(name, VMCD_QEMU_FILE_MIGRATE_QMP, buf, len) : -ENOENT;
+}
+
+int vmcd_vm_migrate_cancel(const char *name)
+{
+	struct vm *vm = vm_find(name);
+
+	if (vm == NULL || vm->state != VM_RUNNING) {
+		return -ENOENT;
+	}
+	return vmcd_qmp_link_send(vm->qmp, "migrate_cancel", resume_done, vm);
 }
 
 int vmcd_vm_stop(const char *name, unsigned int timeout_s)

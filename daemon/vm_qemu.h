@@ -45,6 +45,7 @@ enum vmcd_vm_event {
 	VMCD_VM_CRASHED,      /* gone without being asked: reason says how */
 	VMCD_VM_START_FAILED, /* never reached running: reason is QEMU's last stderr line,
 			       * or the line saying which of the VM's files failed its check */
+	VMCD_VM_STATUS,       /* still running, but QEMU's status changed (reason: the new one) */
 };
 
 struct vmcd_vm_ops {
@@ -110,6 +111,12 @@ const char *vmcd_vm_run_status(const char *vm);
  * sends). 0, -ENOENT (not running here), -ENOTCONN (QMP not up).
  */
 int vmcd_vm_resume(const char *vm, bool announce);
+
+/* The migration agent's QMP socket of vm. 0 or -ENAMETOOLONG. */
+int vmcd_vm_migrate_qmp_path(const char *vm, char *buf, size_t len);
+
+/* migrate_cancel: a source left at pre-switchover by a dead agent runs again. 0, -ENOENT, -ENOTCONN. */
+int vmcd_vm_migrate_cancel(const char *vm);
 
 /*
  * Follows a QEMU that runs VM here but that the driver does not follow

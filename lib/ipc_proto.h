@@ -43,6 +43,8 @@ enum vmc_ipc_cmd {
 	VMC_IPC_VOLUME_SHOW = 16,
 	VMC_IPC_VOLUME_REMOVE = 17,
 	VMC_IPC_VOLUME_MOVE = 18,
+	VMC_IPC_VM_MOVE = 19,             /* {name, node (optional), id, mode} */
+	VMC_IPC_MIGRATION_STATUS = 20,
 	VMC_IPC_CMD_COUNT,
 };
 

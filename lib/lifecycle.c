@@ -150,6 +150,17 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		snprintf(detail, len, "node-facts without a sender, a valid name and mem_mib");
 		return -VMC_E_PROTOCOL;
 	}
+	if (body->migration_addr != NULL && VMC_PROTO_HAS_MIGRATION(ctx->version)) {
+		uint32_t net;
+		unsigned prefix;
+		char cidr[64];
+		snprintf(cidr, sizeof(cidr), "%.47s/32", body->migration_addr);
+		if (strlen(body->migration_addr) >= sizeof(f.migration_addr) || vmc_cidr_parse(cidr, &net, &prefix) != 0) {
+			snprintf(detail, len, "node-facts with a migration_addr that is not an IPv4 address");
+			return -VMC_E_PROTOCOL;
+		}
+		memcpy(f.migration_addr, body->migration_addr, strlen(body->migration_addr) + 1);
+	}
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		if (s->nodes[i].id != f.id && strcmp(s->nodes[i].name, body->name) == 0) {
 			snprintf(detail, len, "node %u calls itself %s, the name of node %u", f.id, body->name,

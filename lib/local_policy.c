@@ -17,7 +17,8 @@ const char *vmc_local_action_to_str(enum vmc_local_action a)
 		[VMC_LOCAL_NONE] = "none",	   [VMC_LOCAL_START] = "start", [VMC_LOCAL_ADOPT] = "adopt",
 		[VMC_LOCAL_REPORT] = "report",	   [VMC_LOCAL_STOP] = "stop",	[VMC_LOCAL_KILL] = "kill",
 		[VMC_LOCAL_SELF_FENCE] = "self-fence", [VMC_LOCAL_KEEP] = "keep", [VMC_LOCAL_WAIT] = "wait",
-		[VMC_LOCAL_VOLUME_KILL] = "volume-kill",
+		[VMC_LOCAL_VOLUME_KILL] = "volume-kill", [VMC_LOCAL_START_INCOMING] = "start-incoming",
+		[VMC_LOCAL_RESUME] = "resume",
 	};
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
@@ -209,6 +210,15 @@ static void owned_online(const struct vmc_local_input *in, struct out *o, const 
 	uint32_t a = g->attempt;
 	enum vmc_local_exit e = exit_of(l, a);
 
+	if (l != NULL && l->running && l->paused && g->state == VMC_GROUP_ONLINE) {
+		struct vmc_local_decision *d = emit(o, vm, VMC_LOCAL_RESUME);
+		if (d != NULL) {
+			d->announce = l->incoming_id[0] != '\0';
+			snprintf(d->why, sizeof(d->why), "%s", d->announce ? "it moved here: it runs here now"
+									 : "its move failed once QEMU had completed it: it runs here again");
+		}
+		return;
+	}
 	if (l != NULL && (l->running || l->start_pending)) {
 		DECIDE(o, vm, VMC_LOCAL_NONE, "runs here");
 		return;
@@ -243,6 +253,38 @@ static void owned_stopping(struct out *o, const struct vmc_group *g, const struc
 	}
 }
 
+/* A migration to this node: its QEMU waits for the agent's stream. */
+static void incoming_decide(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
+			    const struct vmc_local_vm *l)
+{
+	const char *vm = g->def->name;
+	bool for_this = l != NULL && strcmp(l->incoming_id, g->mig.id) == 0;
+	struct vmc_local_decision *d;
+	char node[24];
+
+	(void)in;
+	if (l != NULL && (l->running || l->start_pending)) {
+		if (for_this) {
+			/* Even with its source lost: the move may still complete, or the recovery kills it. */
+			DECIDE(o, vm, VMC_LOCAL_NONE, "receiving it from node id %u", g->owner);
+		} else {
+			DECIDE(o, vm, VMC_LOCAL_KILL, "a QEMU of it runs here that is not the one receiving migration %s",
+			       g->mig.id);
+		}
+		return;
+	}
+	if (for_this) {
+		DECIDE(o, vm, VMC_LOCAL_WAIT, "its incoming QEMU is gone: the move is rolled back");
+		return;
+	}
+	d = emit(o, vm, VMC_LOCAL_START_INCOMING);
+	if (d != NULL) {
+		memcpy(d->mig_id, g->mig.id, sizeof(d->mig_id));
+		snprintf(d->why, sizeof(d->why), "it moves here from %s",
+			 vmc_state_node_label(in->state, g->owner, node, sizeof(node)));
+	}
+}
+
 static void group_decide(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g)
 {
 	const struct vmc_local_vm *l = local_find(in, g->def->name);
@@ -250,6 +292,19 @@ static void group_decide(const struct vmc_local_input *in, struct out *o, const 
 	bool active = g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED;
 	const char *vm = g->def->name;
 
+	bool migrating_here = g->owner != in->my_id && g->state == VMC_GROUP_MIGRATING &&
+			      g->mig.target == in->my_id &&
+			      (g->mig.phase == VMC_MIG_TRANSFER || g->mig.phase == VMC_MIG_SWITCHOVER);
+
+	if (migrating_here) {
+		incoming_decide(in, o, g, l);
+		return;
+	}
+	/* An incoming QEMU is the VM only once its move is done here; else it must go first. */
+	if (running && l->incoming_id[0] != '\0' && !(g->owner == in->my_id && g->state == VMC_GROUP_ONLINE)) {
+		DECIDE(o, vm, VMC_LOCAL_KILL, "its QEMU here waited for migration %s, which ended elsewhere", l->incoming_id);
+		return;
+	}
 	if (g->owner != in->my_id) {
 		if (running && active && g->owner != 0 && !is_member(in, g->owner)) {
 			DECIDE(o, vm, VMC_LOCAL_KEEP, "its owner (node id %u) is lost: kept for the recovery to adopt",

@@ -38,7 +38,13 @@
  *                                             decided
  *       not started for A yet, and this node
  *       holds every image lock it needs    -> start (A); else wait
+ *   migrating here from another node (transfer or switchover)
+ *       its incoming QEMU runs             -> nothing (the agent feeds it)
+ *       not started for this migration     -> start incoming (paused once fed)
+ *       started for it and gone            -> wait (the move is rolled back)
  *   owned here, online (or migrating)
+ *       running, paused by a migration and
+ *       online                             -> resume (announce if it came here)
  *       not running (none pending)         -> report crashed, stopped
  *                                             (guest off) or self_fenced (A)
  *   owned here, stopping
@@ -81,6 +87,8 @@ struct vmc_local_vm {
 	bool self_fenced;         /* killed here on losing quorum (its exit says which attempt) */
 	bool volume_lost;         /* killed here because a volume it uses was lost here */
 	bool exists_unfollowed;   /* a start found a QEMU for it that the driver does not follow */
+	bool paused;              /* its QEMU is paused by a migration ("paused", "postmigrate") */
+	char incoming_id[VMC_MIG_ID_MAX + 1]; /* its QEMU was started to receive this migration; "" if not */
 	bool reported;            /* the last report sent: */
 	char reported_event[16];
 	uint32_t reported_attempt;
@@ -111,6 +119,8 @@ enum vmc_local_action {
 	VMC_LOCAL_KEEP,       /* runs here while its owner is lost: left for the recovery to adopt */
 	VMC_LOCAL_VOLUME_KILL,/* SIGKILL: a volume it uses was lost here */
 	VMC_LOCAL_WAIT,       /* reported; the cluster decides next */
+	VMC_LOCAL_START_INCOMING, /* start a QEMU here that waits for the migration mig_id */
+	VMC_LOCAL_RESUME,     /* cont: a migration paused it and it is this node's to run */
 };
 
 struct vmc_local_decision {
@@ -118,6 +128,8 @@ struct vmc_local_decision {
 	enum vmc_local_action action;
 	const char *event;    /* REPORT: a VMC_REPORT_* */
 	uint32_t attempt;     /* START, REPORT */
+	char mig_id[VMC_MIG_ID_MAX + 1]; /* START_INCOMING */
+	bool announce;        /* RESUME: it arrived here, so it announces itself on the network */
 	char why[288];
 };
 

@@ -7,22 +7,23 @@
  * the 12 header bytes (magic, version, type, reserved, length, and
  * whether this role in this state takes that type at all, so a frame
  * that cannot be right is refused before its payload is read); then
- * exactly length payload bytes, which must be one JSON object and nothing
- * else (no NUL, no \u0000, no byte after the closing brace, valid UTF-8,
- * nesting within VMC_MIGP_JSON_DEPTH_MAX); then the body's fields are
- * checked against the type's field table, and only then does the row's
- * handler see the body. vmc_migp_wanted() never asks for a byte past the
- * frame, so after a data channel's WELCOME the QEMU stream is left on the
- * socket untouched.
+ * exactly length payload bytes, which must be one JSON object as RFC 8259
+ * has it and nothing else (no NUL, no \u0000, no NaN, no byte after the
+ * closing brace, valid UTF-8, nesting within VMC_MIGP_JSON_DEPTH_MAX);
+ * then the body's fields are checked against the type's field table, and
+ * only then does the row's handler see the body. vmc_migp_wanted() never
+ * asks for a byte past the frame, so after a data channel's WELCOME the
+ * QEMU stream is left on the socket untouched.
  *
  * Output is a queue of encoded frames, one malloc()ed buffer each.
  * Entering FAILED drops every frame not yet begun and queues at most one
  * ERROR behind the rest of a frame already half written, so the peer
  * reads whole frames up to the ERROR.
  *
- * What the HMACs cover. Every input has a fixed layout, and under one key
- * no two layouts have the same length, so no input can be read as
- * another. T is what the handshake exchanged, 101 bytes:
+ * What the HMACs cover. Each input is a label (its ASCII bytes, no NUL)
+ * followed by T or by nothing, and T has a fixed size, so an input made
+ * for one purpose cannot be read as one for another; T is what the
+ * handshake exchanged, 101 bytes:
  *
  *   T = id       32 bytes, the ASCII lowercase hex digits (no NUL)
  *     | channel   1 byte, 0 control, 1 data
@@ -38,8 +39,8 @@
  *   salt c2s = the first 4 bytes of HMAC-SHA256(D, "c2s salt" | T)
  *   key s2c, salt s2c: the same with "s2c key" and "s2c salt"
  *
- * Labels are their ASCII bytes without a NUL. The client sends with c2s
- * and receives with s2c, the server the other way round. D is not K, so
+ * The client sends with c2s and receives with s2c, the server the other
+ * way round. D is not K, so
  * a key that seals a stream is never one that made a proof. On the wire,
  * nonces and proofs are 64 lowercase hex digits: uppercase is refused, so
  * a value has one spelling only.
@@ -80,7 +81,7 @@
 #define MIGP_LABEL_SERVER "vmcm1 server"
 #define MIGP_LABEL_CLIENT "vmcm1 client"
 
-#define S(x) (1u << (x))
+#define STATE_BIT(s) (1u << (s))
 #define CH(x) (1u << (x))
 #define CH_CONTROL CH(VMC_MIGP_CONTROL)
 #define CH_DATA CH(VMC_MIGP_DATA)
@@ -112,7 +113,6 @@ struct vmc_migp {
 	uint8_t header[VMC_MIGP_HEADER_LEN];
 	size_t header_have;
 	const struct migp_transition *row; /* the row its header matched */
-	uint8_t type;
 	uint32_t length;
 	uint8_t *payload;
 	size_t payload_have;
@@ -255,8 +255,11 @@ static enum vmc_migp_state receive_accept(struct vmc_migp *c, json_object *body)
 static enum vmc_migp_state receive_received(struct vmc_migp *c, json_object *body);
 static enum vmc_migp_state receive_error(struct vmc_migp *c, json_object *body);
 
+/* Short names for the tables: M(x) is VMC_MIGP_x, S(x) its state bit. */
 #define CLIENT VMC_MIGP_CLIENT
 #define SERVER VMC_MIGP_SERVER
+#define M(x) VMC_MIGP_##x
+#define S(x) (1u << VMC_MIGP_##x)
 
 /*
  * {role, state, channels, frame received} -> handler and the states it
@@ -272,27 +275,23 @@ static const struct migp_transition {
 	migp_receive_fn receive;
 	unsigned int next;
 } migp_fsm[] = {
-	{ CLIENT, VMC_MIGP_HELLO_SENT, CH_ANY, VMC_MIGP_CHALLENGE, receive_challenge,
-	  S(VMC_MIGP_PROOF_SENT) | S(VMC_MIGP_FAILED) },
-	{ CLIENT, VMC_MIGP_HELLO_SENT, CH_ANY, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ CLIENT, VMC_MIGP_PROOF_SENT, CH_ANY, VMC_MIGP_WELCOME, receive_welcome, S(VMC_MIGP_AUTHED) },
-	{ CLIENT, VMC_MIGP_PROOF_SENT, CH_ANY, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ CLIENT, VMC_MIGP_OFFERED, CH_CONTROL, VMC_MIGP_ACCEPT, receive_accept,
-	  S(VMC_MIGP_STREAMING) },
-	{ CLIENT, VMC_MIGP_OFFERED, CH_CONTROL, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ CLIENT, VMC_MIGP_STREAMING, CH_CONTROL, VMC_MIGP_RECEIVED, receive_received,
-	  S(VMC_MIGP_DONE) },
-	{ CLIENT, VMC_MIGP_STREAMING, CH_CONTROL, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
+	{ CLIENT, M(HELLO_SENT), CH_ANY, M(CHALLENGE), receive_challenge,
+	  S(PROOF_SENT) | S(FAILED) },
+	{ CLIENT, M(HELLO_SENT), CH_ANY, M(ERROR), receive_error, S(FAILED) },
+	{ CLIENT, M(PROOF_SENT), CH_ANY, M(WELCOME), receive_welcome, S(AUTHED) },
+	{ CLIENT, M(PROOF_SENT), CH_ANY, M(ERROR), receive_error, S(FAILED) },
+	{ CLIENT, M(OFFERED), CH_CONTROL, M(ACCEPT), receive_accept, S(STREAMING) },
+	{ CLIENT, M(OFFERED), CH_CONTROL, M(ERROR), receive_error, S(FAILED) },
+	{ CLIENT, M(STREAMING), CH_CONTROL, M(RECEIVED), receive_received, S(DONE) },
+	{ CLIENT, M(STREAMING), CH_CONTROL, M(ERROR), receive_error, S(FAILED) },
 
-	{ SERVER, VMC_MIGP_START, CH_ANY, VMC_MIGP_HELLO, receive_hello,
-	  S(VMC_MIGP_HELLO_RECEIVED) | S(VMC_MIGP_FAILED) },
-	{ SERVER, VMC_MIGP_START, CH_ANY, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ SERVER, VMC_MIGP_CHALLENGED, CH_ANY, VMC_MIGP_PROOF, receive_proof,
-	  S(VMC_MIGP_AUTHED) | S(VMC_MIGP_FAILED) },
-	{ SERVER, VMC_MIGP_CHALLENGED, CH_ANY, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ SERVER, VMC_MIGP_AUTHED, CH_CONTROL, VMC_MIGP_OFFER, receive_offer, S(VMC_MIGP_OFFERED) },
-	{ SERVER, VMC_MIGP_AUTHED, CH_CONTROL, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
-	{ SERVER, VMC_MIGP_STREAMING, CH_CONTROL, VMC_MIGP_ERROR, receive_error, S(VMC_MIGP_FAILED) },
+	{ SERVER, M(START), CH_ANY, M(HELLO), receive_hello, S(HELLO_RECEIVED) | S(FAILED) },
+	{ SERVER, M(START), CH_ANY, M(ERROR), receive_error, S(FAILED) },
+	{ SERVER, M(CHALLENGED), CH_ANY, M(PROOF), receive_proof, S(AUTHED) | S(FAILED) },
+	{ SERVER, M(CHALLENGED), CH_ANY, M(ERROR), receive_error, S(FAILED) },
+	{ SERVER, M(AUTHED), CH_CONTROL, M(OFFER), receive_offer, S(OFFERED) },
+	{ SERVER, M(AUTHED), CH_CONTROL, M(ERROR), receive_error, S(FAILED) },
+	{ SERVER, M(STREAMING), CH_CONTROL, M(ERROR), receive_error, S(FAILED) },
 };
 
 /* What the caller may do, and what it leads to (any of them may also fail the connection). */
@@ -314,17 +313,19 @@ static const struct migp_action_row {
 	enum migp_action action;
 	enum vmc_migp_state next;
 } migp_actions[] = {
-	{ CLIENT, VMC_MIGP_START, CH_ANY, ACT_HELLO, VMC_MIGP_HELLO_SENT },
-	{ SERVER, VMC_MIGP_HELLO_RECEIVED, CH_ANY, ACT_CHALLENGE, VMC_MIGP_CHALLENGED },
-	{ SERVER, VMC_MIGP_HELLO_RECEIVED, CH_ANY, ACT_HELLO_REFUSE, VMC_MIGP_FAILED },
-	{ CLIENT, VMC_MIGP_AUTHED, CH_CONTROL, ACT_OFFER, VMC_MIGP_OFFERED },
-	{ SERVER, VMC_MIGP_OFFERED, CH_CONTROL, ACT_ACCEPT, VMC_MIGP_STREAMING },
-	{ SERVER, VMC_MIGP_OFFERED, CH_CONTROL, ACT_REFUSE, VMC_MIGP_FAILED },
-	{ SERVER, VMC_MIGP_STREAMING, CH_CONTROL, ACT_RECEIVED, VMC_MIGP_DONE },
+	{ CLIENT, M(START), CH_ANY, ACT_HELLO, M(HELLO_SENT) },
+	{ SERVER, M(HELLO_RECEIVED), CH_ANY, ACT_CHALLENGE, M(CHALLENGED) },
+	{ SERVER, M(HELLO_RECEIVED), CH_ANY, ACT_HELLO_REFUSE, M(FAILED) },
+	{ CLIENT, M(AUTHED), CH_CONTROL, ACT_OFFER, M(OFFERED) },
+	{ SERVER, M(OFFERED), CH_CONTROL, ACT_ACCEPT, M(STREAMING) },
+	{ SERVER, M(OFFERED), CH_CONTROL, ACT_REFUSE, M(FAILED) },
+	{ SERVER, M(STREAMING), CH_CONTROL, ACT_RECEIVED, M(DONE) },
 };
 
 #undef CLIENT
 #undef SERVER
+#undef M
+#undef S
 
 #define MIGP_FSM_ROWS (sizeof(migp_fsm) / sizeof(migp_fsm[0]))
 #define MIGP_ACTION_ROWS (sizeof(migp_actions) / sizeof(migp_actions[0]))
@@ -489,6 +490,7 @@ static int migp_hmac(const uint8_t *key, size_t key_len, const char *label, cons
 	uint8_t in[MIGP_LABEL_MAX + MIGP_T_LEN];
 	size_t label_len = strlen(label);
 	unsigned int out_len = 0;
+	const unsigned char *md;
 	int rc = 0;
 
 	if (label_len > MIGP_LABEL_MAX || data_len > MIGP_T_LEN) {
@@ -498,8 +500,8 @@ static int migp_hmac(const uint8_t *key, size_t key_len, const char *label, cons
 	if (data_len > 0) {
 		memcpy(in + label_len, data, data_len);
 	}
-	if (HMAC(EVP_sha256(), key, (int)key_len, in, label_len + data_len, out, &out_len) == NULL ||
-	    out_len != MIGP_HASH_LEN) {
+	md = HMAC(EVP_sha256(), key, (int)key_len, in, label_len + data_len, out, &out_len);
+	if (md == NULL || out_len != MIGP_HASH_LEN) {
 		rc = -EIO;
 	}
 	OPENSSL_cleanse(in, sizeof(in));
@@ -620,19 +622,43 @@ int vmc_migp_new_id(char id[VMC_MIGP_ID_LEN + 1])
 
 /* ---- the frame codec ---- */
 
-/* A \u0000 escape: json-c would cut a key or a C string short there. */
-static bool migp_has_nul_escape(const char *p, size_t n)
+/* The bytes JSON has outside strings (true, false, null and numbers included). */
+#define MIGP_JSON_OUTSIDE_STRINGS "{}[]:, \t\r\n0123456789+-.eEtrufalsn"
+
+/*
+ * What json-c lets through even when strict, found by a scan that only
+ * follows strings: NaN, Infinity and single quotes (any byte outside a
+ * string that JSON has not there), a raw control character inside a
+ * string (RFC 8259 wants those escaped), a \u0000 escape (json-c would
+ * cut a key or a C string short there). NULL when there is none.
+ */
+static const char *migp_json_lex_problem(const char *p, size_t n)
 {
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (p[i] != '\\') {
+	bool in_string = false;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (!in_string) {
+			if (ch == '"') {
+				in_string = true;
+			} else if (ch == '\0' || strchr(MIGP_JSON_OUTSIDE_STRINGS, ch) == NULL) {
+				return "a word or quote that is not JSON (NaN, Infinity, 'x')";
+			}
 			continue;
 		}
-		if (p[i + 1] == 'u' && n - i >= 6 && memcmp(p + i + 2, "0000", 4) == 0) {
-			return true;
+		if (ch == '"') {
+			in_string = false;
+		} else if (ch < 0x20) {
+			return "a control character in a string";
+		} else if (ch == '\\') {
+			if (i + 5 < n && p[i + 1] == 'u' && memcmp(p + i + 2, "0000", 4) == 0) {
+				return "a string holds a \\u0000";
+			}
+			i++; /* the escaped character: "\\" starts no other escape */
 		}
-		i++; /* the escaped character: "\\" is not the start of another escape */
 	}
-	return false;
+	return NULL;
 }
 
 /*
@@ -644,6 +670,7 @@ static json_object *migp_payload_parse(const uint8_t *payload, size_t n, char *e
 {
 	const char *p = (const char *)payload;
 	const void *nul = memchr(p, '\0', n);
+	const char *problem;
 	enum json_tokener_error jerr;
 	struct json_tokener *tok;
 	json_object *o;
@@ -655,11 +682,13 @@ static json_object *migp_payload_parse(const uint8_t *payload, size_t n, char *e
 		return NULL;
 	}
 	if (nul != NULL) {
-		migp_err(err, errlen, "a NUL byte at payload byte %zu", (size_t)((const char *)nul - p));
+		migp_err(err, errlen, "a NUL byte at payload byte %zu",
+			 (size_t)((const char *)nul - p));
 		return NULL;
 	}
-	if (migp_has_nul_escape(p, n)) {
-		migp_err(err, errlen, "a string holds a \\u0000");
+	problem = migp_json_lex_problem(p, n);
+	if (problem != NULL) {
+		migp_err(err, errlen, "%s", problem);
 		return NULL;
 	}
 	tok = json_tokener_new_ex(VMC_MIGP_JSON_DEPTH_MAX);
@@ -680,9 +709,10 @@ static json_object *migp_payload_parse(const uint8_t *payload, size_t n, char *e
 						       : json_tokener_error_desc(jerr));
 		return NULL;
 	}
-	if (end != n || !json_object_is_type(o, json_type_object)) {
+	/* json-c takes white space after the object: the closing brace must be the last byte. */
+	if (end != n || p[n - 1] != '}' || !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
-		migp_err(err, errlen, "%zu bytes after the JSON object", n - end);
+		migp_err(err, errlen, "bytes after the JSON object");
 		return NULL;
 	}
 	return o;
@@ -784,8 +814,8 @@ int vmc_migp_header_decode(const uint8_t hdr[VMC_MIGP_HEADER_LEN], uint8_t *type
 		return -EPROTO;
 	}
 	if (len < MIGP_PAYLOAD_MIN || len > VMC_MIGP_PAYLOAD_MAX) {
-		migp_err(err, errlen, "%s payload length %u outside %d..%d", migp_types[hdr[5]].name,
-			 len, MIGP_PAYLOAD_MIN, VMC_MIGP_PAYLOAD_MAX);
+		migp_err(err, errlen, "%s payload length %u outside %d..%d",
+			 migp_types[hdr[5]].name, len, MIGP_PAYLOAD_MIN, VMC_MIGP_PAYLOAD_MAX);
 		return -EPROTO;
 	}
 	*type = hdr[5];
@@ -807,7 +837,7 @@ int vmc_migp_frame_encode(uint8_t type, json_object *body, uint8_t **buf, size_t
 		return -ENOMEM;
 	}
 	n = strlen(json);
-	if (migp_has_nul_escape(json, n)) {
+	if (migp_json_lex_problem(json, n) != NULL) {
 		return -EINVAL;
 	}
 	if (n > VMC_MIGP_PAYLOAD_MAX) {
@@ -954,7 +984,8 @@ static int send_hello(struct vmc_migp *c)
 	json_object *b = json_object_new_object();
 	const char *channel = c->channel == VMC_MIGP_DATA ? "data" : "control";
 
-	if (b == NULL || migp_body_put(b, "proto_min", json_object_new_int(VMC_MIGP_PROTO_MIN)) < 0 ||
+	if (b == NULL ||
+	    migp_body_put(b, "proto_min", json_object_new_int(VMC_MIGP_PROTO_MIN)) < 0 ||
 	    migp_body_put(b, "proto_max", json_object_new_int(VMC_MIGP_PROTO_MAX)) < 0 ||
 	    migp_body_put(b, "id", json_object_new_string(c->id)) < 0 ||
 	    migp_body_put(b, "channel", json_object_new_string(channel)) < 0 ||
@@ -1082,7 +1113,8 @@ static enum vmc_migp_state receive_hello(struct vmc_migp *c, json_object *body)
 		return migp_fail(c, MIGP_TELL_PEER, VMC_MIGP_E_VERSION,
 				 "no protocol version in common: the source speaks %lld..%lld, "
 				 "this destination %d..%d",
-				 (long long)min, (long long)max, VMC_MIGP_PROTO_MIN, VMC_MIGP_PROTO_MAX);
+				 (long long)min, (long long)max, VMC_MIGP_PROTO_MIN,
+				 VMC_MIGP_PROTO_MAX);
 	}
 	memcpy(c->id, vmc_json_str(body, "id"), VMC_MIGP_ID_LEN + 1);
 	c->channel = data ? VMC_MIGP_DATA : VMC_MIGP_CONTROL;
@@ -1114,7 +1146,8 @@ static enum vmc_migp_state receive_challenge(struct vmc_migp *c, json_object *bo
 	if (!ok) {
 		/* Before our own proof: a destination without the key learns nothing from us. */
 		return migp_fail(c, MIGP_TELL_PEER, VMC_MIGP_E_AUTH,
-				 "the destination's proof does not check: it has another cluster key");
+				 "the destination's proof does not check: "
+				 "it has another cluster key");
 	}
 	c->version = (int)proto;
 	rc = send_proof(c);
@@ -1197,8 +1230,9 @@ static void migp_header_receive(struct vmc_migp *c)
 	}
 	row = migp_row_find(c, type);
 	if (row == NULL) {
-		migp_fail(c, migp_refusal_how(type), VMC_MIGP_E_PROTOCOL, "unexpected %s in state %s",
-			  vmc_migp_type_to_str(type), vmc_migp_state_to_str(c->state));
+		migp_fail(c, migp_refusal_how(type), VMC_MIGP_E_PROTOCOL,
+			  "unexpected %s in state %s", vmc_migp_type_to_str(type),
+			  vmc_migp_state_to_str(c->state));
 		return;
 	}
 	c->payload = malloc(length);
@@ -1207,7 +1241,6 @@ static void migp_header_receive(struct vmc_migp *c)
 		return;
 	}
 	c->row = row;
-	c->type = type;
 	c->length = length;
 	c->payload_have = 0;
 }
@@ -1237,7 +1270,7 @@ static void migp_payload_receive(struct vmc_migp *c)
 	if (next == VMC_MIGP_FAILED) {
 		return; /* the handler failed the connection */
 	}
-	if ((row->next & S(next)) == 0) {
+	if ((row->next & STATE_BIT(next)) == 0) {
 		migp_fail(c, MIGP_TELL_PEER, VMC_MIGP_E_INTERNAL, "%s in state %s led to %s",
 			  vmc_migp_type_to_str(row->type), vmc_migp_state_to_str(c->state),
 			  vmc_migp_state_to_str(next));
@@ -1357,7 +1390,8 @@ void vmc_migp_free(struct vmc_migp *c)
 
 int vmc_migp_server_hello(struct vmc_migp *c, bool known, const char *code, const char *reason)
 {
-	const struct migp_action_row *row = migp_action_find(c, known ? ACT_CHALLENGE : ACT_HELLO_REFUSE);
+	const struct migp_action_row *row =
+		migp_action_find(c, known ? ACT_CHALLENGE : ACT_HELLO_REFUSE);
 	int rc;
 
 	if (row == NULL) {

@@ -270,7 +270,10 @@ int vmc_migp_server_accept(struct vmc_migp *c);
 int vmc_migp_server_refuse(struct vmc_migp *c, const char *code, const char *reason);
 /* Server, STREAMING: the destination QEMU completed: RECEIVED, then DONE. */
 int vmc_migp_server_received(struct vmc_migp *c);
-/* Either side, any state but FAILED and DONE: ERROR {code (NULL: "aborted"), reason} queued, then FAILED. */
+/*
+ * Either side, any state but FAILED and DONE: ERROR {code (NULL:
+ * "aborted"), reason} queued, then FAILED.
+ */
 int vmc_migp_abort(struct vmc_migp *c, const char *code, const char *reason);
 
 enum vmc_migp_state vmc_migp_state_get(const struct vmc_migp *c);

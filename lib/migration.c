@@ -120,7 +120,7 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 	}
 	if (target == g->owner) {
 		snprintf(why, len, "vm %s runs on %s already", g->def->name, t->name);
-		return -VMC_E_INVALID;
+		return -VMC_E_BUSY;
 	}
 	if (!in_view(ctx, target)) {
 		snprintf(why, len, "node %s is down: a VM moves only to a node in the cluster", t->name);
@@ -128,7 +128,7 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 	}
 	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, t->name)) {
 		snprintf(why, len, "node %s is not a possible owner of vm %s", t->name, g->def->name);
-		return -VMC_E_INVALID;
+		return -VMC_E_BUSY;
 	}
 	used = memory_used_on(s, target, g);
 	if (used + g->def->memory_mib > t->mem_mib) {
@@ -144,6 +144,45 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 		return -VMC_E_BUSY;
 	}
 	return 0;
+}
+
+uint32_t vmc_migration_pick_target(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+				   const struct vmc_group *g, char *why, size_t len)
+{
+	uint32_t best = 0;
+	uint64_t best_free = 0;
+	size_t used_len = 0;
+	char one[256];
+
+	why[0] = '\0';
+	for (size_t p = 0; p < g->def->preferred_owners.n; p++) {
+		for (size_t i = 0; i < s->n_nodes; i++) {
+			if (strcmp(s->nodes[i].name, g->def->preferred_owners.v[p]) == 0 &&
+			    vmc_migration_check(s, ctx, g, s->nodes[i].id, one, sizeof(one)) == 0) {
+				return s->nodes[i].id;
+			}
+		}
+	}
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		const struct vmc_node_facts *n = &s->nodes[i];
+		uint64_t used = memory_used_on(s, n->id, g);
+		if (n->id == g->owner) {
+			continue;
+		}
+		if (vmc_migration_check(s, ctx, g, n->id, one, sizeof(one)) != 0) {
+			used_len += (size_t)snprintf(why + used_len, used_len < len ? len - used_len : 0, "%s%s",
+						     used_len ? "; " : "", one);
+			continue;
+		}
+		if (best == 0 || n->mem_mib - used > best_free) {
+			best = n->id;
+			best_free = n->mem_mib - used;
+		}
+	}
+	if (best == 0 && why[0] == '\0') {
+		snprintf(why, len, "no other node is in the cluster");
+	}
+	return best;
 }
 
 static bool has_slot(const struct vmc_state *s, const struct vmc_group *g)

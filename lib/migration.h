@@ -50,6 +50,14 @@
 int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
 			uint32_t target, char *why, size_t len);
 
+/*
+ * Where g should move when the operator names no node: its first
+ * preferred owner that passes vmc_migration_check, else the node with the
+ * most memory free that does. 0 when none can, with each node's reason in why.
+ */
+uint32_t vmc_migration_pick_target(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+				   const struct vmc_group *g, char *why, size_t len);
+
 /* Migrations in flight (transfer or switchover) with node as source or target. */
 size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
 

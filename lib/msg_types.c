@@ -79,6 +79,7 @@ static int parse_node_facts(json_object *body, union vmc_body *out, char *detail
 		snprintf(detail, len, "node-facts with a watchdog that is not true or false");
 		return -VMC_E_PROTOCOL;
 	}
+	f->migration_addr = vmc_json_str(body, "migration_addr");
 	return 0;
 }
 

@@ -45,6 +45,7 @@ struct vmc_body_node_facts {
 	const char *name;
 	uint32_t mem_mib;
 	bool watchdog;            /* since protocol 4: it holds an armed watchdog */
+	const char *migration_addr; /* since protocol 5: its agent's IPv4 address, or NULL */
 };
 
 /* VOLUME_ADD (path set), VOLUME_MOVE (node set) */

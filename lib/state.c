@@ -402,6 +402,9 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 		json_object_object_add(n, "name", json_object_new_string(s->nodes[i].name));
 		json_object_object_add(n, "mem_mib", json_object_new_int64(s->nodes[i].mem_mib));
 		/* Absent while false, so a state of an older daemon keeps its digest. */
+		if (s->nodes[i].migration_addr[0] != '\0') {
+			json_object_object_add(n, "migration_addr", json_object_new_string(s->nodes[i].migration_addr));
+		}
 		if (s->nodes[i].watchdog) {
 			json_object_object_add(n, "watchdog", json_object_new_boolean(true));
 		}
@@ -548,6 +551,9 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		if (json_object_object_get_ex(n, "watchdog", NULL) && !vmc_json_bool(n, "watchdog", &f.watchdog)) {
 			snprintf(err, errlen, "snapshot: nodes[%zu].watchdog is not true or false", k);
 			return -EINVAL;
+		}
+		if (vmc_json_str(n, "migration_addr") != NULL) {
+			snprintf(f.migration_addr, sizeof(f.migration_addr), "%s", vmc_json_str(n, "migration_addr"));
 		}
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);

@@ -68,6 +68,7 @@ struct vmc_node_facts {
 	char name[64];
 	uint32_t mem_mib;  /* memory it offers to VMs */
 	bool watchdog;     /* it holds an armed watchdog (since protocol 4) */
+	char migration_addr[48]; /* where its migration agent listens, "" if none (since protocol 5) */
 };
 
 #define VMC_STATE_NODES_MAX 64

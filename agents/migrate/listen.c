@@ -183,7 +183,10 @@ static int incoming_run(struct expect *e, int ctl_fd, struct vmc_migp *ctl, bool
 	int64_t deadline = vmc_now_ms() + INCOMING_MS;
 	int rc = -1;
 
-	if (q == NULL || stream_open(&st, e->data_fd, e->data, encrypt, err, len) != 0) {
+	static const struct capability caps[] = { { "events", true } };
+
+	if (q == NULL || migrate_capabilities(q, caps, 1, err, len) != 0 ||
+	    stream_open(&st, e->data_fd, e->data, encrypt, err, len) != 0) {
 		goto out;
 	}
 	e->data_fd = -1; /* the stream has it */
@@ -213,7 +216,8 @@ static int incoming_run(struct expect *e, int ctl_fd, struct vmc_migp *ctl, bool
 			goto out;
 		}
 		json_object_put(info);
-		if (poll(&p, 1, POLL_MS) == 1) {
+		qmp_sync_wait_event(q, POLL_MS);
+		if (poll(&p, 1, 0) == 1) {
 			struct vmc_migp_event ev;
 			migp_pump(ctl_fd, ctl, vmc_now_ms() + VMCM_READ_DEADLINE_MS, &ev);
 			snprintf(err, len, "the source gave up: %s", ev.reason);

@@ -22,6 +22,7 @@ struct qmp_sync {
 	bool failed;
 	char failure[256];
 	char version[32];
+	bool event_seen;   /* an event arrived since the last qmp_sync_wait_event */
 	/* the one command in flight */
 	bool done;
 	int status;
@@ -49,7 +50,14 @@ static void on_failed(void *ctx, const char *reason)
 	snprintf(s->failure, sizeof(s->failure), "%s", reason);
 }
 
-static const struct vmc_qmp_ops sync_ops = { .greeting = on_greeting, .ready = on_ready, .failed = on_failed };
+static void on_event(void *ctx, const struct vmc_qmp_event *ev)
+{
+	(void)ev;
+	((struct qmp_sync *)ctx)->event_seen = true;
+}
+
+static const struct vmc_qmp_ops sync_ops = { .greeting = on_greeting, .ready = on_ready, .failed = on_failed,
+					     .event = on_event };
 
 /* Writes what is queued and reads until cond holds, the engine fails, or the deadline. */
 static int pump(struct qmp_sync *s, const bool *cond, int64_t deadline_ms)
@@ -170,6 +178,26 @@ int qmp_sync_run(struct qmp_sync *s, const char *command, json_object *args, int
 		 size_t errlen)
 {
 	return qmp_sync_call(s, command, args, -1, timeout_ms, NULL, err, errlen);
+}
+
+bool qmp_sync_wait_event(struct qmp_sync *s, int timeout_ms)
+{
+	bool timed_out = false;
+	int64_t deadline = vmc_now_ms() + timeout_ms;
+
+	while (!s->event_seen && !s->failed && !timed_out) {
+		struct pollfd p = { .fd = s->sock, .events = POLLIN };
+		int64_t left = deadline - vmc_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			timed_out = true;
+		} else if (vmc_qmp_fd_receive(s->q, s->sock) == 0) {
+			s->failed = true;
+			snprintf(s->failure, sizeof(s->failure), "QEMU closed its QMP socket");
+		}
+	}
+	timed_out = !s->event_seen;
+	s->event_seen = false;
+	return !timed_out;
 }
 
 const char *qmp_sync_version(const struct qmp_sync *s)

@@ -29,6 +29,9 @@ int qmp_sync_call(struct qmp_sync *q, const char *command, json_object *args, in
 int qmp_sync_run(struct qmp_sync *q, const char *command, json_object *args, int timeout_ms, char *err,
 		 size_t errlen);
 
+/* Waits up to timeout_ms for an event (MIGRATION, say): true when one came. */
+bool qmp_sync_wait_event(struct qmp_sync *q, int timeout_ms);
+
 /* QEMU's version as "7.2.0" (after open). */
 const char *qmp_sync_version(const struct qmp_sync *q);
 

@@ -36,7 +36,7 @@ struct vmc_relay {
 	int started;                    /* threads created (0 to 2) */
 	bool joined;
 	_Atomic uint64_t bytes_sent, bytes_received;
-	/* Set before the sockets are shut down, so a read ended by that shutdown is not taken for QEMU's close. */
+	/* Set before the sockets are shut down: a read that shutdown ends is not QEMU's close. */
 	atomic_bool failed;
 	pthread_mutex_t mu;
 	pthread_cond_t ended_cv;        /* on CLOCK_MONOTONIC */
@@ -67,7 +67,8 @@ static void sockets_shut(struct vmc_relay *r)
 	shutdown(r->plain_fd, SHUT_RDWR);
 }
 
-static void __attribute__((format(printf, 3, 4))) relay_fail(struct vmc_relay *r, int rc, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+relay_fail(struct vmc_relay *r, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -78,7 +79,8 @@ static void __attribute__((format(printf, 3, 4))) relay_fail(struct vmc_relay *r
 }
 
 /* As relay_fail, but a relay that already ended, clean or not, keeps its outcome. */
-static void __attribute__((format(printf, 3, 4))) relay_cancel(struct vmc_relay *r, int rc, const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+relay_cancel(struct vmc_relay *r, int rc, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -118,25 +118,15 @@ static bool data_open(struct send *s)
 	return ok;
 }
 
-static int set_capability(struct send *s, json_object *caps, const char *name, bool on)
-{
-	json_object *c = json_object_new_object();
-
-	(void)s;
-	json_object_object_add(c, "capability", json_object_new_string(name));
-	json_object_object_add(c, "state", json_object_new_boolean(on));
-	return json_object_array_add(caps, c);
-}
-
 static bool qemu_prepare(struct send *s)
 {
-	json_object *args = json_object_new_object(), *caps = json_object_new_array();
+	/* events: the daemon's own QMP learns the source is paused for good (postmigrate). */
+	static const struct capability caps[] = {
+		{ "pause-before-switchover", true }, { "auto-converge", true }, { "events", true } };
 	uint64_t bw = s->o->bandwidth_mib ? (uint64_t)s->o->bandwidth_mib << 20 : (uint64_t)1 << 40;
+	json_object *args;
 
-	set_capability(s, caps, "pause-before-switchover", true);
-	set_capability(s, caps, "auto-converge", true);
-	json_object_object_add(args, "capabilities", caps);
-	if (qmp_sync_run(s->q, "migrate-set-capabilities", args, QMP_MS, s->err, sizeof(s->err)) != 0) {
+	if (migrate_capabilities(s->q, caps, sizeof(caps) / sizeof(caps[0]), s->err, sizeof(s->err)) != 0) {
 		return false;
 	}
 	args = json_object_new_object();
@@ -286,7 +276,8 @@ static bool converge(struct send *s)
 			     s->o->timeout_s);
 			return false;
 		}
-		usleep(POLL_MS * 1000);
+		/* A MIGRATION event (pre-switchover, completed) wakes us at once: it is downtime. */
+		qmp_sync_wait_event(s->q, POLL_MS);
 	}
 }
 

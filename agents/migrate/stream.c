@@ -80,6 +80,20 @@ void stream_close(struct stream *st)
 	st->qemu_fd = st->plain_fd = st->net_fd = -1;
 }
 
+int migrate_capabilities(struct qmp_sync *q, const struct capability *caps, size_t n, char *err, size_t errlen)
+{
+	json_object *args = json_object_new_object(), *list = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *c = json_object_new_object();
+		json_object_object_add(c, "capability", json_object_new_string(caps[i].name));
+		json_object_object_add(c, "state", json_object_new_boolean(caps[i].on));
+		json_object_array_add(list, c);
+	}
+	json_object_object_add(args, "capabilities", list);
+	return qmp_sync_run(q, "migrate-set-capabilities", args, QMP_STEP_MS, err, errlen);
+}
+
 int migrate_query(struct qmp_sync *q, char *status, size_t len, json_object **info, char *err, size_t errlen)
 {
 	json_object *ret = NULL;

@@ -32,6 +32,13 @@ int stream_give_to_qemu(struct stream *st, struct qmp_sync *q, char *err, size_t
 /* Ends the relay (if any) and closes what is left. */
 void stream_close(struct stream *st);
 
+/* migrate-set-capabilities with these {name, on} pairs. 0 or -1 with err. */
+struct capability {
+	const char *name;
+	bool on;
+};
+int migrate_capabilities(struct qmp_sync *q, const struct capability *caps, size_t n, char *err, size_t errlen);
+
 /*
  * query-migrate's status ("active", "pre-switchover", "completed",
  * "failed", ...) into status, and the reply in *info (a reference) when

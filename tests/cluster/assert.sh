@@ -137,6 +137,27 @@ guest_vm_disk() {
 }
 
 # vm_online_on VM NODE [ASK]: VM is online on NODE, as node ASK (default 1) sees it
+# serial_log NODE VM: the guest's console as NODE's QEMU wrote it
+serial_log() { echo "$(node_dir "$1")/lib-vmcluster/vms/$2.serial.log"; }
+# counter_of NODE VM: the last "vmc-counter N" the guest printed there (it prints one every 100 ms)
+counter_of() { grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$1" "$2")" 2>/dev/null | tail -1 | awk '{print $2}'; }
+# first_counter_of NODE VM: the first one there
+first_counter_of() { grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$1" "$2")" 2>/dev/null | head -1 | awk '{print $2}'; }
+# booted_on NODE VM: how many times the guest booted there ("vmc-guest ready" lines)
+booted_on() { cat "$(serial_log "$1" "$2")" 2>/dev/null | grep -a -c 'vmc-guest ready' || true; }
+
+# counters_on_two VM NODE...: the counter values the guest printed on more
+# than one of these nodes. Two QEMUs running the VM at once would each go
+# on from the same value; a move hands over from N to N+1. Empty when it
+# never ran twice (a guest that rebooted prints values again: check boots).
+counters_on_two() {
+	local vm=$1 n
+	shift
+	for n in "$@"; do
+		grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$n" "$vm")" 2>/dev/null | awk '{print $2}' | sort -un
+	done | sort -n | uniq -d | tr '\n' ' '
+}
+
 vm_online_on() {
 	[[ $(node_exec "${3:-1}" clusterctl --json vm show "$1" | jq -r '.state + " " + .owner') == "online $2" ]]
 }

@@ -49,8 +49,6 @@ for k in 1 2 3 4 5 6; do
 done
 
 # The guest prints "vmc-counter N" every 100 ms on its serial port.
-serial_log() { echo "$(node_dir "$1")/lib-vmcluster/vms/$2.serial.log"; }
-counter_of() { grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$1" "$2")" 2>/dev/null | tail -1 | awk '{print $2}'; }
 counter_above() { local c; c=$(counter_of "$1" "$2"); [[ -n $c && $c -gt $3 ]]; }
 
 pid_before=$(qemu_pids 1 vm1)

@@ -567,7 +567,8 @@ harness_start_vmclusterd() {
 	# shellcheck disable=SC2086
 	harness_spawn_in_node "$1" "$dir/log/vmclusterd.log" "$dir/vmclusterd.pid" \
 		"$VMC_BUILDDIR/daemon/vmclusterd" -f --vm-paths="$HARNESS_RUNDIR" \
-		--watchdog-device="$watchdog" ${VMC_DAEMON_ARGS:-}
+		--watchdog-device="$watchdog" --cluster-key="$HARNESS_RUNDIR/authkey" \
+		--migrate-agent="$VMC_BUILDDIR/agents/migrate/vmcluster-migrate" ${VMC_DAEMON_ARGS:-}
 }
 
 node_pid_of() {

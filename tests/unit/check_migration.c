@@ -189,8 +189,8 @@ START_TEST(test_refusals_change_nothing)
 	} while (0)
 	REFUSED("{\"name\":\"nope\",\"id\":\"" ID_A "\",\"target\":2}", -VMC_E_NOT_FOUND, "no vm named 'nope'");
 	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":9}", -VMC_E_NOT_FOUND, "no node with id 9");
-	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":1}", -VMC_E_INVALID, "runs on node1 already");
-	REFUSED("{\"name\":\"only1\",\"id\":\"" ID_A "\",\"target\":2}", -VMC_E_INVALID, "not a possible owner");
+	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":1}", -VMC_E_BUSY, "runs on node1 already");
+	REFUSED("{\"name\":\"only1\",\"id\":\"" ID_A "\",\"target\":2}", -VMC_E_BUSY, "not a possible owner");
 	REFUSED("{\"name\":\"off1\",\"id\":\"" ID_A "\",\"target\":2}", -VMC_E_BUSY, "only a running VM moves");
 	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"web1\",\"id\":\"short\",\"target\":2}"),
 			 -VMC_E_PROTOCOL);

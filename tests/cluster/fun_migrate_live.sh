@@ -1,0 +1,77 @@
+#!/bin/bash
+# Live migration through the bundled agents, encrypted and not: the test
+# guest moves from node 1 to node 2 and back while its serial counter goes
+# on with no reset and no second boot; ownership and its image lock move;
+# the source QEMU is gone; every node agrees; no counter value was printed
+# on two nodes (two running copies would each go on from the same value).
+# Bad input is refused up front with the state unchanged.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/harness.sh"
+. "$here/assert.sh"
+harness_require_root_netns
+command -v qemu-system-x86_64 >/dev/null || harness_skip "qemu-system-x86_64 is not installed"
+
+export VMC_DAEMON_ARGS="--vm-memory=1024 --stop-timeout=2"
+guest_cluster_up 3
+node_exec 1 clusterctl cluster set accel=tcg fence_method=none >/dev/null
+
+vol=$HARNESS_RUNDIR/csv1
+mkdir -p "$vol"
+truncate -s 1M "$vol/web1.img"
+node_exec 1 clusterctl volume add csv1 "$vol" >/dev/null
+guest_vm_disk web1 node1 "$vol/web1.img" ',"possible_owners":["node1","node2"]' |
+	node_exec 1 clusterctl vm add - --start --wait >/dev/null
+expect "web1 online on node1" vm_online_on web1 node1
+counter_above() { local c; c=$(counter_of "$1" "$2"); [[ -n $c && $c -gt $3 ]]; }
+expect "web1's counter runs on node1" wait_for 30 "web1 counter on node1" counter_above 1 web1 10
+
+lock_node() { node_exec "$1" clusterctl --json volume show csv1 | jq -r '.image_locks[0].node'; }
+
+# move NODE_FROM NODE_TO ENCRYPT: one live move, checked end to end
+move() {
+	local from=$1 to=$2 enc=$3 before src_pid out seen
+	node_exec 1 clusterctl migration set encrypt="$enc" >/dev/null
+	seen=$({ cat "$(serial_log "$to" web1)" 2>/dev/null || true; } | wc -l)
+	before=$(counter_of "$from" web1)
+	src_pid=$(qemu_pids "$from" web1)
+	out=$(node_exec 3 clusterctl move-vm web1 "node$to" --wait 2>&1) ||
+		{ fail "move-vm web1 node$to (encrypt=$enc) failed: $out"; return; }
+	pass "move-vm web1 node$to --wait (encrypt=$enc): $(tail -1 <<<"$out")"
+	for n in 1 2 3; do
+		expect "node $n: web1 online on node$to" vm_online_on web1 "node$to" "$n"
+		expect_eq "node $n: web1's lock is node$to's" "node$to" "$(lock_node "$n")"
+	done
+	expect "node$to's counter goes on" wait_for 20 "web1 counter on node$to" counter_above "$to" web1 "$before"
+	local first
+	first=$(tail -n +"$((seen + 1))" "$(serial_log "$to" web1)" | grep -a -o 'vmc-counter [0-9]*' | head -1 | awk '{print $2}')
+	[[ -n $first && $first -gt $before ]] && pass "the counter goes on: $before on node$from before, $first first on node$to" ||
+		fail "the counter did not go on: $before on node$from before the move, '${first}' first on node$to"
+	gone() { [[ -z $(qemu_pids "$from" web1) ]]; }
+	expect "the source QEMU (pid $src_pid) is gone" wait_for 10 "node$from's QEMU gone" gone
+}
+
+# Each node's serial log is appended: count boots before moving there.
+booted_before_2=$(booted_on 2 web1)
+move 1 2 on
+expect_eq "node2 never booted web1" "$booted_before_2" "$(booted_on 2 web1)"
+booted_before_1=$(booted_on 1 web1)
+move 2 1 off
+expect_eq "node1 did not boot web1 again" "$booted_before_1" "$(booted_on 1 web1)"
+expect "every node agrees" nodes_agree 1 2 3
+
+# Refused up front, nothing changed.
+before=$(node_exec 1 clusterctl --json status | jq -r .config_version)
+refused_on 1 1 "no vm named 'ghost'" clusterctl move-vm ghost node2
+refused_on 1 1 "no node named 'node9'" clusterctl move-vm web1 node9
+refused_on 1 1 "runs on node1 already" clusterctl move-vm web1 node1
+refused_on 1 1 "node3 is not a possible owner of vm web1" clusterctl move-vm web1 node3
+refused_on 1 2 "exclude each other" clusterctl move-vm web1 node2 --live --quick
+refused_on 1 2 "takes no --live" clusterctl vm start web1 --live
+refused_on 1 2 "not an IPv4 network" clusterctl migration set network=not-a-net
+expect_eq "refusals changed nothing" "$before" "$(node_exec 1 clusterctl --json status | jq -r .config_version)"
+expect_eq "web1 still online on node1" "online node1" \
+	"$(node_exec 2 clusterctl --json vm show web1 | jq -r '.state + " " + .owner')"
+
+expect_eq "no counter value was printed on two nodes" "" "$(counters_on_two web1 1 2 3)"
+finish
