@@ -396,10 +396,14 @@ static void vm_show_text(json_object *r)
 		printf("Unknown:    %s (the cluster last knew it %s)\n", jstr(r, "owner_lost"),
 		       jstr(r, "cluster_state"));
 	}
-	printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\nFailures:   %s recent\n"
-	       "Priority:   %s\nWanted:     %s\nDefinition:\n%s\n",
-	       jstr(r, "name"), jstr(r, "owner"), jstr(r, "state"),
-	       jstr(r, "reason")[0] ? jstr(r, "reason") : "-", jstr(r, "recent_failures"),
+	printf("Name:       %s\nOwner:      %s\nState:      %s\nReason:     %s\n", jstr(r, "name"), jstr(r, "owner"),
+	       jstr(r, "state"), jstr(r, "reason")[0] ? jstr(r, "reason") : "-");
+	if (jget(r, "migration") != NULL) {
+		json_object *m = jget(r, "migration");
+		printf("Moving:     %s to %s, %s (migration %s)\n", jstr(m, "mode"), jstr(m, "target"), jstr(m, "phase"),
+		       jstr(m, "id"));
+	}
+	printf("Failures:   %s recent\nPriority:   %s\nWanted:     %s\nDefinition:\n%s\n", jstr(r, "recent_failures"),
 	       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
 	       json_object_to_json_string_ext(jget(r, "definition"),
 					      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

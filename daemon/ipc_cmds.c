@@ -753,9 +753,10 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 		snprintf(err, errlen, "move-vm needs a migration id (32 hex digits) and mode live or quick");
 		return -VMC_E_INVALID;
 	}
-	if (mode != NULL && strcmp(mode, "quick") == 0) {
-		snprintf(err, errlen, "quick migration is not available yet: move it live (--live)");
-		return -VMC_E_INVALID;
+	if (mode != NULL && strcmp(mode, "quick") == 0 &&
+	    vmc_migration_state_file(d->replica.state, g, id, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "vm %s cannot move quick: %.400s", g->def->name, why);
+		return -VMC_E_BUSY;
 	}
 	if ((rc = change_gate(d, err, errlen)) != 0) {
 		return rc;
@@ -784,7 +785,7 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 	json_object_object_add(body, "name", json_object_new_string(g->def->name));
 	json_object_object_add(body, "id", json_object_new_string(id));
 	json_object_object_add(body, "target", json_object_new_int64(target));
-	json_object_object_add(body, "mode", json_object_new_string("live"));
+	json_object_object_add(body, "mode", json_object_new_string(mode != NULL ? mode : "live"));
 	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
 	rc = change_send(d, req, VMC_MSG_MIGRATE_REQUEST, body, err, errlen);
 	json_object_put(body);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -38,7 +39,9 @@ struct move {
 	uint32_t peer;               /* the other node */
 	struct agent_proc *agent;    /* outgoing: the sending agent */
 	bool agent_started;
-	bool switchover_sent, continued, completed, received, failed, ended_sent, told_expect, told_ready;
+	bool quick;                  /* saved to a file and restored, not live */
+	bool switchover_sent, continued, completed, received, saved, failed, ended_sent, told_expect, told_ready;
+	bool restore_started;
 	char reason[256];
 	json_object *progress;       /* the sending agent's last progress line */
 	int64_t started_ms;
@@ -128,7 +131,8 @@ static struct move *move_get(const struct vmc_group *g, bool outgoing, uint32_t 
 	for (size_t i = 0; m == NULL && i < MOVES_MAX; i++) {
 		if (!moves[i].used) {
 			m = &moves[i];
-			*m = (struct move){ .used = true, .outgoing = outgoing, .peer = peer, .started_ms = vmc_now_ms() };
+			*m = (struct move){ .used = true, .outgoing = outgoing, .peer = peer, .quick = g->mig.quick,
+					    .started_ms = vmc_now_ms() };
 			snprintf(m->id, sizeof(m->id), "%s", g->mig.id);
 			snprintf(m->vm, sizeof(m->vm), "%s", g->def->name);
 		}
@@ -186,6 +190,32 @@ static void move_abort(struct vmcd *d, struct move *m, const char *reason)
 
 /* ---- the listening agent ---- */
 
+/* Refused connections, at most REFUSED_BURST logged per REFUSED_WINDOW_MS: a flood is one line more. */
+#define REFUSED_BURST 10
+#define REFUSED_WINDOW_MS 10000
+
+static void refused_log(json_object *o)
+{
+	static int64_t window_ms;
+	static unsigned logged, dropped;
+	int64_t now = vmc_now_ms();
+
+	if (now - window_ms > REFUSED_WINDOW_MS) {
+		if (dropped > 0) {
+			log_warn("migration listener refused %u more connections in the last %d s (not logged one by one)",
+				 dropped, REFUSED_WINDOW_MS / 1000);
+		}
+		window_ms = now;
+		logged = dropped = 0;
+	}
+	if (logged++ >= REFUSED_BURST) {
+		dropped++;
+		return;
+	}
+	log_warn("migration listener refused a connection from %s: %s: %s", vmc_json_str(o, "peer") ?: "?",
+		 vmc_json_str(o, "code") ?: "?", vmc_json_str(o, "reason") ?: "?");
+}
+
 static void listener_line(void *c, struct agent_proc *p, json_object *o, const char *text)
 {
 	struct vmcd *d = c;
@@ -198,8 +228,7 @@ static void listener_line(void *c, struct agent_proc *p, json_object *o, const c
 		return;
 	}
 	if (strcmp(event, "refused") == 0) {
-		log_warn("migration listener refused a connection from %s: %s: %s", vmc_json_str(o, "peer") ?: "?",
-			 vmc_json_str(o, "code") ?: "?", vmc_json_str(o, "reason") ?: "?");
+		refused_log(o);
 	} else if (strcmp(event, "listening") == 0) {
 		log_notice("migration agent listening on %s:%u", listener_addr, listener_port);
 	} else if (m != NULL && strcmp(event, "received") == 0) {
@@ -313,12 +342,14 @@ static void sender_line(void *c, struct agent_proc *p, json_object *o, const cha
 		return; /* nothing to decide */
 	}
 	log_info("vm %s: migration %s to %s: %s", m->vm, m->id, vmcd_node_name(d, m->peer), event);
-	if (strcmp(event, "pre-switchover") == 0 && !m->switchover_sent) {
+	if ((strcmp(event, "pre-switchover") == 0 || strcmp(event, "saved") == 0) && !m->switchover_sent) {
+		/* Live: paused at pre-switchover; quick: its state is on the volume. The locks go next. */
+		m->saved = strcmp(event, "saved") == 0;
 		m->switchover_sent = true;
 		send_step(d, VMC_MSG_MIGRATE_SWITCHOVER, m, NULL);
 	} else if (strcmp(event, "completed") == 0) {
 		m->completed = true;
-	} else if (strcmp(event, "received") == 0) {
+	} else if (strcmp(event, "received") == 0 || strcmp(event, "restored") == 0) {
 		m->received = true;
 	} else if (strcmp(event, "failed") == 0) {
 		m->failed = true;
@@ -336,7 +367,7 @@ static void sender_exited(void *c, struct agent_proc *p, int status)
 		return;
 	}
 	m->agent = NULL;
-	if (!m->received && !m->failed) {
+	if (!m->received && !m->saved && !m->failed) {
 		m->failed = true;
 		snprintf(m->reason, sizeof(m->reason), "the migration agent on %s exited (status %d) before the end",
 			 vmcd_node_name(d, d->my_id), status);
@@ -362,6 +393,32 @@ static int def_file_write(const struct vmcd *d, const struct vmc_group *g, char 
 	}
 	json_object_put(def);
 	return rc;
+}
+
+/* A quick migration's save (the source) or restore (the target), or the removal of its file. */
+static void quick_agent_start(struct vmcd *d, struct move *m, const struct vmc_group *g, const char *verb)
+{
+	char qmp[PATH_MAX], file[PATH_MAX], timeout[16], err[256];
+	char *argv[] = { d->opt.migrate_agent, (char *)verb, (char *)"--daemon", (char *)"--qmp", qmp, (char *)"--file",
+			 file, (char *)"--id", m->id, (char *)"--timeout", timeout, NULL };
+
+	snprintf(timeout, sizeof(timeout), "%u", d->replica.state->settings.migration_timeout_s);
+	if (vmcd_vm_migrate_qmp_path(m->vm, qmp, sizeof(qmp)) != 0 ||
+	    vmc_migration_state_file(d->replica.state, g, m->id, file, sizeof(file)) != 0) {
+		m->failed = true;
+		snprintf(m->reason, sizeof(m->reason), "vm %s has no state file for a quick migration", m->vm);
+		return;
+	}
+	m->agent = agent_proc_start(d->loop, argv, &sender_ops, d, err, sizeof(err));
+	if (m->agent == NULL) {
+		m->failed = true;
+		snprintf(m->reason, sizeof(m->reason), "%s", err);
+		return;
+	}
+	agent_proc_set_tag(m->agent, m->id);
+	log_notice("vm %s: quick migration %s to %s: %s %s", m->vm, m->id,
+		   vmcd_node_name(d, m->outgoing ? m->peer : d->my_id), strcmp(verb, "save") == 0 ? "saving it to" : "loading it from",
+		   file);
 }
 
 static void sender_start(struct vmcd *d, struct move *m, const struct vmc_group *g)
@@ -404,6 +461,10 @@ static void sender_start(struct vmcd *d, struct move *m, const struct vmc_group 
 		argv[n++] = (char *)"--no-encrypt";
 	}
 	argv[n] = NULL;
+	if (m->quick) {
+		quick_agent_start(d, m, g, "save");
+		return;
+	}
 	m->agent = agent_proc_start(d->loop, argv, &sender_ops, d, err, sizeof(err));
 	if (m->agent == NULL) {
 		m->failed = true;
@@ -441,6 +502,14 @@ static void outgoing_reconcile(struct vmcd *d, const struct vmc_group *g)
 		return;
 	}
 	if (!m->agent_started) {
+		char path[PATH_MAX];
+		def_file_path(d, m->id, path, sizeof(path));
+		if (access(path, F_OK) == 0) {
+			/* An earlier vmclusterd started this move; its agent died with it. */
+			m->agent_started = true;
+			move_abort(d, m, "the source's vmclusterd restarted during the move");
+			return;
+		}
 		sender_start(d, m, g);
 	}
 	if (g->mig.phase == VMC_MIG_SWITCHOVER && m->agent != NULL && !m->continued) {
@@ -461,16 +530,23 @@ static void incoming_reconcile(struct vmcd *d, const struct vmc_group *g)
 	if (m == NULL) {
 		return;
 	}
-	if (!m->told_expect) {
+	if (!m->told_expect && !m->quick) {
 		m->told_expect = true;
 		listener_tell("expect", m, "vm", m->vm);
 	}
 	state = vmcd_local_incoming(m->vm, m->id, why, sizeof(why));
-	if (strcmp(state, "ready") == 0 && !m->told_ready && vmcd_vm_migrate_qmp_path(m->vm, qmp, sizeof(qmp)) == 0) {
+	if (m->quick && strcmp(state, "ready") == 0 && g->mig.phase == VMC_MIG_SWITCHOVER && !m->restore_started) {
+		/* The source saved it and the locks are ours: load it. */
+		m->restore_started = true;
+		quick_agent_start(d, m, g, "restore");
+	} else if (!m->quick && strcmp(state, "ready") == 0 && !m->told_ready &&
+		   vmcd_vm_migrate_qmp_path(m->vm, qmp, sizeof(qmp)) == 0) {
 		m->told_ready = true;
 		listener_tell("ready", m, "qmp", qmp);
 	} else if (strcmp(state, "failed") == 0 && !m->received) {
-		listener_tell("refuse", m, "reason", why);
+		if (!m->quick) {
+			listener_tell("refuse", m, "reason", why);
+		}
 		move_abort(d, m, why);
 	}
 	if (m->received && g->mig.phase == VMC_MIG_SWITCHOVER && !m->ended_sent) {
@@ -478,6 +554,35 @@ static void incoming_reconcile(struct vmcd *d, const struct vmc_group *g)
 		send_step(d, VMC_MSG_MIGRATE_DONE, m, NULL);
 	} else if (m->failed) {
 		move_abort(d, m, m->reason);
+	}
+}
+
+static void remover_line(void *c, struct agent_proc *p, json_object *o, const char *text)
+{
+	(void)c;
+	(void)p;
+	(void)o;
+	(void)text;
+}
+
+static void remover_exited(void *c, struct agent_proc *p, int status)
+{
+	(void)c;
+	(void)p;
+	(void)status;
+}
+
+static const struct agent_proc_ops remover_ops = { .line = remover_line, .exited = remover_exited };
+
+/* Whatever became of a quick move, its file goes (in a child: the volume may hang). */
+static void state_file_remove(struct vmcd *d, const struct move *m, const struct vmc_group *g)
+{
+	char file[PATH_MAX], err[256];
+	char *argv[] = { d->opt.migrate_agent, (char *)"remove", (char *)"--file", file, NULL };
+
+	if (vmc_migration_state_file(d->replica.state, g, m->id, file, sizeof(file)) == 0 &&
+	    agent_proc_start(d->loop, argv, &remover_ops, d, err, sizeof(err)) == NULL) {
+		log_warn("vm %s: cannot remove the quick migration's file %s: %s", m->vm, file, err);
 	}
 }
 
@@ -498,12 +603,48 @@ static void ended_reconcile(struct vmcd *d)
 			/* Rolled back: a QEMU left paused at pre-switchover runs again. */
 			vmcd_vm_migrate_cancel(m->vm);
 		}
-		if (!m->outgoing) {
+		if (!m->outgoing && !m->quick) {
 			listener_tell("forget", m, NULL, NULL);
+		}
+		if (m->outgoing && m->quick && g != NULL) {
+			state_file_remove(d, m, g);
 		}
 		log_info("vm %s: migration %s is over here", m->vm, m->id);
 		move_drop(d, m);
 	}
+}
+
+/*
+ * Once synced: the definition files an earlier daemon left for moves the
+ * state no longer has (a move in flight keeps its file: it tells the
+ * restarted daemon its agent died with the old one).
+ */
+static void stale_files_remove(struct vmcd *d)
+{
+	static bool done;
+	DIR *dir;
+	struct dirent *e;
+
+	if (done || (dir = opendir(d->opt.run_dir)) == NULL) {
+		return;
+	}
+	done = true;
+	while ((e = readdir(dir)) != NULL) {
+		char id[VMC_MIG_ID_MAX + 1], path[PATH_MAX];
+		bool live = false;
+		if (sscanf(e->d_name, "migration-%32[0-9a-f].json", id) != 1) {
+			continue;
+		}
+		for (size_t i = 0; i < d->replica.state->n_groups; i++) {
+			const struct vmc_group *g = &d->replica.state->groups[i];
+			live = live || (g->mig.phase != VMC_MIG_NONE && strcmp(g->mig.id, id) == 0);
+		}
+		def_file_path(d, id, path, sizeof(path));
+		if (!live && path[0] != '\0') {
+			unlink(path);
+		}
+	}
+	closedir(dir);
 }
 
 void vmcd_migrations_reconcile(struct vmcd *d)
@@ -514,6 +655,7 @@ void vmcd_migrations_reconcile(struct vmcd *d)
 	if (d->replica.phase != VMC_SYNC_DONE || !vmc_replica_writable(&d->replica)) {
 		return;
 	}
+	stale_files_remove(d);
 	for (size_t i = 0; i < s->n_groups; i++) {
 		const struct vmc_group *g = &s->groups[i];
 		if (g->state != VMC_GROUP_MIGRATING ||

@@ -1066,9 +1066,14 @@ static enum vmc_migp_state migp_fail(struct vmc_migp *c, enum migp_fail_how how,
 	return VMC_MIGP_FAILED;
 }
 
+/* Not strerror(): the agent runs engines on several threads. */
 static enum vmc_migp_state migp_fail_internal(struct vmc_migp *c, int rc, const char *what)
 {
-	return migp_fail(c, MIGP_TELL_PEER, VMC_MIGP_E_INTERNAL, "%s: %s", what, strerror(-rc));
+	const char *why = rc == -ENOMEM ? "out of memory"
+			  : rc == -EIO  ? "the crypto library failed"
+					: "unexpected error";
+
+	return migp_fail(c, MIGP_TELL_PEER, VMC_MIGP_E_INTERNAL, "%s: %s (%d)", what, why, rc);
 }
 
 void vmc_migp_fail(struct vmc_migp *c, const char *code, const char *reason)

@@ -185,6 +185,21 @@ uint32_t vmc_migration_pick_target(const struct vmc_state *s, const struct vmc_a
 	return best;
 }
 
+int vmc_migration_state_file(const struct vmc_state *s, const struct vmc_group *g, const char *id, char *buf,
+			     size_t len)
+{
+	for (size_t i = 0; i < s->n_volumes; i++) {
+		if (vmc_group_uses_volume(g->def, &s->volumes[i]) &&
+		    (size_t)snprintf(buf, len, "%s/.vmcluster-migrate/%s.%s.state", s->volumes[i].path, g->def->name, id) <
+			    len) {
+			return 0;
+		}
+	}
+	snprintf(buf, len, "quick migration saves the VM to one of its volumes, and vm %s has no disk on one "
+		 "(move it live)", g->def->name);
+	return -ENOENT;
+}
+
 static bool has_slot(const struct vmc_state *s, const struct vmc_group *g)
 {
 	size_t max = s->settings.migration_max_parallel;

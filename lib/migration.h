@@ -58,6 +58,15 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 uint32_t vmc_migration_pick_target(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 				   const struct vmc_group *g, char *why, size_t len);
 
+/*
+ * Where a quick migration of g saves the VM: on the volume of its first
+ * disk that lies on one, VOLUME/.vmcluster-migrate/NAME.ID.state (every
+ * node sees it there). 0, or -ENOENT with one line in buf when g has no
+ * disk on a volume (quick migration needs one).
+ */
+int vmc_migration_state_file(const struct vmc_state *s, const struct vmc_group *g, const char *id, char *buf,
+			     size_t len);
+
 /* Migrations in flight (transfer or switchover) with node as source or target. */
 size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
 

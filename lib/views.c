@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fence_policy.h"
+#include "migration.h"
 #include "views.h"
 #include "volume_apply.h"
 
@@ -315,6 +316,16 @@ json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_
 		json_object_object_add(o, "owner_lost", json_object_new_string(lost));
 	}
 	json_object_object_add(o, "recent_failures", json_object_new_int64(recent_failures(in, g)));
+	/* Absent unless it moves, so the views of groups at rest stay as they were. */
+	if (g->mig.phase != VMC_MIG_NONE) {
+		json_object *m = json_object_new_object();
+		char nb[24];
+		json_object_object_add(m, "id", json_object_new_string(g->mig.id));
+		json_object_object_add(m, "phase", json_object_new_string(vmc_mig_phase_to_str(g->mig.phase)));
+		json_object_object_add(m, "mode", json_object_new_string(g->mig.quick ? "quick" : "live"));
+		json_object_object_add(m, "target", json_object_new_string(node_name(in, g->mig.target, nb, sizeof(nb))));
+		json_object_object_add(o, "migration", m);
+	}
 	/* Absent without volumes, so the views of clusters without them stay as they were. */
 	if (in->state->n_volumes > 0) {
 		json_object_object_add(o, "locks", group_locks(in, g));

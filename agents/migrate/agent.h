@@ -38,6 +38,18 @@ struct listen_opts {
 	bool daemon_control;        /* expectations come as JSON lines on stdin */
 };
 
+struct quick_opts {
+	const char *id;
+	const char *qmp;            /* the QEMU's migration QMP socket */
+	const char *file;           /* the state file, on one of the VM's volumes */
+	uint32_t timeout_s;
+};
+
+/* Quick migration (quick.c): pause and save; load; remove the file. 0 done, 1 failed. */
+int save_run(const struct quick_opts *o);
+int restore_run(const struct quick_opts *o);
+int remove_run(const char *file);
+
 /* Exit status: 0 received by the destination, 1 failed (source still runs, or the daemon decides). */
 int send_run(const struct send_opts *o);
 /* Serves until stdin closes (daemon mode) or the one expected migration ends (standalone). */

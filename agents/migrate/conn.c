@@ -212,8 +212,12 @@ int key_load(const char *path, uint8_t key[VMC_MIGP_KEY_LEN], char *err, size_t 
 		snprintf(err, errlen, "the cluster key %s is %s", path, n < 0 ? strerror(errno) : "shorter than 16 bytes");
 		return -1;
 	}
-	vmc_migp_auth_key(buf, (size_t)n, key);
+	n = vmc_migp_auth_key(buf, (size_t)n, key);
 	memset(buf, 0, sizeof(buf));
+	if (n != 0) {
+		snprintf(err, errlen, "cannot derive the migration key from %s (libcrypto failed)", path);
+		return -1;
+	}
 	return 0;
 }
 

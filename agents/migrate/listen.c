@@ -46,7 +46,10 @@ struct expect {
 	char id[VMC_MIGP_ID_LEN + 1];
 	char vm[128];
 	char qmp[512];
-	bool ready, refused, accepted, control_taken, data_taken, forgotten;
+	bool ready, refused, accepted, forgotten;
+	/* A channel is taken once its peer authenticated, and reserved until then:
+	 * ids travel in clear, so a HELLO alone must not use one up. */
+	bool control_reserved, control_taken, data_reserved, data_taken;
 	char reason[256];
 	int data_fd;
 	struct vmc_migp *data;
@@ -107,19 +110,31 @@ static bool hello_admit(const struct vmc_migp_event *ev, const char **code, cons
 	}
 	*code = VMC_MIGP_E_ID_USED;
 	if (ev->channel == VMC_MIGP_CONTROL) {
-		*why = "that migration's control channel came already";
-		if (e->control_taken) {
+		*why = "that migration's control channel came already (or is being authenticated)";
+		if (e->control_taken || e->control_reserved) {
 			return false;
 		}
-		e->control_taken = true;
+		e->control_reserved = true;
 		return true;
 	}
 	*why = "that migration has no accepted control channel, or its data channel came already";
-	if (!e->accepted || e->data_taken || ev->index != 0) {
+	if (!e->accepted || e->data_taken || e->data_reserved || ev->index != 0) {
 		return false;
 	}
-	e->data_taken = true;
+	e->data_reserved = true;
 	return true;
+}
+
+/* The handshake ended: authenticated takes the reserved channel, anything else frees it. */
+static void hello_settle(struct expect *e, enum vmc_migp_channel ch, bool authed)
+{
+	if (ch == VMC_MIGP_CONTROL) {
+		e->control_taken = e->control_taken || authed;
+		e->control_reserved = false;
+	} else {
+		e->data_taken = e->data_taken || authed;
+		e->data_reserved = false;
+	}
 }
 
 static void refused_report(const char *peer, const struct vmc_migp_event *ev)
@@ -332,6 +347,11 @@ static void *conn_thread(void *arg)
 		vmc_migp_server_hello(c, ok, code, why);
 		migp_pump(cn->fd, c, vmc_now_ms() + VMCM_READ_DEADLINE_MS, &ev);
 	}
+	pthread_mutex_lock(&lock);
+	if (e != NULL && expect_find(ev.id) == e) {
+		hello_settle(e, ev.channel, ev.kind == VMC_MIGP_EV_AUTHED);
+	}
+	pthread_mutex_unlock(&lock);
 	if (ev.kind != VMC_MIGP_EV_AUTHED) {
 		migp_flush(cn->fd, c);
 		refused_report(cn->peer, &ev);

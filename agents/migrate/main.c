@@ -24,12 +24,16 @@ static const char usage[] =
 	"Usage: vmcluster-migrate send --vm NAME --qmp SOCKET --to ADDR:PORT --id ID\n"
 	"                              --definition FILE [OPTIONS]\n"
 	"       vmcluster-migrate listen --listen ADDR:PORT [--expect ID --vm NAME --qmp SOCKET]\n"
+	"       vmcluster-migrate save|restore --qmp SOCKET --file PATH [--id ID]\n"
+	"       vmcluster-migrate remove --file PATH\n"
 	"       vmcluster-migrate new-id\n"
 	"\n"
 	"Moves a running QEMU VM to another host: 'listen' on the destination (its\n"
 	"QEMU started with -incoming defer), 'send' on the source. Both sides prove\n"
 	"they hold the cluster key; nothing unauthenticated reaches a QEMU. Progress\n"
-	"is printed on stdout as JSON lines, errors on stderr.\n"
+	"is printed on stdout as JSON lines, errors on stderr. Quick migration: 'save'\n"
+	"pauses the VM and writes its state to a file on a volume both hosts see,\n"
+	"'restore' loads it into a QEMU waiting with -incoming defer (and removes it).\n"
 	"\n"
 	"Options:\n"
 	"  --key-file FILE    the cluster key (default /etc/corosync/authkey)\n"
@@ -89,7 +93,7 @@ static void keyed(const char *key_file, uint8_t key[VMC_MIGP_KEY_LEN])
 	}
 }
 
-enum { O_KEY = 256, O_FROM, O_NOENC, O_BW, O_DOWN, O_TIMEOUT, O_SOURCE, O_WAIT, O_DAEMON, O_DEF, O_EXPECT };
+enum { O_KEY = 256, O_FROM, O_NOENC, O_BW, O_DOWN, O_TIMEOUT, O_SOURCE, O_WAIT, O_DAEMON, O_DEF, O_EXPECT, O_FILE };
 
 static const struct option longopts[] = {
 	{ "vm", required_argument, NULL, 'v' },        { "qmp", required_argument, NULL, 'q' },
@@ -100,6 +104,7 @@ static const struct option longopts[] = {
 	{ "timeout", required_argument, NULL, O_TIMEOUT }, { "source", required_argument, NULL, O_SOURCE },
 	{ "wait-continue", no_argument, NULL, O_WAIT }, { "daemon", no_argument, NULL, O_DAEMON },
 	{ "definition", required_argument, NULL, O_DEF }, { "expect", required_argument, NULL, O_EXPECT },
+	{ "file", required_argument, NULL, O_FILE },
 	{ "help", no_argument, NULL, 'h' },            { NULL, 0, NULL, 0 },
 };
 
@@ -108,7 +113,7 @@ int main(int argc, char **argv)
 	struct send_opts s = { .encrypt = true, .downtime_ms = 300, .timeout_s = 600, .source = "?" };
 	struct listen_opts l = { 0 };
 	const char *key_file = "/etc/corosync/authkey", *to = NULL, *listen = NULL, *id = NULL, *def = NULL;
-	const char *vm = NULL, *qmp = NULL;
+	const char *vm = NULL, *qmp = NULL, *file = NULL;
 	bool daemon = false;
 	int c;
 
@@ -142,6 +147,7 @@ int main(int argc, char **argv)
 		case O_WAIT: s.wait_continue = true; break;
 		case O_DAEMON: daemon = true; break;
 		case O_DEF: def = optarg; break;
+		case O_FILE: file = optarg; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fprintf(stderr, "vmcluster-migrate: see --help\n"); return 2;
 		}
@@ -176,6 +182,19 @@ int main(int argc, char **argv)
 		json_object_put(s.definition);
 		return c;
 	}
+	if (strcmp(argv[1], "save") == 0 || strcmp(argv[1], "restore") == 0) {
+		struct quick_opts q = { .id = id, .qmp = qmp, .file = file, .timeout_s = s.timeout_s };
+		if (qmp == NULL || file == NULL) {
+			die("%s needs --qmp and --file (see --help)", argv[1]);
+		}
+		return strcmp(argv[1], "save") == 0 ? save_run(&q) : restore_run(&q);
+	}
+	if (strcmp(argv[1], "remove") == 0) {
+		if (file == NULL) {
+			die("%s", "remove needs --file");
+		}
+		return remove_run(file);
+	}
 	if (strcmp(argv[1], "listen") == 0) {
 		if (listen == NULL || net_parse_hostport(listen, l.addr, sizeof(l.addr), &l.port) != 0) {
 			die("%s", "listen needs --listen ADDR:PORT (an address of the migration network)");
@@ -190,5 +209,5 @@ int main(int argc, char **argv)
 		keyed(key_file, l.key);
 		return listen_run(&l);
 	}
-	die("unknown command '%s' (send, listen or new-id; see --help)", argv[1]);
+	die("unknown command '%s' (send, listen, save, restore, remove or new-id; see --help)", argv[1]);
 }

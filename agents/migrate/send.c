@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,15 @@
 #define RECEIVED_MS 30000
 #define POLL_MS 50
 #define QMP_MS 5000
+
+/* SIGTERM or SIGINT (the daemon went away: PR_SET_PDEATHSIG): cancel, so the source runs on. */
+static volatile sig_atomic_t stop_asked;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_asked = 1;
+}
 
 struct send {
 	const struct send_opts *o;
@@ -271,6 +281,10 @@ static bool converge(struct send *s)
 		if (!control_quiet(s)) {
 			return false;
 		}
+		if (stop_asked) {
+			fail(s, VMC_MIGP_E_ABORTED, "the agent was stopped (its vmclusterd went away): cancelled");
+			return false;
+		}
 		if (!paused && vmc_now_ms() > deadline) {
 			fail(s, VMC_MIGP_E_TIMEOUT, "did not converge within migration_timeout_s (%u s): cancelled, it runs on the source",
 			     s->o->timeout_s);
@@ -320,6 +334,10 @@ int send_run(const struct send_opts *o)
 	bool ok;
 	json_object *done;
 
+	struct sigaction sa = { .sa_handler = on_stop };
+
+	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: a blocked poll returns at once */
+	sigaction(SIGINT, &sa, NULL);
 	s.t0_ms = vmc_now_ms();
 	ok = control_open(&s) && data_open(&s) && qemu_start(&s) && converge(&s) && await_received(&s);
 	if (!ok) {

@@ -131,6 +131,13 @@ guest_vm() {
 		"$1" "$guest" "$guest" "$(cat "$guest/cmdline")" "$2" "${3:-}"
 }
 
+# guest_vm_args NAME PREFERRED KERNEL_ARGS [EXTRA]: guest_vm with more on its
+# kernel command line (vmc.dirty_mib_s=64 vmc.buffer_mib=48, say: tests/guest/README.md)
+guest_vm_args() {
+	printf '{"name":"%s","memory_mib":128,"boot":{"kernel":"%s/vmlinux","initrd":"%s/initrd.img","cmdline":"%s %s"},"preferred_owners":["%s"]%s}\n' \
+		"$1" "$guest" "$guest" "$(cat "$guest/cmdline")" "$3" "$2" "${4:-}"
+}
+
 # guest_vm_disk NAME PREFERRED IMAGE [EXTRA]: guest_vm with one disk, IMAGE
 guest_vm_disk() {
 	guest_vm "$1" "$2" ",\"disks\":[{\"path\":\"$3\"}]${4:-}"

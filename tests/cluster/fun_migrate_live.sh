@@ -1,5 +1,6 @@
 #!/bin/bash
-# Live migration through the bundled agents, encrypted and not: the test
+# Live migration through the bundled agents, encrypted and not, and quick
+# migration through a file on the VM's volume: the test
 # guest moves from node 1 to node 2 and back while its serial counter goes
 # on with no reset and no second boot; ownership and its image lock move;
 # the source QEMU is gone; every node agrees; no counter value was printed
@@ -60,6 +61,23 @@ move 2 1 off
 expect_eq "node1 did not boot web1 again" "$booted_before_1" "$(booted_on 1 web1)"
 expect "every node agrees" nodes_agree 1 2 3
 
+# Quick migration: paused, saved to the volume, the locks handed over, loaded on node 2.
+seen=$({ cat "$(serial_log 2 web1)" 2>/dev/null || true; } | wc -l)
+before=$(counter_of 1 web1)
+booted_before_2=$(booted_on 2 web1)
+out=$(node_exec 2 clusterctl move-vm web1 node2 --quick --wait 2>&1) && pass "move-vm --quick: $(tail -1 <<<"$out")" ||
+	fail "move-vm web1 node2 --quick failed: $out"
+for n in 1 2 3; do expect "node $n: web1 online on node2 after the quick move" vm_online_on web1 node2 "$n"; done
+expect "node2's counter goes on after the quick move" wait_for 20 "web1 counter on node2" counter_above 2 web1 "$before"
+first=$(tail -n +"$((seen + 1))" "$(serial_log 2 web1)" | grep -a -o 'vmc-counter [0-9]*' | head -1 | awk '{print $2}')
+[[ -n $first && $first -gt $before ]] && pass "quick: the counter goes on ($before, then $first)" ||
+	fail "quick: the counter did not go on: $before before, '${first}' first on node2"
+expect_eq "quick: node2 did not boot web1" "$booted_before_2" "$(booted_on 2 web1)"
+expect_eq "quick: the state file is gone" "" "$(ls -A "$vol/.vmcluster-migrate" 2>/dev/null)"
+quick_gone() { [[ -z $(qemu_pids 1 web1) ]]; }
+expect "quick: node1's QEMU is gone" wait_for 10 "node1's QEMU gone" quick_gone
+node_exec 1 clusterctl move-vm web1 node1 --wait >/dev/null || fail "moving web1 back to node1 failed"
+
 # Refused up front, nothing changed.
 before=$(node_exec 1 clusterctl --json status | jq -r .config_version)
 refused_on 1 1 "no vm named 'ghost'" clusterctl move-vm ghost node2
@@ -72,6 +90,9 @@ refused_on 1 2 "not an IPv4 network" clusterctl migration set network=not-a-net
 expect_eq "refusals changed nothing" "$before" "$(node_exec 1 clusterctl --json status | jq -r .config_version)"
 expect_eq "web1 still online on node1" "online node1" \
 	"$(node_exec 2 clusterctl --json vm show web1 | jq -r '.state + " " + .owner')"
+guest_vm nodisk node1 ',"possible_owners":["node1","node2"]' | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+refused_on 1 1 "has no disk on one" clusterctl move-vm nodisk node2 --quick
+node_exec 1 clusterctl vm stop nodisk --wait >/dev/null
 
 expect_eq "no counter value was printed on two nodes" "" "$(counters_on_two web1 1 2 3)"
 finish

@@ -9,6 +9,7 @@
  *   me node1
  *   node node1 1 [mem=2048] [nofacts] [watchdog]
  *   vm web1 [state=online] [owner=node1] [attempt=2] [prio=high] [mem=256]
+ *           [disk=PATH] [move=PHASE:TARGET:ID]
  *   members node1,node2          (the active members; default: every node)
  *   epoch 7
  *   record node3 attempts=1 [last_fencer=node1] [error=TEXT]
@@ -48,6 +49,9 @@ struct case_vm {
 	char prio[16];
 	uint32_t mem_mib;
 	char disk[128];         /* one disk image, or empty */
+	char mig_phase[16];     /* a move: queued, transfer or switchover; empty for none */
+	uint32_t mig_target;
+	char mig_id[40];
 };
 
 struct case_volume {
@@ -186,6 +190,19 @@ static inline void case_parse_vm(struct case_base *c, char *save)
 			v->mem_mib = (uint32_t)atoi(case_kv(t, "mem"));
 		} else if (case_kv(t, "disk")) {
 			snprintf(v->disk, sizeof(v->disk), "%s", case_kv(t, "disk"));
+		} else if (case_kv(t, "move")) {
+			/* move=PHASE:TARGET:ID */
+			char buf[96], *phase, *target, *id, *sp = NULL;
+			snprintf(buf, sizeof(buf), "%s", case_kv(t, "move"));
+			phase = strtok_r(buf, ":", &sp);
+			target = strtok_r(NULL, ":", &sp);
+			id = strtok_r(NULL, ":", &sp);
+			if (phase == NULL || target == NULL || id == NULL) {
+				case_fail(c, "move=PHASE:TARGET:ID");
+			}
+			snprintf(v->mig_phase, sizeof(v->mig_phase), "%s", phase);
+			v->mig_target = case_node_id(c, target);
+			snprintf(v->mig_id, sizeof(v->mig_id), "%s", id);
 		} else {
 			case_fail(c, "unknown vm attribute '%s'", t);
 		}
@@ -294,13 +311,20 @@ static inline struct vmc_state *case_state(struct case_base *c)
 		const struct case_vm *v = &c->vms[i];
 		bool wanted = strcmp(v->state, "offline") != 0 && strcmp(v->state, "stopping") != 0 &&
 			      strcmp(v->state, "failed") != 0;
+		char mig[192] = "";
+		if (v->mig_phase[0] != '\0') {
+			snprintf(mig, sizeof(mig),
+				 ",\"migration\":{\"phase\":\"%s\",\"target\":%u,\"mode\":\"live\",\"id\":\"%.32s\","
+				 "\"since_s\":0,\"seq\":1}",
+				 v->mig_phase, v->mig_target, v->mig_id);
+		}
 		used += (size_t)snprintf(json + used, 65536 - used,
 					 "%s{\"definition\":{\"name\":\"%s\",\"memory_mib\":%u,\"priority\":\"%s\","
 					 "\"boot\":{\"kernel\":\"/k\"}%s%s%s},\"owner\":%u,\"state\":\"%s\","
-					 "\"want_started\":%s,\"attempt\":%u,\"reason\":\"\",\"failures\":[]}",
+					 "\"want_started\":%s,\"attempt\":%u,\"reason\":\"\",\"failures\":[]%s}",
 					 i ? "," : "", v->name, v->mem_mib, v->prio, v->disk[0] ? ",\"disks\":[{\"path\":\"" : "",
 					 v->disk, v->disk[0] ? "\"}]" : "", v->owner, v->state, wanted ? "true" : "false",
-					 v->attempt);
+					 v->attempt, mig);
 	}
 	used += (size_t)snprintf(json + used, 65536 - used, "]");
 	for (size_t i = 0; i < c->n_volumes; i++) {

@@ -8,7 +8,7 @@
  *   writable yes|no              (primary and untainted; default yes)
  *   local VM [running] [start-pending] [stop-pending] [started=A]
  *            [exit=EVENT@A] [reason=TEXT] [reported=EVENT@A] [self-fenced] [exists]
- *            [volume-killed]
+ *            [volume-killed] [paused] [incoming=ID]
  *   lost-volume NAME             (its lease is past the kill deadline here)
  *   expect VM ACTION [EVENT] [attempt=A]
  *   expect-nothing               (the policy decides nothing at all)
@@ -102,6 +102,10 @@ static void parse_local(struct lcase *c, char *save)
 			l->exists_unfollowed = true;
 		} else if (strcmp(t, "volume-killed") == 0) {
 			l->volume_lost = true;
+		} else if (strcmp(t, "paused") == 0) {
+			l->paused = true;
+		} else if ((v = case_kv(t, "incoming")) != NULL) {
+			snprintf(l->incoming_id, sizeof(l->incoming_id), "%s", v);
 		} else if ((v = case_kv(t, "started")) != NULL) {
 			l->started = true;
 			l->started_attempt = (uint32_t)atoi(v);
