@@ -70,7 +70,7 @@ static void bar_draw(json_object *m)
 	memset(bar, '.', BAR_WIDTH);
 	memset(bar, '#', (size_t)(pct * BAR_WIDTH / 100));
 	bar[BAR_WIDTH] = '\0';
-	if (p == NULL) {
+	if (p == NULL || total <= 0 || remaining < 0) {
 		fprintf(stdout, "\r%s: %-10s", jstr(m, "vm"), jstr(m, "phase"));
 	} else {
 		fprintf(stdout, "\r%s [%s] %3d%% %6.0f MiB/s %5lld MiB left  pass %lld  downtime ~%lld ms ", jstr(m, "vm"),
@@ -147,6 +147,7 @@ static int follow(struct cli *cli, const char *vm, const char *id, const char *t
 			progress_event(m);
 		} else if (strcmp(jstr(m, "phase"), last_phase) != 0) {
 			printf("vm %s: %s\n", vm, jstr(m, "phase"));
+			fflush(stdout);
 		}
 		snprintf(last_phase, sizeof(last_phase), "%s", jstr(m, "phase"));
 		json_object_put(m);
@@ -184,7 +185,15 @@ int cmd_move_vm(struct cli *cli, int argc, char **argv)
 	if (cli->json && !cli->wait) {
 		json_object_object_add(r, "id", json_object_new_string(id));
 		print_json(r);
-	} else if (!cli->json) {
+	} else if (cli->json) {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "event", json_object_new_string("asked"));
+		json_object_object_add(e, "vm", json_object_new_string(argv[0]));
+		json_object_object_add(e, "id", json_object_new_string(id));
+		json_object_object_add(e, "detail", json_object_new_string(jstr(r, "detail")));
+		puts(json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
+		json_object_put(e);
+	} else {
 		printf("%s (migration %s)\n", jstr(r, "detail"), id);
 	}
 	json_object_put(r);

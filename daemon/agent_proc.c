@@ -215,11 +215,11 @@ static void reap_later(void *data)
 	waitpid(pid, NULL, WNOHANG);
 }
 
-void agent_proc_abandon(struct agent_proc *p)
+void agent_proc_abandon(struct agent_proc *p, bool hard)
 {
 	if (!p->gone) {
 		qb_loop_timer_handle t;
-		kill(-p->pid, SIGKILL);
+		kill(-p->pid, hard ? SIGKILL : SIGTERM);
 		if (waitpid(p->pid, NULL, WNOHANG) != p->pid) {
 			qb_loop_timer_add(p->loop, QB_LOOP_LOW, 200 * QB_TIME_NS_IN_MSEC, (void *)(intptr_t)p->pid,
 					  reap_later, &t);

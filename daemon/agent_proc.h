@@ -31,8 +31,12 @@ struct agent_proc *agent_proc_start(qb_loop_t *loop, char *const argv[], const s
 int agent_proc_send(struct agent_proc *p, const char *line);
 /* SIGTERM its session (SIGKILL with hard); its exit still comes. */
 void agent_proc_kill(struct agent_proc *p, bool hard);
-/* Forgets it without waiting: SIGKILL, reaped from a timer; no more callbacks. */
-void agent_proc_abandon(struct agent_proc *p);
+/*
+ * Forgets it without waiting, no more callbacks: SIGKILL (hard) or SIGTERM
+ * (it ends on its own: a sending agent cancels its migration first),
+ * reaped from a timer.
+ */
+void agent_proc_abandon(struct agent_proc *p, bool hard);
 pid_t agent_proc_pid(const struct agent_proc *p);
 /* The owner's tag (a migration id, say); set freely. */
 void agent_proc_set_tag(struct agent_proc *p, const char *tag);

@@ -458,10 +458,11 @@ static int cmd_vm_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_objec
 }
 
 /* Does any assignment change a fence setting (they choose what runs as root)? */
+/* A setting only root may change: the fence settings, and turning migration encryption off. */
 static const char *fence_key(const char *const *assignments, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (strncmp(assignments[i], "fence_", 6) == 0) {
+		if (strncmp(assignments[i], "fence_", 6) == 0 || strncmp(assignments[i], "migration_encrypt=", 18) == 0) {
 			return assignments[i];
 		}
 	}
@@ -489,7 +490,8 @@ static int cmd_cluster_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_
 	key = fence_key(assignments, n);
 	if (key != NULL && req->uid != 0) {
 		snprintf(err, errlen, "permission denied: '%.*s' needs root (fence settings choose what runs as "
-			 "root); members of haclient may manage VMs", (int)strcspn(key, "="), key);
+			 "root; migration_encrypt guards the VMs' memory on the wire); members of haclient may manage VMs",
+			 (int)strcspn(key, "="), key);
 		log_warn("refused cluster set %s from uid %u (pid %d): fence settings need root", key,
 			 (unsigned int)req->uid, (int)req->pid);
 		return -VMC_E_DENIED;

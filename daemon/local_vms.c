@@ -94,6 +94,7 @@ static void locals_refresh(const struct vmcd *d)
 		status = vmcd_vm_run_status(l->v.name);
 		/* An incoming QEMU waits paused once fed, whatever status was seen last. */
 		l->v.paused = strcmp(status, "paused") == 0 || strcmp(status, "postmigrate") == 0 ||
+			      strcmp(status, "finish-migrate") == 0 ||
 			      (l->v.running && l->v.incoming_id[0] != '\0');
 		if (l->v.running || l->v.exists_unfollowed || vmc_state_group_find(d->replica.state, l->v.name) != NULL) {
 			locals[k++] = *l;

@@ -45,6 +45,7 @@ struct move {
 	char reason[256];
 	json_object *progress;       /* the sending agent's last progress line */
 	int64_t started_ms;
+	int64_t step_sent_ms;        /* when the last SWITCHOVER, DONE or ABORT went out */
 };
 
 static struct move moves[MOVES_MAX];
@@ -54,6 +55,7 @@ static uint32_t listener_port;
 static int64_t listener_retry_ms;
 static qb_loop_timer_handle retry_timer;
 static bool retry_armed;
+static char peers_sent[2048]; /* the last peers line the listener got */
 static const struct vmcd_migrations_hooks *hooks;
 static struct vmcd *ctx;
 
@@ -147,22 +149,38 @@ static void def_file_path(const struct vmcd *d, const char *id, char *buf, size_
 	}
 }
 
-static void move_drop(struct vmcd *d, struct move *m)
+/* Forget a move. Its definition file stays when the daemon stops mid-move: it tells the next one. */
+static void move_drop(struct vmcd *d, struct move *m, bool stopping)
 {
 	char path[PATH_MAX];
 
 	if (m->agent != NULL) {
-		agent_proc_abandon(m->agent);
+		agent_proc_abandon(m->agent, !stopping);
 	}
 	def_file_path(d, m->id, path, sizeof(path));
-	unlink(path);
+	if (!stopping) {
+		unlink(path);
+	}
 	json_object_put(m->progress);
 	memset(m, 0, sizeof(*m));
 }
 
 /* ---- messages to the cluster ---- */
 
-static void send_step(struct vmcd *d, uint16_t type, const struct move *m, const char *reason)
+/*
+ * A step sent that the state does not show yet after this long is sent
+ * again: a membership change may have come first ("not applied"). A
+ * repeat of one that was applied is refused: its migration moved on.
+ */
+#define STEP_RESEND_MS 2000
+#define TICK_MS 1000
+
+static bool step_due(const struct move *m)
+{
+	return vmc_now_ms() - m->step_sent_ms > STEP_RESEND_MS;
+}
+
+static void send_step(struct vmcd *d, uint16_t type, struct move *m, const char *reason)
 {
 	json_object *body = json_object_new_object();
 
@@ -174,12 +192,18 @@ static void send_step(struct vmcd *d, uint16_t type, const struct move *m, const
 	if (vmcd_cpg_send_request(d, type, body) < 0) {
 		log_warn("vm %s: cannot send %s for migration %s", m->vm, vmc_msg_type_to_str(type), m->id);
 	}
+	m->step_sent_ms = vmc_now_ms();
 	json_object_put(body);
 }
 
 static void move_abort(struct vmcd *d, struct move *m, const char *reason)
 {
+	if (m->ended_sent && !step_due(m)) {
+		return;
+	}
 	if (m->ended_sent) {
+		log_info("vm %s: migration %s: the cluster has not applied its end yet: asking again", m->vm, m->id);
+		send_step(d, VMC_MSG_MIGRATE_ABORT, m, reason);
 		return;
 	}
 	m->ended_sent = true;
@@ -272,7 +296,7 @@ static void listener_ensure(struct vmcd *d)
 	if (listener != NULL && (strcmp(addr, listener_addr) != 0 || port != listener_port)) {
 		log_notice("migration network changed: moving the listener from %s:%u to %s:%u", listener_addr,
 			   listener_port, addr[0] ? addr : "(none)", port);
-		agent_proc_abandon(listener);
+		agent_proc_abandon(listener, true);
 		listener = NULL;
 	}
 	if (listener != NULL || addr[0] == '\0') {
@@ -303,7 +327,8 @@ static void listener_ensure(struct vmcd *d)
 		hooks->addr_changed(d);
 	}
 	listener_port = port;
-	/* A new listener knows nothing: tell it again what this node expects. */
+	/* A new listener knows nothing: tell it again what this node expects, and who may connect. */
+	peers_sent[0] = '\0';
 	for (size_t i = 0; i < MOVES_MAX; i++) {
 		moves[i].told_expect = moves[i].told_ready = false;
 	}
@@ -320,6 +345,43 @@ static void listener_tell(const char *verb, const struct move *m, const char *ke
 	json_object_object_add(o, verb, b);
 	if (listener != NULL) {
 		agent_proc_send(listener, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(o);
+}
+
+/* The listener may take this migration's channels, sealed or not as this cluster says. */
+static void listener_expect(const struct vmcd *d, const struct move *m)
+{
+	json_object *o = json_object_new_object(), *b = json_object_new_object();
+
+	json_object_object_add(b, "id", json_object_new_string(m->id));
+	json_object_object_add(b, "vm", json_object_new_string(m->vm));
+	json_object_object_add(b, "encrypt", json_object_new_boolean(d->replica.state->settings.migration_encrypt));
+	json_object_object_add(o, "expect", b);
+	if (listener != NULL) {
+		agent_proc_send(listener, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(o);
+}
+
+/* The other nodes' migration addresses, when they changed: nobody else reaches the listener. */
+static void listener_peers(struct vmcd *d)
+{
+	char *last = peers_sent;
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	const char *text;
+
+	for (size_t i = 0; i < d->replica.state->n_nodes; i++) {
+		uint32_t id = d->replica.state->nodes[i].id;
+		const char *addr = peer_addr(d, id);
+		if (id != d->my_id && addr[0] != '\0') {
+			json_object_array_add(a, json_object_new_string(addr));
+		}
+	}
+	json_object_object_add(o, "peers", a);
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (listener != NULL && strcmp(text, last) != 0 && agent_proc_send(listener, text) == 0) {
+		snprintf(last, sizeof(peers_sent), "%s", text);
 	}
 	json_object_put(o);
 }
@@ -512,6 +574,9 @@ static void outgoing_reconcile(struct vmcd *d, const struct vmc_group *g)
 		}
 		sender_start(d, m, g);
 	}
+	if (g->mig.phase == VMC_MIG_TRANSFER && m->switchover_sent && !m->failed && step_due(m)) {
+		send_step(d, VMC_MSG_MIGRATE_SWITCHOVER, m, NULL); /* lost in a membership change */
+	}
 	if (g->mig.phase == VMC_MIG_SWITCHOVER && m->agent != NULL && !m->continued) {
 		m->continued = true;
 		agent_proc_send(m->agent, "continue");
@@ -532,7 +597,7 @@ static void incoming_reconcile(struct vmcd *d, const struct vmc_group *g)
 	}
 	if (!m->told_expect && !m->quick) {
 		m->told_expect = true;
-		listener_tell("expect", m, "vm", m->vm);
+		listener_expect(d, m);
 	}
 	state = vmcd_local_incoming(m->vm, m->id, why, sizeof(why));
 	if (m->quick && strcmp(state, "ready") == 0 && g->mig.phase == VMC_MIG_SWITCHOVER && !m->restore_started) {
@@ -549,7 +614,7 @@ static void incoming_reconcile(struct vmcd *d, const struct vmc_group *g)
 		}
 		move_abort(d, m, why);
 	}
-	if (m->received && g->mig.phase == VMC_MIG_SWITCHOVER && !m->ended_sent) {
+	if (m->received && g->mig.phase == VMC_MIG_SWITCHOVER && (!m->ended_sent || step_due(m))) {
 		m->ended_sent = true;
 		send_step(d, VMC_MSG_MIGRATE_DONE, m, NULL);
 	} else if (m->failed) {
@@ -610,7 +675,7 @@ static void ended_reconcile(struct vmcd *d)
 			state_file_remove(d, m, g);
 		}
 		log_info("vm %s: migration %s is over here", m->vm, m->id);
-		move_drop(d, m);
+		move_drop(d, m, false);
 	}
 }
 
@@ -647,6 +712,29 @@ static void stale_files_remove(struct vmcd *d)
 	closedir(dir);
 }
 
+static qb_loop_timer_handle tick_timer;
+static bool tick_armed;
+
+static void tick_fire(void *data)
+{
+	tick_armed = false;
+	hooks->changed(data);
+}
+
+/* While moves are under way, decide again every second: steps to send again, deadlines. */
+static void tick_ensure(struct vmcd *d)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < MOVES_MAX; i++) {
+		any = any || moves[i].used;
+	}
+	if (any && !tick_armed &&
+	    qb_loop_timer_add(d->loop, QB_LOOP_LOW, (uint64_t)TICK_MS * QB_TIME_NS_IN_MSEC, d, tick_fire, &tick_timer) == 0) {
+		tick_armed = true;
+	}
+}
+
 void vmcd_migrations_reconcile(struct vmcd *d)
 {
 	const struct vmc_state *s = d->replica.state;
@@ -656,6 +744,7 @@ void vmcd_migrations_reconcile(struct vmcd *d)
 		return;
 	}
 	stale_files_remove(d);
+	listener_peers(d);
 	for (size_t i = 0; i < s->n_groups; i++) {
 		const struct vmc_group *g = &s->groups[i];
 		if (g->state != VMC_GROUP_MIGRATING ||
@@ -669,6 +758,7 @@ void vmcd_migrations_reconcile(struct vmcd *d)
 		}
 	}
 	ended_reconcile(d);
+	tick_ensure(d);
 }
 
 json_object *vmcd_migrations_progress(void)
@@ -702,16 +792,20 @@ void vmcd_migrations_fini(struct vmcd *d)
 {
 	for (size_t i = 0; i < MOVES_MAX; i++) {
 		if (moves[i].used) {
-			move_drop(d, &moves[i]);
+			move_drop(d, &moves[i], true);
 		}
 	}
 	if (listener != NULL) {
-		agent_proc_abandon(listener);
+		agent_proc_abandon(listener, true);
 		listener = NULL;
 	}
 	if (retry_armed) {
 		qb_loop_timer_del(d->loop, retry_timer);
 		retry_armed = false;
+	}
+	if (tick_armed) {
+		qb_loop_timer_del(d->loop, tick_timer);
+		tick_armed = false;
 	}
 	ctx = NULL;
 }

@@ -1289,11 +1289,17 @@ int vmcd_vm_migrate_qmp_path(const char *name, char *buf, size_t len)
 int vmcd_vm_migrate_cancel(const char *name)
 {
 	struct vm *vm = vm_find(name);
+	int rc;
 
 	if (vm == NULL || vm->state != VM_RUNNING) {
 		return -ENOENT;
 	}
-	return vmcd_qmp_link_send(vm->qmp, "migrate_cancel", resume_done, vm);
+	rc = vmcd_qmp_link_send(vm->qmp, "migrate_cancel", resume_done, vm);
+	/* QEMU sets postmigrate after its "completed" event: ask again now that it is over. */
+	if (rc == 0) {
+		rc = vmcd_qmp_link_send(vm->qmp, "query-status", status_refresh_done, vm);
+	}
+	return rc;
 }
 
 int vmcd_vm_stop(const char *name, unsigned int timeout_s)

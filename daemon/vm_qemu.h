@@ -115,7 +115,11 @@ int vmcd_vm_resume(const char *vm, bool announce);
 /* The migration agent's QMP socket of vm. 0 or -ENAMETOOLONG. */
 int vmcd_vm_migrate_qmp_path(const char *vm, char *buf, size_t len);
 
-/* migrate_cancel: a source left at pre-switchover by a dead agent runs again. 0, -ENOENT, -ENOTCONN. */
+/*
+ * migrate_cancel (a source left at pre-switchover by a dead agent runs
+ * again), then query-status: its status after a move is known again.
+ * 0, -ENOENT, -ENOTCONN.
+ */
 int vmcd_vm_migrate_cancel(const char *vm);
 
 /*

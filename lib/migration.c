@@ -137,6 +137,18 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 			 g->def->memory_mib);
 		return -VMC_E_BUSY;
 	}
+	for (size_t i = 0; i < g->def->n_disks; i++) {
+		if (g->def->disks[i].local) {
+			snprintf(why, len, "vm %s has a local disk (%s): on another node that path is another disk", g->def->name,
+				 g->def->disks[i].path);
+			return -VMC_E_BUSY;
+		}
+	}
+	if (s->settings.migration_network[0] != '\0' && t->migration_addr[0] == '\0') {
+		snprintf(why, len, "node %s has no address in the migration network %s", t->name,
+			 s->settings.migration_network);
+		return -VMC_E_BUSY;
+	}
 	bad = volume_bad_on(s, g->def, target);
 	if (bad != NULL) {
 		snprintf(why, len, "volume %s, which vm %s uses, is not healthy on node %s", bad->name, g->def->name,
@@ -378,6 +390,12 @@ int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 
 	if (g == NULL) {
 		return rc;
+	}
+	/* Its two ends decide; a queued move any node may cancel (an operator's). */
+	if (g->mig.phase != VMC_MIG_QUEUED && ctx->sender != g->owner && ctx->sender != g->mig.target) {
+		snprintf(detail, len, "vm %s: migration %s may only be ended by its source or its target, not node %u",
+			 g->def->name, b->migrate.id, ctx->sender);
+		return -VMC_E_BUSY;
 	}
 	from = vmc_state_node_label(s, g->owner, from_buf, sizeof(from_buf));
 	to = vmc_state_node_label(s, g->mig.target, to_buf, sizeof(to_buf));

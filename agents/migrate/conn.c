@@ -79,11 +79,19 @@ int net_listen(const char *addr, int port, char *err, size_t errlen)
 	return fd;
 }
 
-static void tcp_tune(int fd)
+void net_tune(int fd)
 {
-	int one = 1;
+	int one = 1, idle = 5, intvl = 2, cnt = 3;
+	unsigned user_timeout_ms = 10000;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* A link gone silent (cut, peer powered off) ends the connection in about 10 s, not TCP's 15 minutes:
+	 * the migration fails, and the source, still the owner, runs on. The socket keeps this in QEMU's hands. */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
 int net_connect(const char *addr, int port, const char *bind_addr, int timeout_ms, char *err, size_t errlen)
@@ -123,7 +131,7 @@ int net_connect(const char *addr, int port, const char *bind_addr, int timeout_m
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	tcp_tune(fd);
+	net_tune(fd);
 	return fd;
 }
 

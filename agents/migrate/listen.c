@@ -12,6 +12,10 @@
  *   {"ready":  {"id": ID, "qmp": PATH}}    its QEMU waits (-incoming defer)
  *   {"refuse": {"id": ID, "reason": WHY}}  its QEMU could not start: refuse the offer
  *   {"forget": {"id": ID}}                 it ended: refuse anything more for it
+ *   {"peers": [ADDR, ...]}                 the other nodes' migration addresses: only they
+ *                                          may connect (until this line comes, anyone may)
+ * An address gets at most PER_PEER_MAX handshakes at once, so silent
+ * connections from one host cannot shut the others out.
  */
 #include "config.h"
 
@@ -36,6 +40,7 @@
 #define EXPECT_MAX 64
 #define CONN_THREADS_MAX 64
 #define READY_MS 60000
+#define EXPECT_WAIT_MS 3000 /* an id not expected yet may be a moment early */
 #define DATA_MS 10000
 #define INCOMING_MS (24 * 3600 * 1000)
 #define POLL_MS 50
@@ -47,15 +52,26 @@ struct expect {
 	char vm[128];
 	char qmp[512];
 	bool ready, refused, accepted, forgotten;
-	/* A channel is taken once its peer authenticated, and reserved until then:
-	 * ids travel in clear, so a HELLO alone must not use one up. */
-	bool control_reserved, control_taken, data_reserved, data_taken;
+	/* A channel is taken once its peer authenticated: ids travel in clear,
+	 * so a HELLO alone, which anyone can send, must not hold one. */
+	bool control_taken, data_taken;
+	int encrypt;                 /* what this cluster requires: 1, 0, or -1 when not said (standalone) */
 	char reason[256];
 	int data_fd;
 	struct vmc_migp *data;
 };
 
 static struct expect table[EXPECT_MAX];
+/* The daemon's list of the other nodes' migration addresses: no one else gets a thread. */
+#define PEERS_MAX 64
+#define PER_PEER_MAX 8 /* handshakes at once from one address (a source needs 2) */
+static struct in_addr peers[PEERS_MAX];
+static size_t n_peers;
+static bool peers_set;
+static struct {
+	struct in_addr addr;
+	int n;
+} busy[CONN_THREADS_MAX];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 static int threads;
@@ -79,7 +95,7 @@ static struct expect *expect_add(const char *id, const char *vm)
 	for (size_t i = 0; e == NULL && i < EXPECT_MAX; i++) {
 		if (!table[i].used) {
 			e = &table[i];
-			*e = (struct expect){ .used = true, .data_fd = -1 };
+			*e = (struct expect){ .used = true, .data_fd = -1, .encrypt = -1 };
 			snprintf(e->id, sizeof(e->id), "%s", id);
 		}
 	}
@@ -110,31 +126,23 @@ static bool hello_admit(const struct vmc_migp_event *ev, const char **code, cons
 	}
 	*code = VMC_MIGP_E_ID_USED;
 	if (ev->channel == VMC_MIGP_CONTROL) {
-		*why = "that migration's control channel came already (or is being authenticated)";
-		if (e->control_taken || e->control_reserved) {
-			return false;
-		}
-		e->control_reserved = true;
-		return true;
+		*why = "that migration's control channel came already";
+		return !e->control_taken;
 	}
 	*why = "that migration has no accepted control channel, or its data channel came already";
-	if (!e->accepted || e->data_taken || e->data_reserved || ev->index != 0) {
-		return false;
-	}
-	e->data_reserved = true;
-	return true;
+	return e->accepted && !e->data_taken && ev->index == 0;
 }
 
-/* The handshake ended: authenticated takes the reserved channel, anything else frees it. */
-static void hello_settle(struct expect *e, enum vmc_migp_channel ch, bool authed)
+/* An authenticated peer takes its channel, unless another one took it first (under lock). */
+static bool channel_take(struct expect *e, enum vmc_migp_channel ch)
 {
-	if (ch == VMC_MIGP_CONTROL) {
-		e->control_taken = e->control_taken || authed;
-		e->control_reserved = false;
-	} else {
-		e->data_taken = e->data_taken || authed;
-		e->data_reserved = false;
+	bool *taken = ch == VMC_MIGP_CONTROL ? &e->control_taken : &e->data_taken;
+
+	if (*taken) {
+		return false;
 	}
+	*taken = true;
+	return true;
 }
 
 static void refused_report(const char *peer, const struct vmc_migp_event *ev)
@@ -146,6 +154,19 @@ static void refused_report(const char *peer, const struct vmc_migp_event *ev)
 	json_object_object_add(o, "reason", json_object_new_string(ev->reason));
 	report(o);
 	agent_log("refused a connection from %s: %s: %s", peer, ev->code, ev->reason);
+}
+
+/* Refused before any thread: one line for the daemon like the others. */
+static void refused_early(const char *ip, unsigned port, const char *why)
+{
+	json_object *o = report_new("refused", NULL);
+	char peer[64];
+
+	snprintf(peer, sizeof(peer), "%s:%u", ip, port);
+	json_object_object_add(o, "peer", json_object_new_string(peer));
+	json_object_object_add(o, "code", json_object_new_string(VMC_MIGP_E_REFUSED));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	report(o);
 }
 
 static void failed_report(const char *id, const char *reason)
@@ -275,6 +296,13 @@ static void control_serve(struct expect *e, int fd, struct vmc_migp *c)
 		vmc_migp_server_refuse(c, VMC_MIGP_E_REFUSED, err);
 		goto fail;
 	}
+	/* The offer is not sealed: the destination holds to its own cluster's setting, never the offer's. */
+	if (e->encrypt >= 0 && encrypt != (e->encrypt == 1)) {
+		snprintf(err, sizeof(err), "the offer asks for a %s stream; this cluster's migration_encrypt is %s",
+			 encrypt ? "sealed" : "plaintext", e->encrypt ? "on" : "off");
+		vmc_migp_server_refuse(c, VMC_MIGP_E_REFUSED, err);
+		goto fail;
+	}
 	o = report_new("offer", id);
 	json_object_object_add(o, "vm", json_object_new_string(e->vm));
 	json_object_object_add(o, "source", json_object_new_string(vmc_json_str(ev.offer, "source") ?: "?"));
@@ -323,12 +351,59 @@ fail:
 
 struct conn {
 	int fd;
+	struct in_addr addr;
 	char peer[64];
 };
+
+static bool peer_allowed(struct in_addr a)
+{
+	for (size_t i = 0; i < n_peers; i++) {
+		if (peers[i].s_addr == a.s_addr) {
+			return true;
+		}
+	}
+	return !peers_set;
+}
+
+/* One more handshake from a (under lock): false when it has PER_PEER_MAX already. */
+static bool peer_busy_add(struct in_addr a)
+{
+	size_t free_slot = CONN_THREADS_MAX;
+
+	for (size_t i = 0; i < CONN_THREADS_MAX; i++) {
+		if (busy[i].n > 0 && busy[i].addr.s_addr == a.s_addr) {
+			if (busy[i].n >= PER_PEER_MAX) {
+				return false;
+			}
+			busy[i].n++;
+			return true;
+		}
+		if (busy[i].n == 0 && free_slot == CONN_THREADS_MAX) {
+			free_slot = i;
+		}
+	}
+	if (free_slot == CONN_THREADS_MAX) {
+		return false;
+	}
+	busy[free_slot].addr = a;
+	busy[free_slot].n = 1;
+	return true;
+}
+
+static void peer_busy_drop(struct in_addr a)
+{
+	for (size_t i = 0; i < CONN_THREADS_MAX; i++) {
+		if (busy[i].n > 0 && busy[i].addr.s_addr == a.s_addr) {
+			busy[i].n--;
+			return;
+		}
+	}
+}
 
 static void *conn_thread(void *arg)
 {
 	struct conn *cn = arg;
+	struct in_addr addr = cn->addr;
 	struct vmc_migp *c = vmc_migp_server_new(opts->key);
 	struct vmc_migp_event ev = { 0 };
 	const char *code, *why;
@@ -342,14 +417,28 @@ static void *conn_thread(void *arg)
 	if (ev.kind == VMC_MIGP_EV_HELLO) {
 		pthread_mutex_lock(&lock);
 		ok = hello_admit(&ev, &code, &why);
+		/* The source's daemon may act on the move a moment before ours tells us to expect it. */
+		for (int64_t until = vmc_now_ms() + EXPECT_WAIT_MS; !ok && strcmp(code, VMC_MIGP_E_UNKNOWN_ID) == 0 &&
+								     vmc_now_ms() < until;) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&changed, &lock, &ts);
+			ok = hello_admit(&ev, &code, &why);
+		}
 		e = ok ? expect_find(ev.id) : NULL;
 		pthread_mutex_unlock(&lock);
 		vmc_migp_server_hello(c, ok, code, why);
 		migp_pump(cn->fd, c, vmc_now_ms() + VMCM_READ_DEADLINE_MS, &ev);
 	}
 	pthread_mutex_lock(&lock);
-	if (e != NULL && expect_find(ev.id) == e) {
-		hello_settle(e, ev.channel, ev.kind == VMC_MIGP_EV_AUTHED);
+	if (ev.kind == VMC_MIGP_EV_AUTHED && (e == NULL || expect_find(ev.id) != e || !channel_take(e, ev.channel))) {
+		vmc_migp_abort(c, VMC_MIGP_E_ID_USED, "another authenticated source took that channel first");
+		vmc_migp_event_next(c, &ev);
 	}
 	pthread_mutex_unlock(&lock);
 	if (ev.kind != VMC_MIGP_EV_AUTHED) {
@@ -379,6 +468,7 @@ out:
 	free(cn);
 	pthread_mutex_lock(&lock);
 	threads--;
+	peer_busy_drop(addr);
 	pthread_cond_broadcast(&changed);
 	pthread_mutex_unlock(&lock);
 	return NULL;
@@ -396,11 +486,18 @@ static void conn_accept(int lfd)
 	if (fd < 0) {
 		return;
 	}
+	net_tune(fd);
 	inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip));
 	pthread_mutex_lock(&lock);
-	if (threads >= CONN_THREADS_MAX) {
+	if (!peer_allowed(sin.sin_addr)) {
 		pthread_mutex_unlock(&lock);
-		agent_log("refused a connection from %s: %d connections in handshake already", ip, CONN_THREADS_MAX);
+		refused_early(ip, ntohs(sin.sin_port), "not a node of this cluster");
+		close(fd);
+		return;
+	}
+	if (threads >= CONN_THREADS_MAX || !peer_busy_add(sin.sin_addr)) {
+		pthread_mutex_unlock(&lock);
+		refused_early(ip, ntohs(sin.sin_port), "too many connections in handshake from there");
 		close(fd);
 		return;
 	}
@@ -409,6 +506,7 @@ static void conn_accept(int lfd)
 	cn = malloc(sizeof(*cn));
 	if (cn != NULL) {
 		cn->fd = fd;
+		cn->addr = sin.sin_addr;
 		snprintf(cn->peer, sizeof(cn->peer), "%s:%u", ip, ntohs(sin.sin_port));
 	}
 	if (cn == NULL || pthread_create(&t, NULL, conn_thread, cn) != 0) {
@@ -416,6 +514,7 @@ static void conn_accept(int lfd)
 		free(cn);
 		pthread_mutex_lock(&lock);
 		threads--;
+		peer_busy_drop(sin.sin_addr);
 		pthread_mutex_unlock(&lock);
 		return;
 	}
@@ -434,8 +533,12 @@ static void control_line(const char *line)
 		agent_log("ignored a line from the daemon that is not JSON");
 	} else if (json_object_object_get_ex(o, "expect", &b) && (id = vmc_json_str(b, "id")) != NULL &&
 		   vmc_migp_id_valid(id)) {
-		if (expect_add(id, vmc_json_str(b, "vm") ?: "") == NULL) {
+		struct expect *n = expect_add(id, vmc_json_str(b, "vm") ?: "");
+		bool enc;
+		if (n == NULL) {
 			agent_log("too many migrations expected: %s refused", id);
+		} else if (vmc_json_bool(b, "encrypt", &enc)) {
+			n->encrypt = enc ? 1 : 0;
 		}
 	} else if (json_object_object_get_ex(o, "ready", &b) && (e = expect_find(vmc_json_str(b, "id") ?: "")) != NULL) {
 		snprintf(e->qmp, sizeof(e->qmp), "%s", vmc_json_str(b, "qmp") ?: "");
@@ -443,6 +546,15 @@ static void control_line(const char *line)
 	} else if (json_object_object_get_ex(o, "refuse", &b) && (e = expect_find(vmc_json_str(b, "id") ?: "")) != NULL) {
 		snprintf(e->reason, sizeof(e->reason), "%s", vmc_json_str(b, "reason") ?: "refused");
 		e->refused = true;
+	} else if (json_object_object_get_ex(o, "peers", &b) && json_object_is_type(b, json_type_array)) {
+		n_peers = 0;
+		for (size_t i = 0; i < json_object_array_length(b) && n_peers < PEERS_MAX; i++) {
+			const char *a = json_object_get_string(json_object_array_get_idx(b, i));
+			if (a != NULL && inet_pton(AF_INET, a, &peers[n_peers]) == 1) {
+				n_peers++;
+			}
+		}
+		peers_set = true;
 	} else if (json_object_object_get_ex(o, "forget", &b) && (e = expect_find(vmc_json_str(b, "id") ?: "")) != NULL) {
 		if (!e->control_taken || e->forgotten) {
 			expect_drop(e);

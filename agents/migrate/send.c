@@ -24,6 +24,7 @@
 #include "stream.h"
 
 #define CONNECT_MS 5000
+#define LISTENER_WAIT_MS 10000 /* a destination listener being restarted */
 #define ACCEPT_MS 60000     /* the destination starts its QEMU meanwhile */
 #define CONTINUE_MS 30000   /* the lock handover through the cluster */
 #define RECEIVED_MS 30000
@@ -79,12 +80,28 @@ static bool authenticate(struct send *s, int fd, struct vmc_migp *c, const char 
 	return true;
 }
 
+/* The destination's listener may be restarting (its vmclusterd respawns it): retry a refused connection a while. */
+static int connect_retrying(struct send *s)
+{
+	int64_t deadline = vmc_now_ms() + LISTENER_WAIT_MS;
+	int fd;
+
+	for (;;) {
+		s->err[0] = '\0';
+		fd = net_connect(s->o->peer, s->o->peer_port, s->o->bind, CONNECT_MS, s->err, sizeof(s->err));
+		if (fd >= 0 || strstr(s->err, "refused") == NULL || vmc_now_ms() > deadline || stop_asked) {
+			return fd;
+		}
+		usleep(200 * 1000);
+	}
+}
+
 static bool control_open(struct send *s)
 {
 	struct vmc_migp_event ev;
 	json_object *offer;
 
-	s->ctl_fd = net_connect(s->o->peer, s->o->peer_port, s->o->bind, CONNECT_MS, s->err, sizeof(s->err));
+	s->ctl_fd = connect_retrying(s);
 	if (s->ctl_fd < 0) {
 		snprintf(s->code, sizeof(s->code), "%s", VMC_MIGP_E_ABORTED);
 		return false;

@@ -148,6 +148,8 @@ guest_vm_disk() {
 serial_log() { echo "$(node_dir "$1")/lib-vmcluster/vms/$2.serial.log"; }
 # counter_of NODE VM: the last "vmc-counter N" the guest printed there (it prints one every 100 ms)
 counter_of() { grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$1" "$2")" 2>/dev/null | tail -1 | awk '{print $2}'; }
+# counter_above NODE VM N: its last counter there is above N
+counter_above() { local c; c=$(counter_of "$1" "$2"); [[ -n $c && $c -gt $3 ]]; }
 # first_counter_of NODE VM: the first one there
 first_counter_of() { grep -a -o 'vmc-counter [0-9]*' "$(serial_log "$1" "$2")" 2>/dev/null | head -1 | awk '{print $2}'; }
 # booted_on NODE VM: how many times the guest booted there ("vmc-guest ready" lines)

@@ -24,7 +24,6 @@ node_exec 1 clusterctl volume add csv1 "$vol" >/dev/null
 guest_vm_disk web1 node1 "$vol/web1.img" ',"possible_owners":["node1","node2"]' |
 	node_exec 1 clusterctl vm add - --start --wait >/dev/null
 expect "web1 online on node1" vm_online_on web1 node1
-counter_above() { local c; c=$(counter_of "$1" "$2"); [[ -n $c && $c -gt $3 ]]; }
 expect "web1's counter runs on node1" wait_for 30 "web1 counter on node1" counter_above 1 web1 10
 
 lock_node() { node_exec "$1" clusterctl --json volume show csv1 | jq -r '.image_locks[0].node'; }

@@ -48,8 +48,6 @@ for k in 1 2 3 4 5 6; do
 	done
 done
 
-# The guest prints "vmc-counter N" every 100 ms on its serial port.
-counter_above() { local c; c=$(counter_of "$1" "$2"); [[ -n $c && $c -gt $3 ]]; }
 
 pid_before=$(qemu_pids 1 vm1)
 expect "vm1's counter runs" wait_for 30 "vm1 counter" counter_above 1 vm1 5
