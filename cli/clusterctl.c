@@ -786,6 +786,7 @@ static const struct command commands[] = {
 	  "  accel            auto | kvm | tcg: how QEMU runs VMs (auto probes that KVM works)\n"
 	  "  lease_io_timeout_s  1-60 (default 10): the host leases' I/O timeout; renewals every\n"
 	  "                   2x, VMs on a volume killed after 6x without one, expiry after 14x\n"
+	  "  migration_*      the migration settings: see 'clusterctl migration set --help'\n"
 	  "Example: clusterctl cluster set fence_method=agent fence_agent=/usr/sbin/fence_ipmilan" },
 	{ "vm", "add", 1, 1, "FILE [--start [--wait]]",
 	  "add the VM group defined in FILE (JSON; - for stdin), and start it with --start", cmd_vm_add },
@@ -842,7 +843,9 @@ static const struct command commands[] = {
 	  "  downtime_ms    the pause QEMU may plan for at the switch (default 300)\n"
 	  "  timeout_s      cancel a migration that has not converged by then (default 600)\n"
 	  "  encrypt        on | off (default on): AES-256-GCM between the agents; off only on a\n"
-	  "                 trusted dedicated network\n"
+	  "                 trusted dedicated network (root only)\n"
+	  "  no_incoming    nodes that take no migration in, comma-separated (default none)\n"
+	  "  no_outgoing    nodes that send no migration out, comma-separated (default none)\n"
 	  "Example: clusterctl migration set network=198.51.100.0/24 max_parallel=4" },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL },
 };

@@ -245,6 +245,13 @@ static void act(struct vmcd *d, const struct vmc_local_decision *dec)
 		log_warn("vm %s: %s: killing it", dec->vm, dec->why);
 		vmcd_vm_kill(dec->vm);
 		return;
+	case VMC_LOCAL_END_SOURCE:
+		if (!l->v.stop_pending) {
+			log_notice("vm %s: %s", dec->vm, dec->why);
+		}
+		l->v.stop_pending = true;
+		vmcd_vm_kill(dec->vm);
+		return;
 	case VMC_LOCAL_SELF_FENCE:
 		log_warn("vm %s: node %s lost quorum: killing it now so the quorate side may restart it",
 			 dec->vm, vmcd_node_name(d, d->my_id));

@@ -18,7 +18,7 @@ const char *vmc_local_action_to_str(enum vmc_local_action a)
 		[VMC_LOCAL_REPORT] = "report",	   [VMC_LOCAL_STOP] = "stop",	[VMC_LOCAL_KILL] = "kill",
 		[VMC_LOCAL_SELF_FENCE] = "self-fence", [VMC_LOCAL_KEEP] = "keep", [VMC_LOCAL_WAIT] = "wait",
 		[VMC_LOCAL_VOLUME_KILL] = "volume-kill", [VMC_LOCAL_START_INCOMING] = "start-incoming",
-		[VMC_LOCAL_RESUME] = "resume",
+		[VMC_LOCAL_RESUME] = "resume", [VMC_LOCAL_END_SOURCE] = "end-source",
 	};
 
 	return (size_t)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
@@ -309,6 +309,10 @@ static void group_decide(const struct vmc_local_input *in, struct out *o, const 
 		if (running && active && g->owner != 0 && !is_member(in, g->owner)) {
 			DECIDE(o, vm, VMC_LOCAL_KEEP, "its owner (node id %u) is lost: kept for the recovery to adopt",
 			       g->owner);
+		} else if (running && l->paused && g->state == VMC_GROUP_ONLINE && l->incoming_id[0] == '\0') {
+			char nb[24];
+			DECIDE(o, vm, VMC_LOCAL_END_SOURCE, "it moved to %s: its source QEMU here ends",
+			       vmc_state_node_label(in->state, g->owner, nb, sizeof(nb)));
 		} else if (running) {
 			DECIDE(o, vm, VMC_LOCAL_KILL, "runs here but the cluster says %s%s", vmc_group_state_to_str(g->state),
 			       g->owner ? " elsewhere" : "");

@@ -23,6 +23,8 @@
  *   runs here, its owner is lost (not an active member)
  *                                          -> keep: the recovery adopts it
  *                                             here rather than start a copy
+ *   runs here paused, moved away (online elsewhere)
+ *                                          -> end the source QEMU
  *   runs here, owned elsewhere, or offline/failed
  *                                          -> kill (never two copies)
  *   owned here, starting at attempt A
@@ -121,6 +123,7 @@ enum vmc_local_action {
 	VMC_LOCAL_WAIT,       /* reported; the cluster decides next */
 	VMC_LOCAL_START_INCOMING, /* start a QEMU here that waits for the migration mig_id */
 	VMC_LOCAL_RESUME,     /* cont: a migration paused it and it is this node's to run */
+	VMC_LOCAL_END_SOURCE, /* SIGKILL the paused source QEMU of a VM that moved away */
 };
 
 struct vmc_local_decision {

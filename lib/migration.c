@@ -72,14 +72,13 @@ static uint64_t memory_used_on(const struct vmc_state *s, uint32_t node, const s
 	return used;
 }
 
-/* The first volume the VM uses that fails or hangs on node, or NULL. */
+/* The first volume the VM uses that node does not report healthy (never seen, failing, hung), or NULL. */
 static const struct vmc_volume *volume_bad_on(const struct vmc_state *s, const struct vmc_group_def *def,
 					      uint32_t node)
 {
 	for (size_t i = 0; i < s->n_volumes; i++) {
 		const struct vmc_volume_seen *e = vmc_volume_seen_by(&s->volumes[i], node);
-		if (vmc_group_uses_volume(def, &s->volumes[i]) && e != NULL &&
-		    (e->health == VMC_VOLUME_FAILING || e->health == VMC_VOLUME_HUNG)) {
+		if (vmc_group_uses_volume(def, &s->volumes[i]) && (e == NULL || e->health != VMC_VOLUME_OK)) {
 			return &s->volumes[i];
 		}
 	}
@@ -126,6 +125,16 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 		snprintf(why, len, "node %s is down: a VM moves only to a node in the cluster", t->name);
 		return -VMC_E_BUSY;
 	}
+	if (vmc_name_in_list(s->settings.migration_no_incoming, t->name)) {
+		snprintf(why, len, "migrations into node %s are disabled (clusterctl migration set no_incoming=...)", t->name);
+		return -VMC_E_BUSY;
+	}
+	if (vmc_state_node(s, g->owner) != NULL &&
+	    vmc_name_in_list(s->settings.migration_no_outgoing, vmc_state_node(s, g->owner)->name)) {
+		snprintf(why, len, "migrations out of node %s are disabled (clusterctl migration set no_outgoing=...)",
+			 vmc_state_node(s, g->owner)->name);
+		return -VMC_E_BUSY;
+	}
 	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, t->name)) {
 		snprintf(why, len, "node %s is not a possible owner of vm %s", t->name, g->def->name);
 		return -VMC_E_BUSY;
@@ -151,8 +160,8 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 	}
 	bad = volume_bad_on(s, g->def, target);
 	if (bad != NULL) {
-		snprintf(why, len, "volume %s, which vm %s uses, is not healthy on node %s", bad->name, g->def->name,
-			 t->name);
+		snprintf(why, len, "volume %s, which vm %s uses, is not healthy on node %s (or not seen there)", bad->name,
+			 g->def->name, t->name);
 		return -VMC_E_BUSY;
 	}
 	return 0;
@@ -329,6 +338,56 @@ int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *c
 		snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 	}
 	return 0;
+}
+
+/* An id every replica derives alike: FNV-1a of what names this move, twice, as 32 hex digits. */
+static void evacuation_id(const struct vmc_state *s, const struct vmc_group *g, char id[VMC_MIG_ID_MAX + 1])
+{
+	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
+	char key[160];
+	int n = snprintf(key, sizeof(key), "evacuate:%s:%llu:%llu", g->def->name, (unsigned long long)s->config_version,
+			 (unsigned long long)s->epoch);
+
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < n; i++) {
+			h[k] = (h[k] ^ (uint8_t)key[i]) * 0x100000001b3ull;
+		}
+	}
+	snprintf(id, VMC_MIG_ID_MAX + 1, "%016llx%016llx", (unsigned long long)h[0], (unsigned long long)h[1]);
+}
+
+size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_volume *v,
+			       uint32_t node)
+{
+	size_t n = 0;
+
+	if (!VMC_PROTO_HAS_MIGRATION(ctx->version)) {
+		return 0;
+	}
+	for (size_t i = 0; i < s->n_groups; i++) {
+		struct vmc_group *g = &s->groups[i];
+		char why[512], nb[24], vb[64];
+		uint32_t target;
+		if (g->owner != node || g->state != VMC_GROUP_ONLINE || g->mig.phase != VMC_MIG_NONE ||
+		    !vmc_group_uses_volume(g->def, v)) {
+			continue;
+		}
+		target = vmc_migration_pick_target(s, ctx, g, why, sizeof(why));
+		if (target == 0) {
+			continue; /* it stays; if the volume stays lost, the kill deadline moves it the hard way */
+		}
+		g->mig = (struct vmc_migration){ .phase = VMC_MIG_QUEUED, .target = target, .seq = s->config_version + 1 };
+		evacuation_id(s, g, g->mig.id);
+		snprintf(vb, sizeof(vb), "%s", v->name);
+		if (has_slot(s, g)) {
+			migration_start(s, g);
+		}
+		snprintf(g->reason, sizeof(g->reason), "%s live to %s: volume %s fails on %s",
+			 g->mig.phase == VMC_MIG_QUEUED ? "queued to move" : "moving",
+			 vmc_state_node_label(s, target, nb, sizeof(nb)), vb, vmc_state_node_label(s, node, why, 24));
+		n++;
+	}
+	return n;
 }
 
 int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx *ctx,

@@ -73,6 +73,17 @@ size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
 /* Start the queued moves that fit now; drop those that cannot go any more. Never allocates. */
 void vmc_migrations_promote(struct vmc_state *s, const struct vmc_apply_ctx *ctx);
 
+/*
+ * A volume fails or hangs on node: every running group of node that uses
+ * it moves live to the best node that sees it healthy (queued past the
+ * limit), with an id every replica derives alike. A group no node can
+ * take stays, and the volume's kill deadline (local_policy.h) moves it
+ * the hard way if the volume does not come back. From protocol 5.
+ * Returns how many moves it asked for. Never allocates.
+ */
+size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_volume *v,
+			       uint32_t node);
+
 int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			      char *detail, size_t len);
 int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx *ctx,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "group_def.h"
 #include "settings.h"
 
 static const char *const fence_method_names[] = {
@@ -52,9 +53,48 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->migration_encrypt = true;
 }
 
+bool vmc_name_in_list(const char *list, const char *node)
+{
+	size_t n = strlen(node);
+
+	for (const char *p = list; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		if (len == n && strncmp(p, node, n) == 0) {
+			return true;
+		}
+		p += len + (p[len] == ',');
+	}
+	return false;
+}
+
+/* A comma-separated list of node names, or "". */
+static bool node_list_valid(const char *v)
+{
+	char name[128];
+
+	for (const char *p = v; *p != '\0';) {
+		size_t len = strcspn(p, ",");
+		if (len == 0 || len >= sizeof(name)) {
+			return false;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!vmc_valid_name(name)) {
+			return false;
+		}
+		p += len + (p[len] == ',');
+		if (p[-1] == ',' && *p == '\0') {
+			return false;
+		}
+	}
+	return true;
+}
+
 bool vmc_settings_migration_changed(const struct vmc_settings *a, const struct vmc_settings *b)
 {
-	return strcmp(a->migration_network, b->migration_network) != 0 || a->migration_port != b->migration_port ||
+	return strcmp(a->migration_network, b->migration_network) != 0 ||
+	       strcmp(a->migration_no_incoming, b->migration_no_incoming) != 0 ||
+	       strcmp(a->migration_no_outgoing, b->migration_no_outgoing) != 0 || a->migration_port != b->migration_port ||
 	       a->migration_max_parallel != b->migration_max_parallel ||
 	       a->migration_bandwidth_mib != b->migration_bandwidth_mib ||
 	       a->migration_downtime_ms != b->migration_downtime_ms ||
@@ -83,6 +123,12 @@ static void migration_to_json(const struct vmc_settings *s, json_object *o)
 	vmc_settings_defaults(&def);
 	if (s->migration_network[0] != '\0') {
 		json_object_object_add(o, "migration_network", json_object_new_string(s->migration_network));
+	}
+	if (s->migration_no_incoming[0] != '\0') {
+		json_object_object_add(o, "migration_no_incoming", json_object_new_string(s->migration_no_incoming));
+	}
+	if (s->migration_no_outgoing[0] != '\0') {
+		json_object_object_add(o, "migration_no_outgoing", json_object_new_string(s->migration_no_outgoing));
 	}
 #define ADD_IF_SET(field)                                                                    \
 	if (s->field != def.field) {                                                          \
@@ -177,6 +223,16 @@ static int migration_assign(struct vmc_settings *s, const char *key, const char 
 		snprintf(s->migration_network, sizeof(s->migration_network), "%s", value);
 		return 0;
 	}
+	if (strcmp(key, "migration_no_incoming") == 0 || strcmp(key, "migration_no_outgoing") == 0) {
+		char *dst = key[13] == 'i' ? s->migration_no_incoming : s->migration_no_outgoing;
+		if (strlen(value) >= VMC_MIGRATION_NODES_MAX || !node_list_valid(value)) {
+			snprintf(err, errlen, "setting '%s': '%s' is not a comma-separated list of node names (or empty)", key,
+				 value);
+			return -EINVAL;
+		}
+		snprintf(dst, VMC_MIGRATION_NODES_MAX, "%s", value);
+		return 0;
+	}
 	if (strcmp(key, "migration_encrypt") == 0) {
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
 			snprintf(err, errlen, "setting 'migration_encrypt': '%s' is not on or off", value);
@@ -244,7 +300,7 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
 				      "fence_timeout_s, accel, lease_io_timeout_s, migration_network, migration_port, "
 				      "migration_max_parallel, migration_bandwidth_mib, migration_downtime_ms, "
-				      "migration_timeout_s, migration_encrypt)", key);
+				      "migration_timeout_s, migration_encrypt, migration_no_incoming, migration_no_outgoing)", key);
 		return -EINVAL;
 	}
 	return 0;
@@ -331,7 +387,8 @@ int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, 
 	static const char *const keys[] = { "fence_method", "fence_agent", "fence_timeout_s", "accel",
 					    "lease_io_timeout_s", "migration_network", "migration_port",
 					    "migration_max_parallel", "migration_bandwidth_mib",
-					    "migration_downtime_ms", "migration_timeout_s", "migration_encrypt" };
+					    "migration_downtime_ms", "migration_timeout_s", "migration_encrypt",
+					    "migration_no_incoming", "migration_no_outgoing" };
 	struct vmc_settings s;
 
 	vmc_settings_defaults(&s);

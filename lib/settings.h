@@ -38,6 +38,7 @@ enum vmc_accel {
 #define VMC_MIGRATION_TIMEOUT_S_DEFAULT 600
 #define VMC_MIGRATION_PORT_DEFAULT 7794
 #define VMC_MIGRATION_NETWORK_MAX 64
+#define VMC_MIGRATION_NODES_MAX 512
 
 struct vmc_settings {
 	enum vmc_fence_method fence_method;
@@ -53,6 +54,9 @@ struct vmc_settings {
 	uint32_t migration_downtime_ms;   /* the pause QEMU may plan for at the switchover */
 	uint32_t migration_timeout_s;     /* a live migration not finished by then is cancelled */
 	bool migration_encrypt;           /* the agents seal the stream (AES-256-GCM) */
+	/* Nodes that take no migration in, or send none out: comma-separated names, "" for none. */
+	char migration_no_incoming[VMC_MIGRATION_NODES_MAX];
+	char migration_no_outgoing[VMC_MIGRATION_NODES_MAX];
 };
 
 void vmc_settings_defaults(struct vmc_settings *s);
@@ -69,6 +73,8 @@ const char *vmc_accel_to_str(enum vmc_accel a);
 const char *vmc_settings_warning(const struct vmc_settings *s);
 /* Does any migration setting differ from its default? (they need protocol 5) */
 bool vmc_settings_migration_changed(const struct vmc_settings *a, const struct vmc_settings *b);
+/* Is node named in the comma-separated list? */
+bool vmc_name_in_list(const char *list, const char *node);
 /* An IPv4 CIDR "a.b.c.d/n": 0 with the network and prefix, or -EINVAL. */
 int vmc_cidr_parse(const char *cidr, uint32_t *net, unsigned *prefix);
 

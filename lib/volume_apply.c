@@ -10,6 +10,7 @@
 
 #include "image_locks.h"
 #include "vmc_errors.h"
+#include "migration.h"
 #include "volume_apply.h"
 
 static int need_protocol(const struct vmc_apply_ctx *ctx, char *detail, size_t len)
@@ -213,6 +214,7 @@ int vmc_apply_volume_health(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 	const struct vmc_body_volume_health *h = &b->volume_health;
 	struct vmc_volume_seen e = { .node = ctx->sender, .err = h->err, .since_s = h->at_s };
 	uint32_t before;
+	size_t moved;
 	char nb[24], cb[24];
 	int rc;
 	struct vmc_volume *v = volume_target(s, ctx, h->name, detail, len, &rc);
@@ -238,6 +240,12 @@ int vmc_apply_volume_health(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 	if (before != v->coordinator && strlen(detail) + 1 < len) {
 		snprintf(detail + strlen(detail), len - strlen(detail), "%s",
 			 node_name(s, v->coordinator, cb, sizeof(cb)));
+	}
+	/* Its VMs there leave live while they still can, before the kill deadline makes them. */
+	if ((e.health == VMC_VOLUME_FAILING || e.health == VMC_VOLUME_HUNG) &&
+	    (moved = vmc_migrations_evacuate(s, ctx, v, ctx->sender)) > 0 && strlen(detail) + 1 < len) {
+		snprintf(detail + strlen(detail), len - strlen(detail), "; %zu VM%s move%s live to other nodes", moved,
+			 moved == 1 ? "" : "s", moved == 1 ? "s" : "");
 	}
 	return 0;
 }

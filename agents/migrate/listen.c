@@ -14,7 +14,8 @@
  *   {"forget": {"id": ID}}                 it ended: refuse anything more for it
  *   {"peers": [ADDR, ...]}                 the other nodes' migration addresses: only they
  *                                          may connect (until this line comes, anyone may)
- * An address gets at most PER_PEER_MAX handshakes at once, so silent
+ * An address gets at most PER_PEER_MAX handshakes at once (a migration
+ * under way counts no more once authenticated), so silent
  * connections from one host cannot shut the others out.
  */
 #include "config.h"
@@ -408,7 +409,7 @@ static void *conn_thread(void *arg)
 	struct vmc_migp_event ev = { 0 };
 	const char *code, *why;
 	struct expect *e = NULL;
-	bool ok;
+	bool ok, in_handshake = true;
 
 	if (c == NULL) {
 		goto out;
@@ -440,6 +441,12 @@ static void *conn_thread(void *arg)
 		vmc_migp_abort(c, VMC_MIGP_E_ID_USED, "another authenticated source took that channel first");
 		vmc_migp_event_next(c, &ev);
 	}
+	if (ev.kind == VMC_MIGP_EV_AUTHED) {
+		/* The caps are on handshakes: a migration's control thread lives as long as it does. */
+		in_handshake = false;
+		threads--;
+		peer_busy_drop(addr);
+	}
 	pthread_mutex_unlock(&lock);
 	if (ev.kind != VMC_MIGP_EV_AUTHED) {
 		migp_flush(cn->fd, c);
@@ -467,8 +474,10 @@ out:
 	}
 	free(cn);
 	pthread_mutex_lock(&lock);
-	threads--;
-	peer_busy_drop(addr);
+	if (in_handshake) {
+		threads--;
+		peer_busy_drop(addr);
+	}
 	pthread_cond_broadcast(&changed);
 	pthread_mutex_unlock(&lock);
 	return NULL;

@@ -15,7 +15,7 @@ command -v qemu-system-x86_64 >/dev/null || harness_skip "qemu-system-x86_64 is 
 
 export VMC_DAEMON_ARGS="--vm-memory=1024 --stop-timeout=2"
 guest_cluster_up 3
-node_exec 1 clusterctl cluster set accel=tcg fence_method=none >/dev/null
+node_exec 1 clusterctl cluster set accel=tcg fence_method=none lease_io_timeout_s=1 >/dev/null
 
 vol=$HARNESS_RUNDIR/csv1
 mkdir -p "$vol"
@@ -92,6 +92,26 @@ expect_eq "web1 still online on node1" "online node1" \
 guest_vm nodisk node1 ',"possible_owners":["node1","node2"]' | node_exec 1 clusterctl vm add - --start --wait >/dev/null
 refused_on 1 1 "has no disk on one" clusterctl move-vm nodisk node2 --quick
 node_exec 1 clusterctl vm stop nodisk --wait >/dev/null
+
+# Migrations into node2 disabled; a target that does not see the VM's volume.
+node_exec 1 clusterctl migration set no_incoming=node2 >/dev/null
+refused_on 3 1 "migrations into node node2 are disabled" clusterctl move-vm web1 node2
+node_exec 1 clusterctl migration set no_incoming= >/dev/null
+vol2=$HARNESS_RUNDIR/csv2
+mkdir -p "$vol2"
+truncate -s 1M "$vol2/web2.img"
+node_faultfs 2 "$vol2"
+node_faultfs_mode 2 "$vol2" eio
+node_exec 1 clusterctl volume add csv2 "$vol2" >/dev/null
+csv2_failing_on_2() {
+	[[ $(node_exec 1 clusterctl --json volume show csv2 | jq -r '.seen[] | select(.node == "node2") | .health') == failing ]]
+}
+expect "csv2 fails on node2" wait_for 60 "csv2 failing on node2" csv2_failing_on_2
+guest_vm_disk web2 node1 "$vol2/web2.img" ',"possible_owners":["node1","node2"]' |
+	node_exec 1 clusterctl vm add - --start --wait >/dev/null
+refused_on 1 1 "volume csv2, which vm web2 uses, is not healthy on node node2" clusterctl move-vm web2 node2
+expect_eq "web2 stays on node1" "online node1" "$(node_exec 2 clusterctl --json vm show web2 | jq -r '.state + " " + .owner')"
+node_exec 1 clusterctl vm stop web2 --wait >/dev/null
 
 expect_eq "no counter value was printed on two nodes" "" "$(counters_on_two web1 1 2 3)"
 finish

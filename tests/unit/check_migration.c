@@ -14,6 +14,7 @@
 
 #include "apply.h"
 #include "image_locks.h"
+#include "migrate_proto.h"
 #include "migration.h"
 #include "msg.h"
 #include "state.h"
@@ -40,7 +41,8 @@ static void vm_online_on_node1(struct cluster *c, const char *name, const char *
 	OK(c, 1, VMC_MSG_GROUP_REPORT, body);
 }
 
-static void cluster_with_nodes(struct cluster *c, uint32_t node_mem)
+/* Three nodes with node_mem MiB each; csv1 reported healthy by nodes 1 to seen_by. */
+static void cluster_seen(struct cluster *c, uint32_t node_mem, uint32_t seen_by)
 {
 	cluster_init(c);
 	for (uint32_t id = 1; id <= 3; id++) {
@@ -49,6 +51,14 @@ static void cluster_with_nodes(struct cluster *c, uint32_t node_mem)
 		OK(c, id, VMC_MSG_NODE_FACTS, body);
 	}
 	OK(c, 1, VMC_MSG_VOLUME_ADD, "{\"name\":\"csv1\",\"path\":\"/srv/csv1\"}");
+	for (uint32_t id = 1; id <= seen_by; id++) {
+		OK(c, id, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"ok\",\"errno\":0,\"detail\":\"\",\"at_s\":1}");
+	}
+}
+
+static void cluster_with_nodes(struct cluster *c, uint32_t node_mem)
+{
+	cluster_seen(c, node_mem, 3);
 }
 
 static void request(struct cluster *c, const char *vm, const char *id, uint32_t target)
@@ -67,6 +77,68 @@ static int step(struct cluster *c, uint32_t sender, uint16_t type, const char *v
 	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"id\":\"%s\",\"reason\":\"test\"}", vm, id);
 	return send(c, sender, type, body);
 }
+
+static void g_report_running(struct cluster *c, const char *name)
+{
+	char body[160];
+	const struct vmc_group *g = vmc_state_group_find(c->s, name);
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"event\":\"running\",\"at_s\":1,\"attempt\":%u}", name,
+		 g->attempt);
+	OK(c, g->owner, VMC_MSG_GROUP_REPORT, body);
+}
+
+START_TEST(test_volume_not_seen_on_the_target)
+{
+	struct cluster c;
+
+	cluster_seen(&c, 4096, 2);
+	vm_online_on_node1(&c, "web1", "medium");
+	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":3}"),
+			 -VMC_E_BUSY);
+	ck_assert_ptr_nonnull(strstr(c.detail, "not seen there"));
+	request(&c, "web1", ID_A, 2);
+	vmc_state_free(c.s);
+}
+END_TEST
+
+START_TEST(test_failing_volume_moves_its_vms_live)
+{
+	struct cluster c;
+	struct vmc_group *g;
+	char id[VMC_MIG_ID_MAX + 1];
+
+	cluster_with_nodes(&c, 4096);
+	vm_online_on_node1(&c, "web1", "medium");
+	OK(&c, 1, VMC_MSG_GROUP_ADD,
+	   "{\"definition\":{\"name\":\"nodisk\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+	   "\"preferred_owners\":[\"node1\"]}}");
+	OK(&c, 1, VMC_MSG_GROUP_START, "{\"name\":\"nodisk\"}");
+	g_report_running(&c, "nodisk");
+	/* node2 does not see csv1 well either: web1 goes to node3 */
+	OK(&c, 2, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"hung\",\"errno\":0,\"detail\":\"\",\"at_s\":2}");
+	OK(&c, 1, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,\"detail\":\"EIO\",\"at_s\":3}");
+	ck_assert_ptr_nonnull(strstr(c.detail, "1 VM moves live"));
+	g = vmc_state_group_find(c.s, "web1");
+	ck_assert_int_eq(g->state, VMC_GROUP_MIGRATING);
+	ck_assert_uint_eq(g->mig.target, 3);
+	ck_assert(vmc_migp_id_valid(g->mig.id));
+	ck_assert_ptr_nonnull(strstr(g->reason, "volume csv1 fails on node1"));
+	ck_assert_int_eq(vmc_state_group_find(c.s, "nodisk")->mig.phase, VMC_MIG_NONE);
+	memcpy(id, g->mig.id, sizeof(id));
+	/* reported again while it moves: nothing more */
+	OK(&c, 1, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,\"detail\":\"EIO\",\"at_s\":4}");
+	ck_assert_str_eq(g->mig.id, id);
+	vmc_state_free(c.s);
+	/* a view with a protocol-4 member moves nothing by itself */
+	cluster_with_nodes(&c, 4096);
+	vm_online_on_node1(&c, "web1", "medium");
+	c.version = 4;
+	OK(&c, 1, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,\"detail\":\"EIO\",\"at_s\":3}");
+	ck_assert_int_eq(vmc_state_group_find(c.s, "web1")->state, VMC_GROUP_ONLINE);
+	vmc_state_free(c.s);
+}
+END_TEST
 
 START_TEST(test_live_move_phases_and_locks)
 {
@@ -205,10 +277,26 @@ START_TEST(test_refusals_change_nothing)
 	c.n_members = 2;
 	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":3}", -VMC_E_BUSY, "node3 is down");
 	c.n_members = 3;
+	/* settings: no migration into node2, none out of node1 */
+	OK(&c, 1, VMC_MSG_SETTINGS_SET, "{\"set\":[\"migration_no_incoming=node2\"]}");
+	version = c.s->config_version;
+	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":2}", -VMC_E_BUSY, "migrations into node node2 are disabled");
+	OK(&c, 1, VMC_MSG_SETTINGS_SET, "{\"set\":[\"migration_no_incoming=\",\"migration_no_outgoing=node3,node1\"]}");
+	version = c.s->config_version;
+	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":3}", -VMC_E_BUSY, "migrations out of node node1 are disabled");
+	OK(&c, 1, VMC_MSG_SETTINGS_SET, "{\"set\":[\"migration_no_outgoing=\"]}");
 	/* a volume failing on the target */
 	OK(&c, 3, VMC_MSG_VOLUME_HEALTH, "{\"name\":\"csv1\",\"health\":\"failing\",\"errno\":5,\"detail\":\"EIO\",\"at_s\":1}");
 	version = c.s->config_version;
 	REFUSED("{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":3}", -VMC_E_BUSY, "volume csv1");
+	/* a local disk stays where it is */
+	OK(&c, 1, VMC_MSG_GROUP_ADD,
+	   "{\"definition\":{\"name\":\"loc1\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+	   "\"disks\":[{\"path\":\"/var/lib/l.img\",\"local\":true}]}}");
+	OK(&c, 1, VMC_MSG_GROUP_START, "{\"name\":\"loc1\"}");
+	g_report_running(&c, "loc1");
+	version = c.s->config_version;
+	REFUSED("{\"name\":\"loc1\",\"id\":\"" ID_A "\",\"target\":1}", -VMC_E_BUSY, "has a local disk");
 	/* a view with an older member */
 	c.version = 4;
 	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"web1\",\"id\":\"" ID_A "\",\"target\":2}"),
@@ -319,6 +407,8 @@ int main(void)
 	TCase *t = tcase_create("apply");
 
 	tcase_add_test(t, test_live_move_phases_and_locks);
+	tcase_add_test(t, test_volume_not_seen_on_the_target);
+	tcase_add_test(t, test_failing_volume_moves_its_vms_live);
 	tcase_add_test(t, test_abort_rolls_back_whichever_comes_first);
 	tcase_add_test(t, test_limit_queues_in_priority_order);
 	tcase_add_test(t, test_refusals_change_nothing);
