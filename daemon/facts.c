@@ -9,6 +9,7 @@
 #include "cpg.h"
 #include "facts.h"
 #include "log.h"
+#include "host_caps.h"
 #include "migrations.h"
 #include "nodes.h"
 
@@ -41,6 +42,16 @@ static uint32_t vm_memory_mib(const struct vmcd *d)
 	return from_ram;
 }
 
+/* The state has what this node can run (or this cluster's protocol has no room for it). */
+static bool caps_announced(const struct vmcd *d, const struct vmc_node_facts *have)
+{
+	const struct vmcd_host_caps *c = vmcd_host_caps();
+
+	return !VMC_PROTO_HAS_MIGRATION(d->replica.proto) ||
+	       (strcmp(have->cpu_vendor, c->cpu_vendor) == 0 && strcmp(have->qemu_version, c->qemu_version) == 0 &&
+		strcmp(have->accel, c->accel) == 0 && strcmp(have->cpu_models, c->cpu_models) == 0);
+}
+
 void vmcd_facts_announce(struct vmcd *d)
 {
 	const struct vmc_node_facts *have = vmc_state_node(d->replica.state, d->my_id);
@@ -56,7 +67,7 @@ void vmcd_facts_announce(struct vmcd *d)
 	if (!vmc_replica_writable(&d->replica) ||
 	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
 	     have->watchdog == (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) &&
-	     strcmp(have->migration_addr, addr) == 0 &&
+	     strcmp(have->migration_addr, addr) == 0 && caps_announced(d, have) &&
 	     vmc_state_fencing(d->replica.state, d->my_id) == NULL)) {
 		return;
 	}
@@ -68,6 +79,13 @@ void vmcd_facts_announce(struct vmcd *d)
 	}
 	if (addr[0] != '\0') {
 		json_object_object_add(body, "migration_addr", json_object_new_string(addr));
+	}
+	if (VMC_PROTO_HAS_MIGRATION(d->replica.proto)) {
+		const struct vmcd_host_caps *c = vmcd_host_caps();
+		json_object_object_add(body, "cpu_vendor", json_object_new_string(c->cpu_vendor));
+		json_object_object_add(body, "qemu_version", json_object_new_string(c->qemu_version));
+		json_object_object_add(body, "accel", json_object_new_string(c->accel));
+		json_object_object_add(body, "cpu_models", json_object_new_string(c->cpu_models));
 	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
 		log_warn("node %s: cannot announce its facts", name);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "host_caps.h"
 #include "clock.h"
 #include "context.h"
 #include "cpg.h"
@@ -173,6 +174,7 @@ static int daemon_prepare(struct vmcd *d)
 	/* The KVM probe may take seconds: run it now, never inside the loop
 	 * (the setting may become auto at any time). */
 	vmcd_accel_resolve(VMC_ACCEL_AUTO, NULL, NULL);
+	vmcd_host_caps_probe();
 	return corosync_wait(d);
 }
 

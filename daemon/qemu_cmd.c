@@ -267,6 +267,10 @@ static void qemu_argv_build(struct argv *a, const char *qemu, const struct vmcd_
 	argv_add(a, "%u", def->memory_mib);
 	argv_add(a, "-smp");
 	argv_add(a, "%u", def->vcpus);
+	if (def->cpu != NULL) {
+		argv_add(a, "-cpu");
+		argv_add(a, "%s", def->cpu);
+	}
 	vmcd_qemu_file_path(dirs, def->name, VMCD_QEMU_FILE_PID, path, sizeof(path));
 	argv_add(a, "-pidfile");
 	argv_add(a, "%s", path);

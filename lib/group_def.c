@@ -560,6 +560,15 @@ static int parse_identity(json_object *obj, struct vmc_group_def *d, struct verr
 	if (json_object_object_get_ex(obj, "vcpus", &x)) {
 		rc = get_uint(x, "vcpus", 1, VMC_VCPUS_MAX, &d->vcpus, e);
 	}
+	if (rc == 0 && json_object_object_get_ex(obj, "cpu", &x)) {
+		rc = get_string(x, "cpu", 63, &d->cpu, e);
+		for (const char *p = d->cpu; rc == 0 && *p != '\0'; p++) {
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') {
+				return refuse(e, "cpu", "'%s' is not a QEMU CPU model name (letters, digits, '-', '_', '.'; "
+					      "qemu-system-x86_64 -cpu help lists them)", d->cpu);
+			}
+		}
+	}
 	return rc;
 }
 
@@ -604,7 +613,7 @@ static void group_def_defaults(struct vmc_group_def *d)
 static int parse_all(json_object *obj, struct vmc_group_def *d, struct verr *e)
 {
 	static const char *const known[] = {
-		"name", "memory_mib", "vcpus", "boot", "disks", "nics", "preferred_owners",
+		"name", "memory_mib", "vcpus", "cpu", "boot", "disks", "nics", "preferred_owners",
 		"possible_owners", "anti_affinity", "priority", "failover", "failback",
 		"manager", NULL
 	};
@@ -741,6 +750,10 @@ json_object *vmc_group_def_to_json(const struct vmc_group_def *d)
 	json_object_object_add(o, "name", json_object_new_string(d->name));
 	json_object_object_add(o, "memory_mib", json_object_new_int64(d->memory_mib));
 	json_object_object_add(o, "vcpus", json_object_new_int64(d->vcpus));
+	/* Absent unless pinned, so definitions from before keep their digest. */
+	if (d->cpu != NULL) {
+		json_object_object_add(o, "cpu", json_object_new_string(d->cpu));
+	}
 	if (d->has_boot) {
 		json_object_object_add(o, "boot", boot_to_json(d));
 	}
@@ -787,6 +800,7 @@ void vmc_group_def_free(struct vmc_group_def *d)
 		return;
 	}
 	free(d->name);
+	free(d->cpu);
 	free(d->kernel);
 	free(d->initrd);
 	free(d->cmdline);

@@ -62,6 +62,7 @@ struct vmc_group_def {
 	char *name;
 	uint32_t memory_mib;
 	uint32_t vcpus;
+	char *cpu;     /* a QEMU CPU model ("Haswell-v4"), or NULL for QEMU's default */
 	bool has_boot;
 	char *kernel;
 	char *initrd;  /* may be NULL */

@@ -33,6 +33,7 @@ struct settable_key {
 static const struct settable_key settable_keys[] = {
 	{ "memory_mib", NULL, "memory_mib", VALUE_INT },
 	{ "vcpus", NULL, "vcpus", VALUE_INT },
+	{ "cpu", NULL, "cpu", VALUE_OPTIONAL_STRING },
 	{ "priority", NULL, "priority", VALUE_STRING },
 	{ "failback", NULL, "failback", VALUE_STRING },
 	{ "manager", NULL, "manager", VALUE_STRING },

@@ -161,6 +161,13 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		}
 		memcpy(f.migration_addr, body->migration_addr, strlen(body->migration_addr) + 1);
 	}
+	if (VMC_PROTO_HAS_MIGRATION(ctx->version)) {
+		/* Truncated is safe: a model cut short matches none, so it only refuses. */
+		snprintf(f.cpu_vendor, sizeof(f.cpu_vendor), "%s", body->cpu_vendor ? body->cpu_vendor : "");
+		snprintf(f.qemu_version, sizeof(f.qemu_version), "%s", body->qemu_version ? body->qemu_version : "");
+		snprintf(f.accel, sizeof(f.accel), "%s", body->accel ? body->accel : "");
+		snprintf(f.cpu_models, sizeof(f.cpu_models), "%s", body->cpu_models ? body->cpu_models : "");
+	}
 	for (size_t i = 0; i < s->n_nodes; i++) {
 		if (s->nodes[i].id != f.id && strcmp(s->nodes[i].name, body->name) == 0) {
 			snprintf(detail, len, "node %u calls itself %s, the name of node %u", f.id, body->name,

@@ -85,6 +85,46 @@ static const struct vmc_volume *volume_bad_on(const struct vmc_state *s, const s
 	return NULL;
 }
 
+/* "7.2.0" against "8.0.1": <0, 0, >0; unknown versions compare equal (nothing to go by). */
+static int version_cmp(const char *a, const char *b)
+{
+	unsigned x[3] = { 0 }, y[3] = { 0 };
+
+	if (a[0] == '\0' || b[0] == '\0' || sscanf(a, "%u.%u.%u", &x[0], &x[1], &x[2]) < 2 ||
+	    sscanf(b, "%u.%u.%u", &y[0], &y[1], &y[2]) < 2) {
+		return 0;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (x[i] != y[i]) {
+			return x[i] < y[i] ? -1 : 1;
+		}
+	}
+	return 0;
+}
+
+/* Can the target run what the source runs: QEMU no older, the CPU model, the CPU vendor under KVM. */
+static int compatible(const struct vmc_group *g, const struct vmc_node_facts *src, const struct vmc_node_facts *t,
+		      char *why, size_t len)
+{
+	if (src != NULL && version_cmp(t->qemu_version, src->qemu_version) < 0) {
+		snprintf(why, len, "node %s runs QEMU %s, older than %s's %s: a VM does not move to an older QEMU", t->name,
+			 t->qemu_version, src->name, src->qemu_version);
+		return -VMC_E_BUSY;
+	}
+	if (g->def->cpu != NULL && t->cpu_models[0] != '\0' && !vmc_name_in_list(t->cpu_models, g->def->cpu)) {
+		snprintf(why, len, "node %s cannot run CPU model %s under %s: its QEMU lacks some of that model's features",
+			 t->name, g->def->cpu, t->accel[0] ? t->accel : "its accelerator");
+		return -VMC_E_BUSY;
+	}
+	if (src != NULL && strcmp(src->accel, "kvm") == 0 && src->cpu_vendor[0] != '\0' && t->cpu_vendor[0] != '\0' &&
+	    strcmp(src->cpu_vendor, t->cpu_vendor) != 0) {
+		snprintf(why, len, "node %s has a %s CPU and %s a %s one: a VM under KVM does not move across CPU vendors",
+			 t->name, t->cpu_vendor, src->name, src->cpu_vendor);
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
 static int group_movable(const struct vmc_state *s, const struct vmc_group *g, char *why, size_t len)
 {
 	char node[24];
@@ -138,6 +178,10 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 	if (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, t->name)) {
 		snprintf(why, len, "node %s is not a possible owner of vm %s", t->name, g->def->name);
 		return -VMC_E_BUSY;
+	}
+	rc = compatible(g, vmc_state_node(s, g->owner), t, why, len);
+	if (rc != 0) {
+		return rc;
 	}
 	used = memory_used_on(s, target, g);
 	if (used + g->def->memory_mib > t->mem_mib) {

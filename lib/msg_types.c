@@ -80,6 +80,10 @@ static int parse_node_facts(json_object *body, union vmc_body *out, char *detail
 		return -VMC_E_PROTOCOL;
 	}
 	f->migration_addr = vmc_json_str(body, "migration_addr");
+	f->cpu_vendor = vmc_json_str(body, "cpu_vendor");
+	f->qemu_version = vmc_json_str(body, "qemu_version");
+	f->accel = vmc_json_str(body, "accel");
+	f->cpu_models = vmc_json_str(body, "cpu_models");
 	return 0;
 }
 

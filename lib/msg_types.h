@@ -46,6 +46,10 @@ struct vmc_body_node_facts {
 	uint32_t mem_mib;
 	bool watchdog;            /* since protocol 4: it holds an armed watchdog */
 	const char *migration_addr; /* since protocol 5: its agent's IPv4 address, or NULL */
+	const char *cpu_vendor;     /* since protocol 5, each NULL when absent */
+	const char *qemu_version;
+	const char *accel;
+	const char *cpu_models;
 };
 
 /* VOLUME_ADD (path set), VOLUME_MOVE (node set) */

@@ -405,6 +405,15 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 		if (s->nodes[i].migration_addr[0] != '\0') {
 			json_object_object_add(n, "migration_addr", json_object_new_string(s->nodes[i].migration_addr));
 		}
+#define ADD_CAP(field)                                                                            \
+		if (s->nodes[i].field[0] != '\0') {                                                 \
+			json_object_object_add(n, #field, json_object_new_string(s->nodes[i].field)); \
+		}
+		ADD_CAP(cpu_vendor)
+		ADD_CAP(qemu_version)
+		ADD_CAP(accel)
+		ADD_CAP(cpu_models)
+#undef ADD_CAP
 		if (s->nodes[i].watchdog) {
 			json_object_object_add(n, "watchdog", json_object_new_boolean(true));
 		}
@@ -555,6 +564,15 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		if (vmc_json_str(n, "migration_addr") != NULL) {
 			snprintf(f.migration_addr, sizeof(f.migration_addr), "%s", vmc_json_str(n, "migration_addr"));
 		}
+#define GET_CAP(field)                                                                  \
+		if (vmc_json_str(n, #field) != NULL) {                                   \
+			snprintf(f.field, sizeof(f.field), "%s", vmc_json_str(n, #field)); \
+		}
+		GET_CAP(cpu_vendor)
+		GET_CAP(qemu_version)
+		GET_CAP(accel)
+		GET_CAP(cpu_models)
+#undef GET_CAP
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
 			return -EINVAL;

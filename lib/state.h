@@ -62,6 +62,8 @@ struct vmc_group {
 	struct vmc_migration mig;   /* since protocol 5 */
 };
 
+#define VMC_CPU_MODELS_MAX 4096
+
 /* What each node reported about itself (NODE_FACTS). */
 struct vmc_node_facts {
 	uint32_t id;
@@ -69,6 +71,11 @@ struct vmc_node_facts {
 	uint32_t mem_mib;  /* memory it offers to VMs */
 	bool watchdog;     /* it holds an armed watchdog (since protocol 4) */
 	char migration_addr[48]; /* where its migration agent listens, "" if none (since protocol 5) */
+	/* What it can run (since protocol 5; "" when it did not say): for the checks before a move. */
+	char cpu_vendor[32];
+	char qemu_version[32];
+	char accel[8];
+	char cpu_models[VMC_CPU_MODELS_MAX]; /* comma-separated */
 };
 
 #define VMC_STATE_NODES_MAX 64

@@ -93,6 +93,15 @@ guest_vm nodisk node1 ',"possible_owners":["node1","node2"]' | node_exec 1 clust
 refused_on 1 1 "has no disk on one" clusterctl move-vm nodisk node2 --quick
 node_exec 1 clusterctl vm stop nodisk --wait >/dev/null
 
+# A VM pinned to a CPU model no node's QEMU gives whole under TCG (it runs,
+# without the missing features): its move is refused up front.
+guest_vm sky node1 ',"cpu":"Skylake-Server","possible_owners":["node1","node2"]' |
+	node_exec 1 clusterctl vm add - --start --wait >/dev/null
+expect "sky runs on node1" vm_online_on sky node1
+refused_on 3 1 "node node2 cannot run CPU model Skylake-Server under tcg" clusterctl move-vm sky node2
+expect_eq "sky stays on node1" "online node1" "$(node_exec 2 clusterctl --json vm show sky | jq -r '.state + " " + .owner')"
+node_exec 1 clusterctl vm stop sky --wait >/dev/null
+
 # Migrations into node2 disabled; a target that does not see the VM's volume.
 node_exec 1 clusterctl migration set no_incoming=node2 >/dev/null
 refused_on 3 1 "migrations into node node2 are disabled" clusterctl move-vm web1 node2

@@ -140,6 +140,40 @@ START_TEST(test_failing_volume_moves_its_vms_live)
 }
 END_TEST
 
+START_TEST(test_target_must_run_what_the_source_runs)
+{
+	struct cluster c;
+
+	cluster_with_nodes(&c, 4096);
+	OK(&c, 1, VMC_MSG_NODE_FACTS, "{\"name\":\"node1\",\"mem_mib\":4096,\"qemu_version\":\"7.2.0\",\"accel\":\"tcg\","
+				      "\"cpu_vendor\":\"GenuineIntel\",\"cpu_models\":\"qemu64,Skylake-Server\"}");
+	OK(&c, 2, VMC_MSG_NODE_FACTS, "{\"name\":\"node2\",\"mem_mib\":4096,\"qemu_version\":\"7.2.0\",\"accel\":\"tcg\","
+				      "\"cpu_vendor\":\"AuthenticAMD\",\"cpu_models\":\"qemu64,max\"}");
+	OK(&c, 3, VMC_MSG_NODE_FACTS, "{\"name\":\"node3\",\"mem_mib\":4096,\"qemu_version\":\"7.1.0\",\"accel\":\"tcg\","
+				      "\"cpu_vendor\":\"GenuineIntel\",\"cpu_models\":\"qemu64,Skylake-Server\"}");
+	OK(&c, 1, VMC_MSG_GROUP_ADD,
+	   "{\"definition\":{\"name\":\"sky\",\"memory_mib\":64,\"cpu\":\"Skylake-Server\",\"boot\":{\"kernel\":\"/k\"},"
+	   "\"preferred_owners\":[\"node1\"],\"disks\":[{\"path\":\"/srv/csv1/sky.img\"}]}}");
+	OK(&c, 1, VMC_MSG_GROUP_START, "{\"name\":\"sky\"}");
+	g_report_running(&c, "sky");
+	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"sky\",\"id\":\"" ID_A "\",\"target\":2}"),
+			 -VMC_E_BUSY);
+	ck_assert_msg(strstr(c.detail, "cannot run CPU model Skylake-Server under tcg") != NULL, "%s", c.detail);
+	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"sky\",\"id\":\"" ID_A "\",\"target\":3}"),
+			 -VMC_E_BUSY);
+	ck_assert_msg(strstr(c.detail, "runs QEMU 7.1.0, older than node1's 7.2.0") != NULL, "%s", c.detail);
+	/* under KVM the vendor matters too (QEMU's default model, no pin) */
+	OK(&c, 1, VMC_MSG_NODE_FACTS, "{\"name\":\"node1\",\"mem_mib\":4096,\"qemu_version\":\"7.2.0\",\"accel\":\"kvm\","
+				      "\"cpu_vendor\":\"GenuineIntel\",\"cpu_models\":\"qemu64\"}");
+	vm_online_on_node1(&c, "web1", "medium");
+	ck_assert_int_eq(send(&c, 3, VMC_MSG_MIGRATE_REQUEST, "{\"name\":\"web1\",\"id\":\"" ID_B "\",\"target\":2}"),
+			 -VMC_E_BUSY);
+	ck_assert_msg(strstr(c.detail, "across CPU vendors") != NULL, "%s", c.detail);
+	ck_assert_int_eq(vmc_state_group_find(c.s, "web1")->state, VMC_GROUP_ONLINE);
+	vmc_state_free(c.s);
+}
+END_TEST
+
 START_TEST(test_live_move_phases_and_locks)
 {
 	struct cluster c;
@@ -409,6 +443,7 @@ int main(void)
 	tcase_add_test(t, test_live_move_phases_and_locks);
 	tcase_add_test(t, test_volume_not_seen_on_the_target);
 	tcase_add_test(t, test_failing_volume_moves_its_vms_live);
+	tcase_add_test(t, test_target_must_run_what_the_source_runs);
 	tcase_add_test(t, test_abort_rolls_back_whichever_comes_first);
 	tcase_add_test(t, test_limit_queues_in_priority_order);
 	tcase_add_test(t, test_refusals_change_nothing);
