@@ -208,6 +208,32 @@ static void print_waits(json_object *waits)
 	}
 }
 
+/* One line on moves: how many, and over which network (a dedicated one is production practice). */
+static void print_moves(struct cli *cli)
+{
+	json_object *m = NULL, *list;
+	char err[256];
+	size_t flight = 0, queued = 0;
+
+	if (vmc_client_call(cli->client, VMC_IPC_MIGRATION_STATUS, NULL, 5000, &m, err, sizeof(err)) != 0) {
+		json_object_put(m);
+		return;
+	}
+	list = jget(m, "migrations");
+	for (size_t i = 0; list != NULL && i < json_object_array_length(list); i++) {
+		if (strcmp(jstr(json_object_array_get_idx(list, i), "phase"), "queued") == 0) {
+			queued++;
+		} else {
+			flight++;
+		}
+	}
+	printf("Moves:   %zu in flight, %zu queued; %s over %s%s\n", flight, queued,
+	       strcmp(jstr(m, "encrypt"), "true") == 0 ? "encrypted" : "NOT encrypted",
+	       jstr(m, "network")[0] ? jstr(m, "network") : "the corosync ring addresses",
+	       jstr(m, "network")[0] ? "" : " (no migration network: clusterctl migration set network=CIDR)");
+	json_object_put(m);
+}
+
 static int cmd_status(struct cli *cli, int argc, char **argv)
 {
 	json_object *r;
@@ -237,6 +263,7 @@ static int cmd_status(struct cli *cli, int argc, char **argv)
 		       jstr(r, "state_digest"), jstr(r, "sync"));
 		printf("VMs:     %s\nFencing: %s\n", jstr(r, "vms"),
 		       jget(r, "fencing_by") ? jstr(r, "fencing_by") : jstr(r, "fence_method"));
+		print_moves(cli);
 		print_waits(jget(r, "waits"));
 		putchar('\n');
 		print_nodes_table(jget(r, "nodes"));
