@@ -410,6 +410,12 @@ static void sender_line(void *c, struct agent_proc *p, json_object *o, const cha
 		m->switchover_sent = true;
 		send_step(d, VMC_MSG_MIGRATE_SWITCHOVER, m, NULL);
 	} else if (strcmp(event, "completed") == 0) {
+		int64_t down = -1, total = -1;
+		vmc_json_int64(o, "downtime_ms", &down);
+		vmc_json_int64(o, "qemu_total_ms", &total);
+		log_notice("vm %s: migration %s to %s: the source sent it all; downtime %lld ms (the lock handover "
+			   "included), %lld ms in QEMU since the start", m->vm, m->id, vmcd_node_name(d, m->peer),
+			   (long long)down, (long long)total);
 		m->completed = true;
 	} else if (strcmp(event, "received") == 0 || strcmp(event, "restored") == 0) {
 		m->received = true;

@@ -255,7 +255,8 @@ static void qemu_argv_build(struct argv *a, const char *qemu, const struct vmcd_
 
 	argv_add(a, "%s", qemu);
 	argv_add(a, "-name");
-	argv_add(a, "%s,process=vmc-%s", def->name, def->name);
+	/* debug-threads: vCPU threads named "CPU n/TCG", so a watcher can tell a paused QEMU from a running one. */
+	argv_add(a, "%s,process=vmc-%s,debug-threads=on", def->name, def->name);
 	argv_add(a, "-nodefaults");
 	argv_add(a, "-no-user-config");
 	argv_add(a, "-nographic");

@@ -111,7 +111,8 @@ static const struct qmp_message_kind {
 	{ "QMP", QMP_STATE_BIT(VMC_QMP_AWAIT_GREETING), qmp_greeting_dispatch },
 	{ "return", QMP_IN_SESSION, qmp_return_dispatch },
 	{ "error", QMP_IN_SESSION, qmp_error_dispatch },
-	{ "event", QMP_IN_SESSION, qmp_event_dispatch },
+	/* before the greeting too: see qmp_event_dispatch */
+	{ "event", QMP_IN_SESSION | QMP_STATE_BIT(VMC_QMP_AWAIT_GREETING), qmp_event_dispatch },
 };
 
 #define QMP_MESSAGE_KIND_COUNT (sizeof(qmp_message_kinds) / sizeof(qmp_message_kinds[0]))
@@ -737,6 +738,14 @@ static void qmp_event_dispatch(struct vmc_qmp *q, json_object *msg, json_object 
 	     !qmp_member_int64(ts, "microseconds", &ev.microseconds))) {
 		ev.seconds = -1;
 		ev.microseconds = -1;
+	}
+	/* QEMU may flush an event it queued for the monitor's previous client
+	 * (a migration agent killed mid-move) before it greets the next one:
+	 * old news, dropped, not a confused peer. */
+	if (q->state == VMC_QMP_AWAIT_GREETING) {
+		q->stats.unknown_messages_dropped++;
+		qmp_warn(q, "qmp: dropped the event %s, sent before the greeting", ev.name);
+		return;
 	}
 	q->stats.events++;
 	if (q->ops->event != NULL) {

@@ -40,7 +40,9 @@
  * - commands are written in the order they were accepted; those accepted
  *   before negotiation completes are written right after it, in order.
  * - a reply whose id matches no pending command is reported (warn) and
- *   dropped, as the spec asks; so is a message of no known kind.
+ *   dropped, as the spec asks; so is a message of no known kind, and a
+ *   well-formed event before the greeting (what QEMU had queued for the
+ *   monitor's previous client).
  * - an error reply without an id means QEMU could not parse what we sent:
  *   the stream is out of step, so the engine fails.
  *

@@ -4,7 +4,8 @@
 # each: move-vm fails with a clear error; the guest runs on node 1 alone
 # and its counter goes on; every node says web1 is online on node1 with
 # its lock there and no migration; nothing of it is left on node 2; no
-# counter value was ever printed on two nodes.
+# counter value was ever printed on two nodes, and a watcher sampling every
+# node's QEMUs every 100 ms never saw it running (not paused) on two.
 #   - the destination QEMU killed
 #   - the destination's listening agent killed
 #   - the source's sending agent killed
@@ -37,6 +38,8 @@ guest_vm_disk web1 node1 "$vol/web1.img" ',"possible_owners":["node1","node2"]' 
 expect "web1 online on node1" vm_online_on web1 node1
 expect "web1's counter runs on node1" wait_for 30 "web1 counter" counter_above 1 web1 10
 
+vm_watch_start -r
+
 # agent_pid NODE send|listen: the migration agent vmclusterd runs there (its child)
 agent_pid() {
 	local parent p
@@ -54,6 +57,7 @@ phase_is() { [[ $(node_exec 3 clusterctl --json migration status 2>/dev/null | j
 
 MOVE_OUT=$HARNESS_RUNDIR/move.out
 move_start() {
+	echo "move at $(date +%s%3N)"
 	node_exec 3 clusterctl --timeout 120 move-vm web1 node2 --wait >"$MOVE_OUT" 2>&1 &
 	MOVE_PID=$!
 	wait_for 30 "web1 transferring to node2" transferring
@@ -159,4 +163,8 @@ after_partial() {
 after_partial
 
 expect_eq "no counter value was printed on two nodes" "" "$(counters_on_two web1 1 2 3)"
+vm_watch_stop
+expect_eq "the watcher (every 100 ms) never saw web1 running, not paused, on two nodes" 0 "$(vm_watch_twice)"
+echo "VM watcher: $(tail -1 "$HARNESS_RUNDIR/vm-watch")"
+grep -v '^samples' "$HARNESS_RUNDIR/vm-watch" | head -20 || true
 finish

@@ -4,7 +4,9 @@
 # guest moves from node 1 to node 2 and back while its serial counter goes
 # on with no reset and no second boot; ownership and its image lock move;
 # the source QEMU is gone; every node agrees; no counter value was printed
-# on two nodes (two running copies would each go on from the same value).
+# on two nodes (two running copies would each go on from the same value),
+# and a watcher sampling every node's QEMUs every 100 ms never sees one
+# running (not paused) on two nodes.
 # Bad input is refused up front with the state unchanged.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +28,7 @@ guest_vm_disk web1 node1 "$vol/web1.img" ',"possible_owners":["node1","node2"]' 
 expect "web1 online on node1" vm_online_on web1 node1
 expect "web1's counter runs on node1" wait_for 30 "web1 counter on node1" counter_above 1 web1 10
 
+vm_watch_start -r
 lock_node() { node_exec "$1" clusterctl --json volume show csv1 | jq -r '.image_locks[0].node'; }
 
 # move NODE_FROM NODE_TO ENCRYPT: one live move, checked end to end
@@ -123,4 +126,8 @@ expect_eq "web2 stays on node1" "online node1" "$(node_exec 2 clusterctl --json 
 node_exec 1 clusterctl vm stop web2 --wait >/dev/null
 
 expect_eq "no counter value was printed on two nodes" "" "$(counters_on_two web1 1 2 3)"
+vm_watch_stop
+expect_eq "the watcher (every 100 ms) never saw a VM running, not paused, on two nodes" 0 "$(vm_watch_twice)"
+echo "VM watcher: $(tail -1 "$HARNESS_RUNDIR/vm-watch")"
+grep -v '^samples' "$HARNESS_RUNDIR/vm-watch" | head -20 || true
 finish

@@ -694,13 +694,16 @@ node_start() {
 
 # ---------------------------------------------------------------- watching VMs
 
-# vm_watch_start: samples every node's QEMUs every 100 ms (vmc-vm-watch)
-# into $HARNESS_RUNDIR/vm-watch, a line for each VM seen on two nodes.
+# vm_watch_start [-r]: samples every node's QEMUs every 100 ms (vmc-vm-watch)
+# into $HARNESS_RUNDIR/vm-watch, a line for each VM seen on two nodes. With
+# -r (migration tests), a line only when a VM's vCPUs ran on two nodes in
+# two samples in a row: a QEMU that is there but paused does not count.
 vm_watch_start() {
-	local i files=()
+	local i files=() opts=()
+	if [[ ${1:-} == -r ]]; then opts=(-r); fi
 	for ((i = 1; i <= HARNESS_NODES; i++)); do files+=("$(harness_node_netns_file "$i")"); done
-	setsid "$VMC_BUILDDIR/tests/cluster/vmc-vm-watch" 100 "$HARNESS_RUNDIR/vm-watch" "${files[@]}" \
-		</dev/null >/dev/null 2>&1 &
+	setsid "$VMC_BUILDDIR/tests/cluster/vmc-vm-watch" "${opts[@]}" 100 "$HARNESS_RUNDIR/vm-watch" \
+		"${files[@]}" </dev/null >/dev/null 2>&1 &
 	HARNESS_VM_WATCH_PID=$!
 	HARNESS_OUTSIDE_PIDS+=("$HARNESS_VM_WATCH_PID")
 }
@@ -711,6 +714,19 @@ vm_watch_stop() {
 	kill -TERM "$HARNESS_VM_WATCH_PID" 2>/dev/null
 	wait_for 5 "the VM watcher to write its count" grep -q '^samples ' "$HARNESS_RUNDIR/vm-watch"
 	HARNESS_VM_WATCH_PID=
+}
+
+# vm_watch_twice: after vm_watch_stop, prints how many two-node lines the
+# watcher recorded (0 for none). Its notes (a QEMU it could not judge and so
+# counted as running) go to stderr; no count at all fails.
+vm_watch_twice() {
+	local file=$HARNESS_RUNDIR/vm-watch
+	if ! grep -q '^samples ' "$file" 2>/dev/null; then
+		harness_log "vm_watch_twice: $file has no samples line (vm_watch_stop first)"
+		return 1
+	fi
+	grep ' pid [0-9]*: ' "$file" | sed 's/^/harness: vm-watch: /' >&2 || true
+	grep -cE '^[0-9]+ [^ ]+( node[0-9]+){2,}$' "$file" || true
 }
 
 # ---------------------------------------------------------------- failing storage

@@ -1013,6 +1013,22 @@ START_TEST(test_message_in_the_wrong_state_fails)
 }
 END_TEST
 
+/* An event before the greeting (queued for a monitor's previous client) is dropped, not a failure. */
+START_TEST(test_event_before_the_greeting_is_dropped)
+{
+	static const char event[] = "{\"event\": \"MIGRATION\", \"data\": {\"status\": \"cancelled\"}, "
+				    "\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}}";
+	struct recorder r;
+
+	recorder_init(&r);
+	ck_assert_int_eq(vmc_qmp_feed(r.q, event, strlen(event)), 0);
+	ck_assert_int_eq(vmc_qmp_state_get(r.q), VMC_QMP_AWAIT_GREETING);
+	session_ready(&r);
+	ck_assert_int_eq(vmc_qmp_state_get(r.q), VMC_QMP_READY);
+	recorder_free(&r);
+}
+END_TEST
+
 START_TEST(test_fail_is_final_and_keeps_the_first_reason)
 {
 	struct recorder r;
@@ -1516,6 +1532,7 @@ static Suite *qmp_suite(void)
 	tcase_add_test(tc, test_commands_from_callbacks_go_out);
 
 	tc = tcase_make(s, "stream");
+	tcase_add_test(tc, test_event_before_the_greeting_is_dropped);
 	tcase_add_loop_test(tc, test_transcript_fed_in_pieces_of_any_size, 0,
 			    (int)ARRAY_LEN(piece_sizes));
 	tcase_add_loop_test(tc, test_transcript_fed_at_random_cuts, 0, 20);
