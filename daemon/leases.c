@@ -669,6 +669,21 @@ void vmcd_leases_reconcile(struct vmcd *d)
 	}
 }
 
+uint32_t vmcd_leases_overdue_mask(struct vmcd *d)
+{
+	const struct vmc_state *s = d->replica.state;
+	uint64_t now = vmc_now_ms();
+	uint32_t mask = 0;
+
+	for (size_t i = 0; s != NULL && i < s->n_volumes && i < 32; i++) {
+		const struct lease_vol *v = vol_find(s->volumes[i].name);
+		if (v != NULL && vmc_lease_overdue(&d->timeouts, v->renewal.ok_ms, now)) {
+			mask |= 1u << i;
+		}
+	}
+	return mask;
+}
+
 uint32_t vmcd_leases_lost_mask(struct vmcd *d)
 {
 	const struct vmc_state *s = d->replica.state;

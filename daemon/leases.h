@@ -33,6 +33,8 @@ void vmcd_leases_fini(struct vmcd *d);
 void vmcd_leases_reconcile(struct vmcd *d);
 /* Bit i: the state's volume i has not renewed here within the kill deadline. */
 uint32_t vmcd_leases_lost_mask(struct vmcd *d);
+/* Bit i: state->volumes[i]'s renewal is overdue here (no VM starts on it). */
+uint32_t vmcd_leases_overdue_mask(struct vmcd *d);
 /* May the watchdog be petted, as far as the leases go: every volume a running VM here uses renewed in time? */
 bool vmcd_leases_allow_pet(struct vmcd *d, const char *const *running, size_t n_running, char *why, size_t len);
 /*

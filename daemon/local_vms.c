@@ -286,6 +286,7 @@ void vmcd_local_reconcile(struct vmcd *d)
 		.members = d->replica.active,
 		.n_members = d->replica.n_active,
 		.volumes_lost = vmcd_leases_lost_mask(d),
+		.volumes_overdue = vmcd_leases_overdue_mask(d),
 	};
 	size_t n, max;
 

@@ -192,6 +192,13 @@ static void owned_starting(const struct vmc_local_input *in, struct out *o, cons
 		report(o, vm, l, VMC_REPORT_VOLUME_LOST, a, why);
 		return;
 	}
+	for (size_t i = 0; i < in->state->n_volumes && i < 32; i++) {
+		if ((in->volumes_overdue & (1u << i)) != 0 && vmc_group_uses_volume(g->def, &in->state->volumes[i])) {
+			DECIDE(o, vm, VMC_LOCAL_WAIT, "waiting for a lease renewal on volume %s here before it starts",
+			       in->state->volumes[i].name);
+			return;
+		}
+	}
 	if (!vmc_locks_held_by(in->state, g, in->my_id)) {
 		DECIDE(o, vm, VMC_LOCAL_WAIT, "waiting for its image locks (another VM holds one)");
 		return;

@@ -38,6 +38,8 @@
  *                                             new start only for a new
  *                                             attempt, once the cluster
  *                                             decided
+ *       not started for A yet, a volume it uses
+ *       has its renewal overdue here       -> wait (its kill deadline nears)
  *       not started for A yet, and this node
  *       holds every image lock it needs    -> start (A); else wait
  *   migrating here from another node (transfer or switchover)
@@ -108,6 +110,7 @@ struct vmc_local_input {
 	const struct vmc_local_vm *vms; /* every VM this node knows: owned here or running here */
 	size_t n_vms;
 	uint32_t volumes_lost;    /* bit i: state->volumes[i]'s lease is past the kill deadline here */
+	uint32_t volumes_overdue; /* bit i: ... its renewal is overdue here (the kill deadline nears) */
 };
 
 enum vmc_local_action {

@@ -64,6 +64,11 @@ uint64_t vmc_lease_remaining_ms(const struct vmc_timeouts *t, uint64_t seen_ms, 
 	return now_ms - seen_ms >= t->lease_timeout_ms ? 0 : t->lease_timeout_ms - (now_ms - seen_ms);
 }
 
+bool vmc_lease_overdue(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms)
+{
+	return now_ms < renewed_ms || now_ms - renewed_ms >= (uint64_t)t->lease_renewal_ms + t->lease_io_ms;
+}
+
 bool vmc_lease_must_kill(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms)
 {
 	return now_ms < renewed_ms || now_ms - renewed_ms >= t->lease_kill_ms;

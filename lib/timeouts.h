@@ -153,6 +153,11 @@ bool vmc_lease_expired(const struct vmc_timeouts *t, uint64_t seen_ms, uint64_t 
 /* How long until then (0 once expired). */
 uint64_t vmc_lease_remaining_ms(const struct vmc_timeouts *t, uint64_t seen_ms, uint64_t now_ms);
 /* This node, last renewed (started) at renewed_ms: must its volume's VMs die now? */
+/*
+ * Is a renewal overdue (none for a renewal interval and an I/O timeout)?
+ * A VM does not start on such a volume: its kill deadline may be moments away.
+ */
+bool vmc_lease_overdue(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms);
 bool vmc_lease_must_kill(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms);
 /* ... and may the watchdog still be petted, with those VMs not yet gone? */
 bool vmc_lease_may_pet(const struct vmc_timeouts *t, uint64_t renewed_ms, uint64_t now_ms);

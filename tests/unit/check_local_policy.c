@@ -10,6 +10,7 @@
  *            [exit=EVENT@A] [reason=TEXT] [reported=EVENT@A] [self-fenced] [exists]
  *            [volume-killed] [paused] [incoming=ID]
  *   lost-volume NAME             (its lease is past the kill deadline here)
+ *   overdue-volume NAME          (its renewal is overdue here)
  *   expect VM ACTION [EVENT] [attempt=A]
  *   expect-nothing               (the policy decides nothing at all)
  *   expect-order VM VM ...       (these decisions come in this order)
@@ -199,6 +200,21 @@ static void check_order(struct lcase *c, char *save)
 	}
 }
 
+/* KW NAME: the bit of a volume named on a volume line before it. */
+static uint32_t volume_bit(struct lcase *c, const char *kw, char *save)
+{
+	char *v = strtok_r(NULL, " \t", &save);
+	size_t i = 0;
+
+	while (v != NULL && i < c->b.n_volumes && strcmp(c->b.volumes[i].name, v) != 0) {
+		i++;
+	}
+	if (v == NULL || i == c->b.n_volumes) {
+		case_fail(&c->b, "%s NAME of a volume line before it", kw);
+	}
+	return 1u << i;
+}
+
 static void parse_line(struct lcase *c, char *text)
 {
 	char *save = NULL, *kw = strtok_r(text, " \t", &save);
@@ -221,15 +237,9 @@ static void parse_line(struct lcase *c, char *text)
 	} else if (strcmp(kw, "local") == 0) {
 		parse_local(c, save);
 	} else if (strcmp(kw, "lost-volume") == 0) {
-		char *v = strtok_r(NULL, " \t", &save);
-		size_t i = 0;
-		while (v != NULL && i < c->b.n_volumes && strcmp(c->b.volumes[i].name, v) != 0) {
-			i++;
-		}
-		if (v == NULL || i == c->b.n_volumes) {
-			case_fail(&c->b, "lost-volume NAME of a volume line before it");
-		}
-		c->in.volumes_lost |= 1u << i;
+		c->in.volumes_lost |= volume_bit(c, kw, save);
+	} else if (strcmp(kw, "overdue-volume") == 0) {
+		c->in.volumes_overdue |= volume_bit(c, kw, save);
 	} else if (strcmp(kw, "expect") == 0) {
 		check_expect(c, save);
 	} else if (strcmp(kw, "expect-nothing") == 0) {
