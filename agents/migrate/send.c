@@ -268,6 +268,15 @@ static bool converge(struct send *s)
 		if (strcmp(status, "completed") == 0) {
 			int64_t downtime = -1, total = -1;
 			json_object *o = report_new("completed", s->o->id);
+			/* QEMU 7.2 says completed before it fills in its times: ask again a few times. */
+			for (int again = 0; again < 20 && vmc_json_int64(info, "total-time", &total) && total == 0; again++) {
+				usleep(5000);
+				json_object_put(info);
+				info = NULL;
+				if (migrate_query(s->q, status, sizeof(status), &info, s->err, sizeof(s->err)) != 0) {
+					break;
+				}
+			}
 			vmc_json_int64(info, "downtime", &downtime);
 			vmc_json_int64(info, "total-time", &total);
 			json_object_object_add(o, "downtime_ms", json_object_new_int64(downtime));
