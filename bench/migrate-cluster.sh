@@ -23,8 +23,8 @@ guest_cluster_up 3
 node_exec 1 clusterctl cluster set accel=tcg fence_method=none >/dev/null
 
 # downtimes NODE VM: the downtimes node NODE's daemon logged for VM, one per line
-downtimes() { grep -o "vm $2: migration [0-9a-f]* to node[0-9]*: the source sent it all; downtime [0-9-]* ms" \
-	"$(node_dir "$1")/log/vmclusterd.log" | awk '{print $(NF-1)}'; }
+downtimes() { { grep -o "vm $2: migration [0-9a-f]* to node[0-9]*: the source sent it all; downtime [0-9-]* ms" \
+	"$(node_dir "$1")/log/vmclusterd.log" || true; } | awk '{print $(NF-1)}'; }
 stats() { sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "%s (%s-%s)", a[int((NR + 1) / 2)], a[1], a[NR]; else printf "-" }'; }
 
 printf '%-8s %-9s %6s %22s %22s\n' "dirty" "stream" "moves" "downtime ms med (min-max)" "move-vm ms med (min-max)"
