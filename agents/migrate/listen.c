@@ -8,7 +8,9 @@
  * accepts, takes the data channel, feeds QEMU and confirms the end.
  *
  * Daemon lines on stdin (one JSON object each):
- *   {"expect": {"id": ID, "vm": NAME}}     a migration to this node was decided
+ *   {"expect": {"id": ID, "vm": NAME, "encrypt": BOOL}}
+ *                                          a migration to this node was decided (sealed
+ *                                          or not as this cluster says: the offer must agree)
  *   {"ready":  {"id": ID, "qmp": PATH}}    its QEMU waits (-incoming defer)
  *   {"refuse": {"id": ID, "reason": WHY}}  its QEMU could not start: refuse the offer
  *   {"forget": {"id": ID}}                 it ended: refuse anything more for it
