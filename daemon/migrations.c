@@ -69,7 +69,32 @@ static bool ipv4_in(const char *addr, uint32_t net, unsigned prefix)
 	return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) & mask) == (net & mask);
 }
 
+/*
+ * Asked on every pass of the loop: the interfaces are read again at most
+ * every ADDR_REFRESH_MS, or at once when the network setting changes.
+ */
+#define ADDR_REFRESH_MS 5000
+
+static void local_addr_find(const struct vmcd *d, char *buf, size_t len);
+
 const char *vmcd_migration_local_addr(const struct vmcd *d, char *buf, size_t len)
+{
+	static char cached[48], for_network[VMC_MIGRATION_NETWORK_MAX];
+	static int64_t at_ms;
+	static bool valid;
+	const char *network = d->replica.state->settings.migration_network;
+
+	if (!valid || strcmp(network, for_network) != 0 || vmc_now_ms() - at_ms > ADDR_REFRESH_MS) {
+		local_addr_find(d, cached, sizeof(cached));
+		snprintf(for_network, sizeof(for_network), "%s", network);
+		at_ms = vmc_now_ms();
+		valid = true;
+	}
+	snprintf(buf, len, "%s", cached);
+	return buf;
+}
+
+static void local_addr_find(const struct vmcd *d, char *buf, size_t len)
 {
 	const struct vmc_settings *st = &d->replica.state->settings;
 	const struct vmcd_node *self = vmcd_node_by_id(d, d->my_id);
@@ -81,12 +106,12 @@ const char *vmcd_migration_local_addr(const struct vmcd *d, char *buf, size_t le
 	buf[0] = '\0';
 	if (st->migration_network[0] == '\0') {
 		if (self != NULL && inet_pton(AF_INET, self->addr, &probe) == 1) {
-			snprintf(buf, len, "%s", self->addr);
+			snprintf(buf, len, "%.47s", self->addr);
 		}
-		return buf;
+		return;
 	}
 	if (vmc_cidr_parse(st->migration_network, &net, &prefix) != 0 || getifaddrs(&ifs) != 0) {
-		return buf;
+		return;
 	}
 	for (i = ifs; i != NULL && buf[0] == '\0'; i = i->ifa_next) {
 		char a[INET_ADDRSTRLEN];
@@ -99,7 +124,6 @@ const char *vmcd_migration_local_addr(const struct vmcd *d, char *buf, size_t le
 		}
 	}
 	freeifaddrs(ifs);
-	return buf;
 }
 
 /* Where node's agent listens: what it announced, else its ring address. */
@@ -218,22 +242,34 @@ static void move_abort(struct vmcd *d, struct move *m, const char *reason)
 #define REFUSED_BURST 10
 #define REFUSED_WINDOW_MS 10000
 
-static void refused_log(json_object *o)
-{
-	static int64_t window_ms;
-	static unsigned logged, dropped;
-	int64_t now = vmc_now_ms();
+static struct {
+	unsigned logged, dropped;
+	qb_loop_timer_handle timer;
+	bool armed;
+} refusals;
 
-	if (now - window_ms > REFUSED_WINDOW_MS) {
-		if (dropped > 0) {
-			log_warn("migration listener refused %u more connections in the last %d s (not logged one by one)",
-				 dropped, REFUSED_WINDOW_MS / 1000);
-		}
-		window_ms = now;
-		logged = dropped = 0;
+/* The window ends: what it did not log one by one is one line, even if the flood has stopped. */
+static void refused_flush(void *data)
+{
+	(void)data;
+	refusals.armed = false;
+	if (refusals.dropped > 0) {
+		log_warn("migration listener refused %u more connections in the last %d s (not logged one by one)",
+			 refusals.dropped, REFUSED_WINDOW_MS / 1000);
 	}
-	if (logged++ >= REFUSED_BURST) {
-		dropped++;
+	refusals.logged = refusals.dropped = 0;
+}
+
+static void refused_log(struct vmcd *d, json_object *o)
+{
+	if (!refusals.armed) {
+		if (qb_loop_timer_add(d->loop, QB_LOOP_LOW, (uint64_t)REFUSED_WINDOW_MS * QB_TIME_NS_IN_MSEC, d,
+				      refused_flush, &refusals.timer) == 0) {
+			refusals.armed = true;
+		}
+	}
+	if (refusals.logged++ >= REFUSED_BURST) {
+		refusals.dropped++;
 		return;
 	}
 	log_warn("migration listener refused a connection from %s: %s: %s", vmc_json_str(o, "peer") ?: "?",
@@ -252,7 +288,7 @@ static void listener_line(void *c, struct agent_proc *p, json_object *o, const c
 		return;
 	}
 	if (strcmp(event, "refused") == 0) {
-		refused_log(o);
+		refused_log(d, o);
 	} else if (strcmp(event, "listening") == 0) {
 		log_notice("migration agent listening on %s:%u", listener_addr, listener_port);
 	} else if (m != NULL && strcmp(event, "received") == 0) {
@@ -812,6 +848,10 @@ void vmcd_migrations_fini(struct vmcd *d)
 	if (tick_armed) {
 		qb_loop_timer_del(d->loop, tick_timer);
 		tick_armed = false;
+	}
+	if (refusals.armed) {
+		qb_loop_timer_del(d->loop, refusals.timer);
+		refusals.armed = false;
 	}
 	ctx = NULL;
 }

@@ -455,13 +455,25 @@ int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx
 	return 0;
 }
 
+/* The names of a move's two ends, for the reasons an operator reads. */
+struct move_ends {
+	char from[24], to[24];
+};
+
+static void move_ends_name(const struct vmc_state *s, const struct vmc_group *g, struct move_ends *e)
+{
+	char buf[24];
+
+	snprintf(e->from, sizeof(e->from), "%s", vmc_state_node_label(s, g->owner, buf, sizeof(buf)));
+	snprintf(e->to, sizeof(e->to), "%s", vmc_state_node_label(s, g->mig.target, buf, sizeof(buf)));
+}
+
 int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			   char *detail, size_t len)
 {
 	int rc = need_version(ctx, detail, len);
 	struct vmc_group *g = rc == 0 ? migration_named(s, &b->migrate, detail, len, &rc) : NULL;
-	char from_buf[24], to_buf[24];
-	const char *from, *to;
+	struct move_ends e;
 	bool quick;
 
 	if (g == NULL) {
@@ -472,12 +484,11 @@ int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			 g->def->name, b->migrate.id, vmc_mig_phase_to_str(g->mig.phase), g->mig.target);
 		return -VMC_E_BUSY;
 	}
-	from = vmc_state_node_label(s, g->owner, from_buf, sizeof(from_buf));
-	to = vmc_state_node_label(s, g->mig.target, to_buf, sizeof(to_buf));
+	move_ends_name(s, g, &e);
 	quick = g->mig.quick;
 	g->owner = g->mig.target;
 	vmc_group_transition(g, VMC_GEV_MIGRATED, detail, len);
-	snprintf(g->reason, sizeof(g->reason), "moved %s from %s to %s", quick ? "(quick)" : "live", from, to);
+	snprintf(g->reason, sizeof(g->reason), "moved %s from %s to %s", quick ? "(quick)" : "live", e.from, e.to);
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 	return 0;
 }
@@ -487,8 +498,7 @@ int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 {
 	int rc = need_version(ctx, detail, len);
 	struct vmc_group *g = rc == 0 ? migration_named(s, &b->migrate, detail, len, &rc) : NULL;
-	char from_buf[24], to_buf[24];
-	const char *from, *to;
+	struct move_ends e;
 	bool queued;
 
 	if (g == NULL) {
@@ -500,15 +510,14 @@ int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 			 g->def->name, b->migrate.id, ctx->sender);
 		return -VMC_E_BUSY;
 	}
-	from = vmc_state_node_label(s, g->owner, from_buf, sizeof(from_buf));
-	to = vmc_state_node_label(s, g->mig.target, to_buf, sizeof(to_buf));
+	move_ends_name(s, g, &e);
 	queued = g->mig.phase == VMC_MIG_QUEUED;
 	if (!queued) {
 		vmc_group_transition(g, VMC_GEV_MIGRATE_ROLLBACK, detail, len);
 	}
 	g->mig = (struct vmc_migration){ 0 };
 	snprintf(g->reason, sizeof(g->reason), "%s to %s %s: %.200s; it runs on %s", queued ? "queued move" : "move",
-		 to, queued ? "cancelled" : "failed", b->migrate.reason[0] ? b->migrate.reason : "no reason given", from);
+		 e.to, queued ? "cancelled" : "failed", b->migrate.reason[0] ? b->migrate.reason : "no reason given", e.from);
 	snprintf(detail, len, "vm %s: %s", g->def->name, g->reason);
 	return 0;
 }

@@ -119,8 +119,10 @@ int net_connect(const char *addr, int port, const char *bind_addr, int timeout_m
 		}
 	}
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 && errno != EINPROGRESS) {
-		snprintf(err, errlen, "cannot connect to %s:%d: %s", addr, port, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "cannot connect to %s:%d: %s", addr, port, strerror(e));
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	p = (struct pollfd){ .fd = fd, .events = POLLOUT };
@@ -128,6 +130,7 @@ int net_connect(const char *addr, int port, const char *bind_addr, int timeout_m
 		snprintf(err, errlen, "cannot connect to %s:%d: %s", addr, port,
 			 soerr != 0 ? strerror(soerr) : "no answer in time");
 		close(fd);
+		errno = soerr != 0 ? soerr : ETIMEDOUT;
 		return -1;
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);

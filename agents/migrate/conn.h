@@ -19,7 +19,7 @@
 
 /* A listening socket bound to addr:port (an IPv4 literal, never a wildcard). fd, or -1 with err. */
 int net_listen(const char *addr, int port, char *err, size_t errlen);
-/* A connected TCP socket to addr:port within timeout_ms (from bind_addr when not NULL). fd or -1. */
+/* A connected TCP socket to addr:port within timeout_ms (from bind_addr when not NULL). fd, or -1 with errno. */
 int net_connect(const char *addr, int port, const char *bind_addr, int timeout_ms, char *err, size_t errlen);
 /* TCP_NODELAY, keepalive and a 10 s user timeout: a silent peer ends the connection. */
 void net_tune(int fd);

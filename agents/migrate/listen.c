@@ -181,23 +181,33 @@ static void failed_report(const char *id, const char *reason)
 	agent_log("migration %s failed: %s", id, reason);
 }
 
+/* Waits under lock for a change, at most until deadline_ms; false once it is past. */
+static bool changed_wait(int64_t deadline_ms)
+{
+	struct timespec ts;
+	int64_t left = deadline_ms - vmc_now_ms();
+
+	if (left <= 0) {
+		return false;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&changed, &lock, &ts);
+	return true;
+}
+
 /* Waits under lock until cond(e) or the deadline; false on the deadline. */
 static bool wait_for(struct expect *e, bool (*cond)(const struct expect *), int64_t deadline_ms)
 {
 	while (!cond(e)) {
-		struct timespec ts;
-		int64_t left = deadline_ms - vmc_now_ms();
-		if (left <= 0) {
+		if (!changed_wait(deadline_ms)) {
 			return false;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&changed, &lock, &ts);
 	}
 	return true;
 }
@@ -421,16 +431,8 @@ static void *conn_thread(void *arg)
 		pthread_mutex_lock(&lock);
 		ok = hello_admit(&ev, &code, &why);
 		/* The source's daemon may act on the move a moment before ours tells us to expect it. */
-		for (int64_t until = vmc_now_ms() + EXPECT_WAIT_MS; !ok && strcmp(code, VMC_MIGP_E_UNKNOWN_ID) == 0 &&
-								     vmc_now_ms() < until;) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&changed, &lock, &ts);
+		for (int64_t until = vmc_now_ms() + EXPECT_WAIT_MS;
+		     !ok && strcmp(code, VMC_MIGP_E_UNKNOWN_ID) == 0 && changed_wait(until);) {
 			ok = hello_admit(&ev, &code, &why);
 		}
 		e = ok ? expect_find(ev.id) : NULL;

@@ -89,7 +89,7 @@ static int connect_retrying(struct send *s)
 	for (;;) {
 		s->err[0] = '\0';
 		fd = net_connect(s->o->peer, s->o->peer_port, s->o->bind, CONNECT_MS, s->err, sizeof(s->err));
-		if (fd >= 0 || strstr(s->err, "refused") == NULL || vmc_now_ms() > deadline || stop_asked) {
+		if (fd >= 0 || errno != ECONNREFUSED || vmc_now_ms() > deadline || stop_asked) {
 			return fd;
 		}
 		usleep(200 * 1000);
