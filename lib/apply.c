@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "drain.h"
 #include "image_locks.h"
 #include "migration.h"
 #include "msg_types.h"
@@ -35,6 +36,16 @@ int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *
 		out[i] = json_object_get_string(item);
 	}
 	return 0;
+}
+
+bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
+{
+	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
+		if (ctx->members[i] == id) {
+			return true;
+		}
+	}
+	return false;
 }
 
 int vmc_state_apply_request(struct vmc_state *s, const struct vmc_msg *m, char *detail,
@@ -69,6 +80,8 @@ int vmc_state_apply(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const 
 		/* A slot it freed starts the next queued move (journal replay has the view too). */
 		if (ctx->n_members > 0) {
 			vmc_migrations_promote(s, ctx);
+			/* and a drain asks for the next moves of its node, or settles. */
+			vmc_drains_progress(s, ctx);
 		}
 		/* The image locks follow what the change did to the groups. */
 		vmc_locks_reconcile(s);

@@ -15,6 +15,7 @@
 #ifndef VMC_APPLY_H
 #define VMC_APPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,9 @@ struct vmc_apply_ctx {
 	const uint32_t *members; /* the view it was delivered in; placement's "up" nodes */
 	size_t n_members;
 };
+
+/* Is node id a member of the view the change was delivered in? */
+bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id);
 
 /*
  * Apply one change request to a state (pure). Returns 0 and bumps

@@ -186,6 +186,11 @@ int vmc_apply_settings_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			 ctx->version);
 		return -VMC_E_VERSION;
 	}
+	if (!VMC_PROTO_HAS_DRAIN(ctx->version) && vmc_settings_nodes_changed(&next, &s->settings)) {
+		snprintf(detail, len, "failback, quarantine, timezone and shutdown settings need protocol 6; a member of "
+			 "this view speaks %u (upgrade it)", ctx->version);
+		return -VMC_E_VERSION;
+	}
 	s->settings = next;
 	snprintf(detail, len, "cluster settings changed:");
 	for (size_t i = 0; i < n && strlen(detail) + 1 < len; i++) {

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failback.h"
 #include "group_fsm.h"
 #include "image_locks.h"
 #include "lifecycle.h"
+#include "node_admin.h"
 #include "volume_apply.h"
 #include "placement.h"
 #include "vmc_errors.h"
@@ -31,15 +33,6 @@ static struct vmc_group *group_named(struct vmc_state *s, const char *name, char
 }
 
 
-static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
-{
-	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
-		if (ctx->members[i] == id) {
-			return true;
-		}
-	}
-	return false;
-}
 
 /*
  * The placement view of the state, one filler for starts, failures and
@@ -50,13 +43,13 @@ static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 struct place_view {
 	struct vmc_place_node nodes[VMC_STATE_NODES_MAX];
 	char names[VMC_STATE_NODES_MAX][24];
-	struct vmc_place_group *groups;
+	struct vmc_place_group *groups; /* one per state group, then the moving ones again at their targets */
 	struct vmc_place_view view;
 };
 
 static int place_view_alloc(const struct vmc_state *s, struct place_view *pv)
 {
-	pv->groups = calloc(s->n_groups ? s->n_groups : 1, sizeof(*pv->groups));
+	pv->groups = calloc(s->n_groups ? 2 * s->n_groups : 1, sizeof(*pv->groups));
 	return pv->groups ? 0 : -ENOMEM;
 }
 
@@ -94,7 +87,8 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 	for (size_t i = 0; i < s->n_nodes; i++, n++) {
 		pv->nodes[n] = (struct vmc_place_node){
 			.id = s->nodes[i].id, .name = vmc_state_node_label(s, s->nodes[i].id, pv->names[n], sizeof(pv->names[n])),
-			.up = in_view(ctx, s->nodes[i].id), .active = true, .mem_mib = s->nodes[i].mem_mib,
+			.up = vmc_apply_in_view(ctx, s->nodes[i].id), .active = vmc_node_takes_groups(s, s->nodes[i].id),
+			.mem_mib = s->nodes[i].mem_mib,
 			.bad_volumes = bad_volumes(s, s->nodes[i].id),
 		};
 	}
@@ -106,17 +100,21 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 			n++;
 		}
 	}
+	size_t k = s->n_groups;
 	for (size_t j = 0; j < s->n_groups; j++) {
 		const struct vmc_group *g = &s->groups[j];
 		bool gone = g->state == VMC_GROUP_OFFLINE || g->state == VMC_GROUP_FAILED;
 		pv->groups[j] = (struct vmc_place_group){ g->def, gone ? 0 : g->owner, g->want_started,
 							  used_volumes(s, g->def) };
+		/* A move asked for takes its room at the target already, so a drain spreads its groups. */
+		if (!gone && g->mig.phase != VMC_MIG_NONE) {
+			pv->groups[k++] = (struct vmc_place_group){ g->def, g->mig.target, false, 0, .shadow = true };
+		}
 	}
-	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, s->n_groups };
+	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, k };
 }
 
-/* Where g would start now, excluding node exclude: 0 with the verdict, or -ENOMEM. */
-static int group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+int vmc_group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		       const struct vmc_group *g, uint32_t exclude, enum vmc_place_verdict *verdict,
 		       uint32_t *node, char *why, size_t why_len)
 {
@@ -182,6 +180,9 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	}
 	/* It speaks for itself again: whatever fencing the others tried is over. */
 	vmc_state_fencing_clear(s, f.id);
+	if (VMC_PROTO_HAS_DRAIN(ctx->version)) {
+		vmc_node_admin_back(s, f.id, body->at_s);
+	}
 	snprintf(detail, len, "node %s offers %u MiB to VMs%s", f.name, f.mem_mib,
 		 f.watchdog ? " and holds an armed watchdog" : "");
 	return 0;
@@ -212,7 +213,7 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		snprintf(detail, len, "vm %s cannot start: %.300s", g->def->name, held);
 		return -VMC_E_BUSY;
 	}
-	rc = group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
+	rc = vmc_group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
 	if (rc != 0) {
 		return rc;
 	}
@@ -262,7 +263,7 @@ static bool node_still_fits(const struct vmc_state *s, const struct vmc_apply_ct
 	const struct vmc_node_facts *f = vmc_state_node(s, g->owner);
 	uint64_t used = 0;
 
-	if (f == NULL || !in_view(ctx, g->owner) ||
+	if (f == NULL || !vmc_apply_in_view(ctx, g->owner) || !vmc_node_takes_groups(s, g->owner) ||
 	    (g->def->possible_owners.n > 0 && !vmc_strlist_contains(&g->def->possible_owners, f->name)) ||
 	    (used_volumes(s, g->def) & bad_volumes(s, g->owner)) != 0) {
 		return false;
@@ -290,7 +291,7 @@ static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, st
 		a = VMC_HEALTH_FAIL_OVER; /* the rules changed under it: restart it elsewhere */
 	}
 	if (a == VMC_HEALTH_FAIL_OVER) {
-		rc = group_place(s, ctx, g, ctx->sender, &verdict, &node, where, sizeof(where));
+		rc = vmc_group_place(s, ctx, g, ctx->sender, &verdict, &node, where, sizeof(where));
 		if (rc != 0) {
 			return rc;
 		}
@@ -306,6 +307,7 @@ static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, st
 		break;
 	case VMC_HEALTH_FAIL_OVER:
 		group_take(g, VMC_GEV_FAIL_OVER);
+		vmc_home_failed_over(g, g->owner, at_s);
 		g->owner = node;
 		break;
 	case VMC_HEALTH_GIVE_UP:
@@ -338,7 +340,7 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		return 0;
 	}
 	if (!node_still_fits(s, ctx, g)) {
-		rc = group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
+		rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
 		if (rc != 0) {
 			return rc;
 		}
@@ -367,7 +369,7 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
  * not counted as a failure.
  */
 static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
-			     const char *reason, char *detail, size_t len)
+			     const char *reason, uint64_t at_s, char *detail, size_t len)
 {
 	enum vmc_place_verdict verdict;
 	uint32_t node = 0;
@@ -380,7 +382,7 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		snprintf(detail, len, "vm %s offline (killed while stopping: %.100s)", g->def->name, reason);
 		return 0;
 	}
-	rc = group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
+	rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
 	if (rc != 0) {
 		return rc;
 	}
@@ -391,6 +393,7 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
 	} else {
 		group_take(g, VMC_GEV_FAIL_OVER);
+		vmc_home_failed_over(g, g->owner, at_s);
 		g->owner = node;
 		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), not counted as a failure; "
 			 "restarting: %.120s", vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
@@ -463,7 +466,7 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		return group_self_fenced(s, ctx, g, detail, len);
 	}
 	if (strcmp(r->event, VMC_REPORT_VOLUME_LOST) == 0 && VMC_PROTO_HAS_VOLUMES(ctx->version)) {
-		return group_volume_lost(s, ctx, g, r->reason, detail, len);
+		return group_volume_lost(s, ctx, g, r->reason, r->at_s, detail, len);
 	}
 	if (strcmp(r->event, VMC_REPORT_CRASHED) == 0 || strcmp(r->event, VMC_REPORT_START_FAILED) == 0) {
 		char what[160];
@@ -494,11 +497,16 @@ bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node)
 }
 
 /* Carry out one recovery decision on the group it is about. */
-static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision *d, const char *lost)
+static void recovery_apply(struct vmc_group *g, const struct vmc_place_decision *d, const char *lost,
+			   uint64_t at_s)
 {
 	switch (d->verdict) {
 	case VMC_PLACE_START:
 		group_take(g, VMC_GEV_RECOVER);
+		vmc_home_failed_over(g, g->owner, at_s);
+		if (g->home.node == d->node) {
+			g->home = (struct vmc_home){ 0 }; /* it restarts at home */
+		}
 		g->owner = d->node;
 		snprintf(g->reason, sizeof(g->reason), "%s was lost; restarting: %.140s", lost, d->why);
 		break;
@@ -524,7 +532,7 @@ static uint32_t reported_runner(const struct vmc_apply_ctx *ctx, json_object *re
 		json_object *node = json_object_array_get_idx(pair, 0);
 		json_object *names = json_object_array_get_idx(pair, 1);
 		if (!json_object_is_type(node, json_type_int) || !json_object_is_type(names, json_type_array) ||
-		    !in_view(ctx, (uint32_t)json_object_get_int64(node))) {
+		    !vmc_apply_in_view(ctx, (uint32_t)json_object_get_int64(node))) {
 			continue;
 		}
 		for (size_t k = 0; k < json_object_array_length(names); k++) {
@@ -616,10 +624,11 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	struct place_view pv;
 	size_t n, started = 0;
 	uint32_t lost = f->node;
+	bool quarantined;
 	char lb[24];
 	int rc;
 
-	if (in_view(ctx, lost)) {
+	if (vmc_apply_in_view(ctx, lost)) {
 		snprintf(detail, len, "node %u is a member again: nothing to recover", lost);
 		return -VMC_E_BUSY;
 	}
@@ -651,10 +660,11 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	adopt_reported(s, ctx, f->reports, lost);
 	for (size_t k = 0; k < n; k++) {
 		struct vmc_group *g = &s->groups[plan[k].group - pv.groups];
-		recovery_apply(g, &plan[k], vmc_state_node_label(s, lost, lb, sizeof(lb)));
+		recovery_apply(g, &plan[k], vmc_state_node_label(s, lost, lb, sizeof(lb)), f->at_s);
 		started += plan[k].verdict == VMC_PLACE_START;
 	}
 	vmc_state_fencing_clear(s, lost);
+	quarantined = VMC_PROTO_HAS_DRAIN(ctx->version) && vmc_node_admin_lost(s, lost, f->at_s);
 	/* What it said about volumes is no longer true; another node coordinates. */
 	vmc_state_volumes_forget_node(s, lost);
 	vmc_volumes_coordinators_update(s, ctx);
@@ -664,6 +674,11 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	} else {
 		snprintf(detail, len, "%s fenced: %zu of its %zu VMs restarting elsewhere",
 			 vmc_state_node_label(s, lost, lb, sizeof(lb)), started, n);
+	}
+	if (quarantined) {
+		size_t l = strlen(detail);
+		snprintf(detail + l, len - l, "; quarantined for %u s: it was lost %u times within an hour",
+			 s->settings.quarantine_duration_s, s->settings.quarantine_threshold);
 	}
 	free(pv.groups);
 	free(plan);
@@ -678,7 +693,7 @@ int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	struct vmc_fence_record rec = { .node = f->node };
 	char lb[24], fb[24];
 
-	if (in_view(ctx, f->node)) {
+	if (vmc_apply_in_view(ctx, f->node)) {
 		snprintf(detail, len, "node %u is a member again: its fencing is over", f->node);
 		return -VMC_E_BUSY;
 	}

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "msg_types.h"
+#include "placement.h"
 #include "state.h"
 
 /* What an owner reports about its VM (GROUP_REPORT "event"). */
@@ -55,6 +56,13 @@ int vmc_apply_node_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 /* A fencing attempt failed: the next one is the next member's (fence_policy.h). */
 int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			   const union vmc_body *b, char *detail, size_t len);
+/*
+ * Where g would start now by placement (placement.h), never on node
+ * exclude: 0 with the verdict, or -ENOMEM. Moves asked for count at
+ * their targets.
+ */
+int vmc_group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+		    uint32_t exclude, enum vmc_place_verdict *verdict, uint32_t *node, char *why, size_t why_len);
 /* Does any group still run, or is about to, on this node? (fencing is needed) */
 bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node);
 

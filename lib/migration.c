@@ -11,7 +11,9 @@
 
 #include "group_fsm.h"
 #include "json_util.h"
+#include "drain.h"
 #include "migration.h"
+#include "node_admin.h"
 #include "vmc_errors.h"
 #include "volume_apply.h"
 
@@ -27,15 +29,29 @@ const char *vmc_mig_phase_to_str(enum vmc_mig_phase p)
 	return (size_t)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
 
-static bool in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
+static const char *const cause_names[] = {
+	[VMC_MIG_BY_OPERATOR] = "operator",
+	[VMC_MIG_BY_DRAIN] = "drain",
+	[VMC_MIG_BY_FAILBACK] = "failback",
+	[VMC_MIG_BY_EVACUATION] = "evacuation",
+};
+
+const char *vmc_mig_cause_to_str(enum vmc_mig_cause c)
 {
-	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {
-		if (ctx->members[i] == id) {
-			return true;
+	return (size_t)c < sizeof(cause_names) / sizeof(cause_names[0]) ? cause_names[c] : "unknown";
+}
+
+int vmc_mig_cause_from_str(const char *str, enum vmc_mig_cause *out)
+{
+	for (size_t i = 0; i < sizeof(cause_names) / sizeof(cause_names[0]); i++) {
+		if (strcmp(str, cause_names[i]) == 0) {
+			*out = (enum vmc_mig_cause)i;
+			return 0;
 		}
 	}
-	return false;
+	return -EINVAL;
 }
+
 
 static bool in_flight(const struct vmc_group *g)
 {
@@ -161,8 +177,13 @@ int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *c
 		snprintf(why, len, "vm %s runs on %s already", g->def->name, t->name);
 		return -VMC_E_BUSY;
 	}
-	if (!in_view(ctx, target)) {
+	if (!vmc_apply_in_view(ctx, target)) {
 		snprintf(why, len, "node %s is down: a VM moves only to a node in the cluster", t->name);
+		return -VMC_E_BUSY;
+	}
+	if (!vmc_node_takes_groups(s, target)) {
+		snprintf(why, len, "node %s is %s: it takes no VMs (clusterctl node resume %s)", t->name,
+			 vmc_node_mode_to_str(vmc_node_mode(s, target)), t->name);
 		return -VMC_E_BUSY;
 	}
 	if (vmc_name_in_list(s->settings.migration_no_incoming, t->name)) {
@@ -348,6 +369,41 @@ static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t le
 	return 0;
 }
 
+bool vmc_migration_queue(struct vmc_state *s, struct vmc_group *g, uint32_t target, bool quick,
+			 enum vmc_mig_cause cause, uint64_t at_s, const char *id)
+{
+	g->mig = (struct vmc_migration){ .phase = VMC_MIG_QUEUED, .cause = cause, .target = target, .quick = quick,
+					 .since_s = at_s, .seq = s->config_version + 1 };
+	snprintf(g->mig.id, sizeof(g->mig.id), "%s", id);
+	if (has_slot(s, g)) {
+		migration_start(s, g);
+		return true;
+	}
+	return false;
+}
+
+static int cause_allowed(const struct vmc_state *s, const struct vmc_group *g, const struct vmc_body_migrate *m,
+			 char *detail, size_t len)
+{
+	char node[24];
+
+	if (m->cause == VMC_MIG_BY_OPERATOR) {
+		return 0;
+	}
+	if (m->cause != VMC_MIG_BY_FAILBACK) {
+		snprintf(detail, len, "migrate-request with cause %s: only the cluster itself moves for that",
+			 vmc_mig_cause_to_str(m->cause));
+		return -VMC_E_PROTOCOL;
+	}
+	if (g->home.kind == VMC_HOME_NONE || g->home.node != m->target) {
+		snprintf(detail, len, "vm %s has no failback to %s (its home is %s)", g->def->name,
+			 vmc_state_node_label(s, m->target, node, sizeof(node)),
+			 g->home.kind == VMC_HOME_NONE ? "none" : vmc_state_node_label(s, g->home.node, node, sizeof(node)));
+		return -VMC_E_BUSY;
+	}
+	return 0;
+}
+
 int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			      char *detail, size_t len)
 {
@@ -364,18 +420,19 @@ int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *c
 		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", m->name);
 		return -VMC_E_NOT_FOUND;
 	}
+	rc = cause_allowed(s, g, m, detail, len);
+	if (rc != 0) {
+		return rc;
+	}
 	rc = vmc_migration_check(s, ctx, g, m->target, why, sizeof(why));
 	if (rc != 0) {
 		snprintf(detail, len, "%s", why);
 		return rc;
 	}
-	g->mig = (struct vmc_migration){ .phase = VMC_MIG_QUEUED, .target = m->target, .quick = m->quick,
-					 .since_s = m->at_s, .seq = s->config_version + 1 };
-	snprintf(g->mig.id, sizeof(g->mig.id), "%s", m->id);
 	node = vmc_state_node_label(s, m->target, node_buf, sizeof(node_buf));
-	if (has_slot(s, g)) {
-		migration_start(s, g);
-		snprintf(detail, len, "vm %s moving %s to %s", g->def->name, m->quick ? "(quick)" : "live", node);
+	if (vmc_migration_queue(s, g, m->target, m->quick, m->cause, m->at_s, m->id)) {
+		snprintf(detail, len, "vm %s moving %s to %s%s", g->def->name, m->quick ? "(quick)" : "live", node,
+			 m->cause == VMC_MIG_BY_FAILBACK ? " (failback)" : "");
 	} else {
 		snprintf(g->reason, sizeof(g->reason), "queued to move to %s (migration_max_parallel %u reached)", node,
 			 s->settings.migration_max_parallel);
@@ -384,14 +441,15 @@ int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *c
 	return 0;
 }
 
-/* An id every replica derives alike: FNV-1a of what names this move, twice, as 32 hex digits. */
-static void evacuation_id(const struct vmc_state *s, const struct vmc_group *g, char id[VMC_MIG_ID_MAX + 1])
+void vmc_migration_derive_id(const struct vmc_state *s, const struct vmc_group *g, const char *why,
+			     char id[VMC_MIG_ID_MAX + 1])
 {
 	uint64_t h[2] = { 0xcbf29ce484222325ull, 0x84222325cbf29ce4ull };
 	char key[160];
-	int n = snprintf(key, sizeof(key), "evacuate:%s:%llu:%llu", g->def->name, (unsigned long long)s->config_version,
+	int n = snprintf(key, sizeof(key), "%s:%s:%llu:%llu", why, g->def->name, (unsigned long long)s->config_version,
 			 (unsigned long long)s->epoch);
 
+	n = n < (int)sizeof(key) ? n : (int)sizeof(key) - 1;
 	for (int k = 0; k < 2; k++) {
 		for (int i = 0; i < n; i++) {
 			h[k] = (h[k] ^ (uint8_t)key[i]) * 0x100000001b3ull;
@@ -410,7 +468,7 @@ size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *
 	}
 	for (size_t i = 0; i < s->n_groups; i++) {
 		struct vmc_group *g = &s->groups[i];
-		char why[512], nb[24], vb[64];
+		char why[512], nb[24], vb[64], id[VMC_MIG_ID_MAX + 1];
 		uint32_t target;
 		if (g->owner != node || g->state != VMC_GROUP_ONLINE || g->mig.phase != VMC_MIG_NONE ||
 		    !vmc_group_uses_volume(g->def, v)) {
@@ -420,12 +478,9 @@ size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *
 		if (target == 0) {
 			continue; /* it stays; if the volume stays lost, the kill deadline moves it the hard way */
 		}
-		g->mig = (struct vmc_migration){ .phase = VMC_MIG_QUEUED, .target = target, .seq = s->config_version + 1 };
-		evacuation_id(s, g, g->mig.id);
+		vmc_migration_derive_id(s, g, "evacuate", id);
+		vmc_migration_queue(s, g, target, false, VMC_MIG_BY_EVACUATION, 0, id);
 		snprintf(vb, sizeof(vb), "%s", v->name);
-		if (has_slot(s, g)) {
-			migration_start(s, g);
-		}
 		snprintf(g->reason, sizeof(g->reason), "%s live to %s: volume %s fails on %s",
 			 g->mig.phase == VMC_MIG_QUEUED ? "queued to move" : "moving",
 			 vmc_state_node_label(s, target, nb, sizeof(nb)), vb, vmc_state_node_label(s, node, why, 24));
@@ -486,6 +541,7 @@ int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	}
 	move_ends_name(s, g, &e);
 	quick = g->mig.quick;
+	vmc_drain_move_ended(s, g, true);
 	g->owner = g->mig.target;
 	vmc_group_transition(g, VMC_GEV_MIGRATED, detail, len);
 	snprintf(g->reason, sizeof(g->reason), "moved %s from %s to %s", quick ? "(quick)" : "live", e.from, e.to);
@@ -513,6 +569,9 @@ int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 	move_ends_name(s, g, &e);
 	queued = g->mig.phase == VMC_MIG_QUEUED;
 	if (!queued) {
+		vmc_drain_move_ended(s, g, false);
+	}
+	if (!queued) {
 		vmc_group_transition(g, VMC_GEV_MIGRATE_ROLLBACK, detail, len);
 	}
 	g->mig = (struct vmc_migration){ 0 };
@@ -536,6 +595,10 @@ json_object *vmc_migration_to_json(const struct vmc_migration *m)
 	json_object_object_add(o, "id", json_object_new_string(m->id));
 	json_object_object_add(o, "since_s", json_object_new_uint64(m->since_s));
 	json_object_object_add(o, "seq", json_object_new_uint64(m->seq));
+	/* Absent for an operator's move, as in states from before protocol 6. */
+	if (m->cause != VMC_MIG_BY_OPERATOR) {
+		json_object_object_add(o, "cause", json_object_new_string(vmc_mig_cause_to_str(m->cause)));
+	}
 	return o;
 }
 
@@ -561,6 +624,10 @@ int vmc_migration_from_json(json_object *o, struct vmc_migration *m, char *err, 
 		return -EINVAL;
 	}
 	m->quick = strcmp(mode, "quick") == 0;
+	if (vmc_json_str(o, "cause") != NULL && vmc_mig_cause_from_str(vmc_json_str(o, "cause"), &m->cause) != 0) {
+		snprintf(err, errlen, "migration cause '%s' unknown", vmc_json_str(o, "cause"));
+		return -EINVAL;
+	}
 	memcpy(m->id, id, VMC_MIG_ID_MAX + 1);
 	m->since_s = (uint64_t)since;
 	m->seq = (uint64_t)seq;

@@ -67,6 +67,17 @@ uint32_t vmc_migration_pick_target(const struct vmc_state *s, const struct vmc_a
 int vmc_migration_state_file(const struct vmc_state *s, const struct vmc_group *g, const char *id, char *buf,
 			     size_t len);
 
+/*
+ * Queue a move of g (checked already) and start it when the source and
+ * the target have a slot: true when it started. Never allocates.
+ */
+bool vmc_migration_queue(struct vmc_state *s, struct vmc_group *g, uint32_t target, bool quick,
+			 enum vmc_mig_cause cause, uint64_t at_s, const char *id);
+
+/* An id for a move the replicas ask for themselves: derived alike on every one of them, from why and the state. */
+void vmc_migration_derive_id(const struct vmc_state *s, const struct vmc_group *g, const char *why,
+			     char id[VMC_MIG_ID_MAX + 1]);
+
 /* Migrations in flight (transfer or switchover) with node as source or target. */
 size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
 
@@ -97,5 +108,7 @@ int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx
 json_object *vmc_migration_to_json(const struct vmc_migration *m);
 int vmc_migration_from_json(json_object *o, struct vmc_migration *m, char *err, size_t errlen);
 const char *vmc_mig_phase_to_str(enum vmc_mig_phase p);
+const char *vmc_mig_cause_to_str(enum vmc_mig_cause c);
+int vmc_mig_cause_from_str(const char *str, enum vmc_mig_cause *out);
 
 #endif

@@ -55,6 +55,12 @@
  *      group moved to another node, migration.h); a group's "migration"
  *      in the state; the settings migration_* (network, port, limit,
  *      bandwidth, downtime, timeout, encryption)
+ *   6  NODE_DRAIN, NODE_RESUME (drain.h); the state's "node_admin" (a
+ *      node's mode: active, draining, paused, drain-failed, quarantined,
+ *      and its recent failures) and a group's "home" (where it failed
+ *      over or was drained from, for failback); MIGRATE_REQUEST "cause";
+ *      NODE_FENCED and NODE_FACTS "at_s"; the settings failback_delay_s,
+ *      quarantine_threshold, quarantine_duration_s, timezone
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -70,7 +76,7 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 5
+#define VMC_PROTO_VERSION_MAX 6
 /* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
 #define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
 /* Commit confirmations, votequorum decides primary, epochs paired with a node id,
@@ -80,6 +86,8 @@
 #define VMC_PROTO_HAS_VOLUMES(v) ((v) >= 4)
 /* Live and quick migration of groups between nodes. */
 #define VMC_PROTO_HAS_MIGRATION(v) ((v) >= 5)
+/* Node drain and resume, failback homes, node quarantine, a move's cause. */
+#define VMC_PROTO_HAS_DRAIN(v) ((v) >= 6)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 
@@ -108,6 +116,8 @@ enum vmc_msg_type {
 	VMC_MSG_MIGRATE_SWITCHOVER = 21,
 	VMC_MSG_MIGRATE_DONE = 22,
 	VMC_MSG_MIGRATE_ABORT = 23,
+	VMC_MSG_NODE_DRAIN = 24,
+	VMC_MSG_NODE_RESUME = 25,
 	VMC_MSG_TYPE_COUNT,
 };
 

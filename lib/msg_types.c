@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config_apply.h"
+#include "drain.h"
 #include "json_util.h"
 #include "lifecycle.h"
 #include "migration.h"
@@ -23,6 +24,19 @@ static int need_name(json_object *body, const char *what, const char **out, char
 		snprintf(detail, len, "%s without a name", what);
 		return -VMC_E_PROTOCOL;
 	}
+	return 0;
+}
+
+/* An optional non-negative at_s. */
+static int optional_at(json_object *body, const char *what, uint64_t *out, char *detail, size_t len)
+{
+	int64_t at = 0;
+
+	if (json_object_object_get_ex(body, "at_s", NULL) && (!vmc_json_int64(body, "at_s", &at) || at < 0)) {
+		snprintf(detail, len, "%s with a bad at_s", what);
+		return -VMC_E_PROTOCOL;
+	}
+	*out = (uint64_t)at;
 	return 0;
 }
 
@@ -84,7 +98,7 @@ static int parse_node_facts(json_object *body, union vmc_body *out, char *detail
 	f->qemu_version = vmc_json_str(body, "qemu_version");
 	f->accel = vmc_json_str(body, "accel");
 	f->cpu_models = vmc_json_str(body, "cpu_models");
-	return 0;
+	return optional_at(body, "node-facts", &f->at_s, detail, len);
 }
 
 static int parse_volume(json_object *body, union vmc_body *out, char *detail, size_t len)
@@ -189,7 +203,7 @@ static int parse_node_fenced(json_object *body, union vmc_body *out, char *detai
 	}
 	f->reports = vmc_json_array(body, "reports");
 	f->by = vmc_json_str(body, "by");
-	return 0;
+	return optional_at(body, "node-fenced", &f->at_s, detail, len);
 }
 
 static int parse_fence_failed(json_object *body, union vmc_body *out, char *detail, size_t len)
@@ -234,6 +248,49 @@ static int parse_migrate(json_object *body, union vmc_body *out, char *detail, s
 		return -VMC_E_PROTOCOL;
 	}
 	m->at_s = (uint64_t)at;
+	m->cause = VMC_MIG_BY_OPERATOR;
+	if (vmc_json_str(body, "cause") != NULL && vmc_mig_cause_from_str(vmc_json_str(body, "cause"), &m->cause) != 0) {
+		snprintf(detail, len, "migrate message with cause '%s' (operator or failback)", vmc_json_str(body, "cause"));
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
+static int parse_node_admin(json_object *body, union vmc_body *out, const char *what, char *detail, size_t len)
+{
+	struct vmc_body_node_admin *a = &out->node_admin;
+
+	if (!vmc_json_u32(body, "node", &a->node) || a->node == 0) {
+		snprintf(detail, len, "%s without a node", what);
+		return -VMC_E_PROTOCOL;
+	}
+	if ((json_object_object_get_ex(body, "force", NULL) && !vmc_json_bool(body, "force", &a->force)) ||
+	    (json_object_object_get_ex(body, "expired", NULL) && !vmc_json_bool(body, "expired", &a->expired)) ||
+	    (json_object_object_get_ex(body, "target", NULL) && !vmc_json_u32(body, "target", &a->target))) {
+		snprintf(detail, len, "%s with force, expired or target of the wrong type", what);
+		return -VMC_E_PROTOCOL;
+	}
+	return optional_at(body, what, &a->at_s, detail, len);
+}
+
+static int parse_node_drain(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	return parse_node_admin(body, out, "node-drain", detail, len);
+}
+
+static int parse_node_resume(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	int rc = parse_node_admin(body, out, "node-resume", detail, len);
+	const char *f = vmc_json_str(body, "failback");
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (f == NULL || (strcmp(f, "none") != 0 && strcmp(f, "immediate") != 0 && strcmp(f, "policy") != 0)) {
+		snprintf(detail, len, "node-resume with failback '%s' (none, immediate or policy)", f ? f : "");
+		return -VMC_E_PROTOCOL;
+	}
+	out->node_admin.failback = f;
 	return 0;
 }
 
@@ -272,6 +329,8 @@ static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_MIGRATE_SWITCHOVER, "migrate-switchover", 5, parse_migrate, vmc_apply_migrate_switchover, true },
 	{ VMC_MSG_MIGRATE_DONE, "migrate-done", 5, parse_migrate, vmc_apply_migrate_done, true },
 	{ VMC_MSG_MIGRATE_ABORT, "migrate-abort", 5, parse_migrate, vmc_apply_migrate_abort, true },
+	{ VMC_MSG_NODE_DRAIN, "node-drain", 6, parse_node_drain, vmc_apply_node_drain },
+	{ VMC_MSG_NODE_RESUME, "node-resume", 6, parse_node_resume, vmc_apply_node_resume },
 };
 
 const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)

@@ -50,6 +50,7 @@ struct vmc_body_node_facts {
 	const char *qemu_version;
 	const char *accel;
 	const char *cpu_models;
+	uint64_t at_s;              /* since protocol 6: the sender's clock, 0 when absent */
 };
 
 /* VOLUME_ADD (path set), VOLUME_MOVE (node set) */
@@ -83,6 +84,7 @@ struct vmc_body_node_fenced {
 	uint64_t epoch;           /* the epoch the loss was proven in */
 	json_object *reports;     /* [[node, [vm, ...]], ...], NULL when absent */
 	const char *by;           /* who confirmed it by hand (method "manual"), or NULL */
+	uint64_t at_s;            /* since protocol 6: when it was proven dead, 0 when absent */
 };
 
 struct vmc_body_fence_failed {
@@ -100,6 +102,17 @@ struct vmc_body_migrate {
 	bool quick;
 	uint64_t at_s;
 	const char *reason;       /* "" when the sender gave none */
+	enum vmc_mig_cause cause; /* since protocol 6 (MIGRATE_REQUEST); operator when absent */
+};
+
+/* NODE_DRAIN (force, target), NODE_RESUME (failback, expired); since protocol 6 */
+struct vmc_body_node_admin {
+	uint32_t node;
+	bool force;
+	uint32_t target;          /* 0: placement's choice */
+	const char *failback;     /* "none", "immediate" or "policy" */
+	bool expired;             /* sent because its quarantine ran out, not by an operator */
+	uint64_t at_s;
 };
 
 union vmc_body {
@@ -113,6 +126,7 @@ union vmc_body {
 	struct vmc_body_volume volume;
 	struct vmc_body_volume_health volume_health;
 	struct vmc_body_migrate migrate;
+	struct vmc_body_node_admin node_admin;
 };
 
 typedef int (*vmc_body_parse_fn)(json_object *body, union vmc_body *out, char *detail, size_t len);

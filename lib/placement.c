@@ -248,6 +248,10 @@ size_t vmc_plan_recovery(const struct vmc_place_view *view, const uint32_t *lost
 		return VMC_PLAN_NO_MEMORY;
 	}
 	for (size_t j = 0; j < view->n_groups; j++) {
+		if (view->groups[j].shadow && is_lost(view->groups[j].owner, lost, n_lost)) {
+			owners[j] = 0; /* a move to a lost node goes nowhere */
+			continue;
+		}
 		if (view->groups[j].owner != 0 && is_lost(view->groups[j].owner, lost, n_lost)) {
 			owners[j] = 0; /* its node is gone, and so is what ran there */
 			order[n++] = j;

@@ -52,6 +52,7 @@ struct vmc_place_group {
 	uint32_t owner;    /* node id; 0 when it runs nowhere */
 	bool wanted;       /* desired state: started */
 	uint32_t volumes;  /* bit i: a disk lies on the state's volume i */
+	bool shadow;       /* a move's room at its target: it counts there, and is never placed */
 };
 
 struct vmc_place_view {

@@ -51,6 +51,31 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->migration_downtime_ms = VMC_MIGRATION_DOWNTIME_MS_DEFAULT;
 	s->migration_timeout_s = VMC_MIGRATION_TIMEOUT_S_DEFAULT;
 	s->migration_encrypt = true;
+	s->failback_delay_s = VMC_FAILBACK_DELAY_S_DEFAULT;
+	s->quarantine_threshold = VMC_QUARANTINE_THRESHOLD_DEFAULT;
+	s->quarantine_duration_s = VMC_QUARANTINE_DURATION_S_DEFAULT;
+	snprintf(s->timezone, sizeof(s->timezone), "UTC");
+	s->shutdown_policy = VMC_SHUTDOWN_MIGRATE;
+}
+
+static const char *const shutdown_names[] = {
+	[VMC_SHUTDOWN_MIGRATE] = "migrate",
+	[VMC_SHUTDOWN_STOP] = "stop",
+	[VMC_SHUTDOWN_FREEZE] = "freeze",
+};
+
+#define N_SHUTDOWN (sizeof(shutdown_names) / sizeof(shutdown_names[0]))
+
+const char *vmc_shutdown_policy_to_str(enum vmc_shutdown_policy p)
+{
+	return (size_t)p < N_SHUTDOWN ? shutdown_names[p] : "unknown";
+}
+
+bool vmc_settings_nodes_changed(const struct vmc_settings *a, const struct vmc_settings *b)
+{
+	return a->failback_delay_s != b->failback_delay_s || a->quarantine_threshold != b->quarantine_threshold ||
+	       a->quarantine_duration_s != b->quarantine_duration_s || strcmp(a->timezone, b->timezone) != 0 ||
+	       a->shutdown_policy != b->shutdown_policy;
 }
 
 bool vmc_name_in_list(const char *list, const char *node)
@@ -145,6 +170,47 @@ static void migration_to_json(const struct vmc_settings *s, json_object *o)
 	}
 }
 
+/* The same for the protocol 6 keys. */
+static void nodes_to_json(const struct vmc_settings *s, json_object *o)
+{
+	struct vmc_settings def;
+
+	vmc_settings_defaults(&def);
+	if (s->failback_delay_s != def.failback_delay_s) {
+		json_object_object_add(o, "failback_delay_s", json_object_new_int64(s->failback_delay_s));
+	}
+	if (s->quarantine_threshold != def.quarantine_threshold) {
+		json_object_object_add(o, "quarantine_threshold", json_object_new_int64(s->quarantine_threshold));
+	}
+	if (s->quarantine_duration_s != def.quarantine_duration_s) {
+		json_object_object_add(o, "quarantine_duration_s", json_object_new_int64(s->quarantine_duration_s));
+	}
+	if (strcmp(s->timezone, def.timezone) != 0) {
+		json_object_object_add(o, "timezone", json_object_new_string(s->timezone));
+	}
+	if (s->shutdown_policy != def.shutdown_policy) {
+		json_object_object_add(o, "shutdown_policy",
+				       json_object_new_string(vmc_shutdown_policy_to_str(s->shutdown_policy)));
+	}
+}
+
+/*
+ * An IANA zone name ("Europe/Berlin") or UTC. Only its form is checked
+ * here, alike on every node; clusterctl's daemon checks the zone exists.
+ */
+static bool timezone_valid(const char *v)
+{
+	if (v[0] == '\0' || v[0] == '/' || v[0] == '.' || strstr(v, "..") != NULL || strlen(v) >= VMC_TIMEZONE_MAX) {
+		return false;
+	}
+	for (const char *p = v; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL) {
+			return false;
+		}
+	}
+	return true;
+}
+
 json_object *vmc_settings_to_json(const struct vmc_settings *s)
 {
 	json_object *o = json_object_new_object();
@@ -159,6 +225,7 @@ json_object *vmc_settings_to_json(const struct vmc_settings *s)
 		json_object_object_add(o, "lease_io_timeout_s", json_object_new_int64(s->lease_io_timeout_s));
 	}
 	migration_to_json(s, o);
+	nodes_to_json(s, o);
 	return o;
 }
 
@@ -260,12 +327,47 @@ static int migration_assign(struct vmc_settings *s, const char *key, const char 
 	return 1;
 }
 
+static int nodes_assign(struct vmc_settings *s, const char *key, const char *value, char *err, size_t errlen)
+{
+	if (strcmp(key, "failback_delay_s") == 0) {
+		return number_parse(key, value, 0, 86400, &s->failback_delay_s, err, errlen);
+	}
+	if (strcmp(key, "quarantine_threshold") == 0) {
+		return number_parse(key, value, 0, VMC_QUARANTINE_THRESHOLD_MAX, &s->quarantine_threshold, err, errlen);
+	}
+	if (strcmp(key, "quarantine_duration_s") == 0) {
+		return number_parse(key, value, 1, 7 * 86400, &s->quarantine_duration_s, err, errlen);
+	}
+	if (strcmp(key, "timezone") == 0) {
+		if (!timezone_valid(value)) {
+			snprintf(err, errlen, "setting 'timezone': '%s' is not a zone name like UTC or Europe/Berlin", value);
+			return -EINVAL;
+		}
+		snprintf(s->timezone, sizeof(s->timezone), "%s", value);
+		return 0;
+	}
+	if (strcmp(key, "shutdown_policy") == 0) {
+		int i = word_index(value, shutdown_names, N_SHUTDOWN);
+		if (i < 0) {
+			snprintf(err, errlen, "setting 'shutdown_policy': '%s' is not migrate, stop or freeze", value);
+			return -EINVAL;
+		}
+		s->shutdown_policy = (enum vmc_shutdown_policy)i;
+		return 0;
+	}
+	return 1;
+}
+
 /* One key from its string form; the whole is validated afterwards. */
 static int setting_assign(struct vmc_settings *s, const char *key, const char *value, char *err,
 			  size_t errlen)
 {
 	int i = migration_assign(s, key, value, err, errlen);
 
+	if (i <= 0) {
+		return i;
+	}
+	i = nodes_assign(s, key, value, err, errlen);
 	if (i <= 0) {
 		return i;
 	}
@@ -300,7 +402,9 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
 				      "fence_timeout_s, accel, lease_io_timeout_s, migration_network, migration_port, "
 				      "migration_max_parallel, migration_bandwidth_mib, migration_downtime_ms, "
-				      "migration_timeout_s, migration_encrypt, migration_no_incoming, migration_no_outgoing)", key);
+				      "migration_timeout_s, migration_encrypt, migration_no_incoming, migration_no_outgoing, "
+				      "failback_delay_s, quarantine_threshold, quarantine_duration_s, timezone, "
+				      "shutdown_policy)", key);
 		return -EINVAL;
 	}
 	return 0;
@@ -388,7 +492,8 @@ int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, 
 					    "lease_io_timeout_s", "migration_network", "migration_port",
 					    "migration_max_parallel", "migration_bandwidth_mib",
 					    "migration_downtime_ms", "migration_timeout_s", "migration_encrypt",
-					    "migration_no_incoming", "migration_no_outgoing" };
+					    "migration_no_incoming", "migration_no_outgoing", "failback_delay_s",
+					    "quarantine_threshold", "quarantine_duration_s", "timezone", "shutdown_policy" };
 	struct vmc_settings s;
 
 	vmc_settings_defaults(&s);

@@ -40,6 +40,19 @@ enum vmc_accel {
 #define VMC_MIGRATION_NETWORK_MAX 64
 #define VMC_MIGRATION_NODES_MAX 512
 
+/* Nodes that come back, fail, or shut down (since protocol 6; drain.h, failback.h). */
+#define VMC_FAILBACK_DELAY_S_DEFAULT 60
+#define VMC_QUARANTINE_THRESHOLD_DEFAULT 3
+#define VMC_QUARANTINE_DURATION_S_DEFAULT 7200
+#define VMC_QUARANTINE_THRESHOLD_MAX 8
+#define VMC_TIMEZONE_MAX 64
+
+enum vmc_shutdown_policy {
+	VMC_SHUTDOWN_MIGRATE = 0, /* drain the node, then stop */
+	VMC_SHUTDOWN_STOP,        /* shut its VMs down; the cluster restarts them elsewhere */
+	VMC_SHUTDOWN_FREEZE,      /* leave them for this node to restart when it is back */
+};
+
 struct vmc_settings {
 	enum vmc_fence_method fence_method;
 	char fence_agent[256];   /* absolute path; needed when fence_method is agent */
@@ -57,6 +70,11 @@ struct vmc_settings {
 	/* Nodes that take no migration in, or send none out: comma-separated names, "" for none. */
 	char migration_no_incoming[VMC_MIGRATION_NODES_MAX];
 	char migration_no_outgoing[VMC_MIGRATION_NODES_MAX];
+	uint32_t failback_delay_s;      /* a node back for less than this takes no group back */
+	uint32_t quarantine_threshold;  /* losses within an hour that quarantine a node; 0: never */
+	uint32_t quarantine_duration_s;
+	char timezone[VMC_TIMEZONE_MAX]; /* failback windows are hours of this zone (IANA name or UTC) */
+	enum vmc_shutdown_policy shutdown_policy;
 };
 
 void vmc_settings_defaults(struct vmc_settings *s);
@@ -73,6 +91,9 @@ const char *vmc_accel_to_str(enum vmc_accel a);
 const char *vmc_settings_warning(const struct vmc_settings *s);
 /* Does any migration setting differ from its default? (they need protocol 5) */
 bool vmc_settings_migration_changed(const struct vmc_settings *a, const struct vmc_settings *b);
+/* Does any of the protocol 6 settings differ? */
+bool vmc_settings_nodes_changed(const struct vmc_settings *a, const struct vmc_settings *b);
+const char *vmc_shutdown_policy_to_str(enum vmc_shutdown_policy p);
 /* Is node named in the comma-separated list? */
 bool vmc_name_in_list(const char *list, const char *node);
 /* An IPv4 CIDR "a.b.c.d/n": 0 with the network and prefix, or -EINVAL. */

@@ -14,7 +14,10 @@
 
 #include "json_util.h"
 #include "state.h"
+#include "drain.h"
+#include "failback.h"
 #include "migration.h"
+#include "node_admin.h"
 #include "state_volumes.h"
 
 static const char *const group_state_names[] = {
@@ -389,6 +392,13 @@ static json_object *group_to_json(const struct vmc_group *g)
 	if (g->mig.phase != VMC_MIG_NONE) {
 		json_object_object_add(o, "migration", vmc_migration_to_json(&g->mig));
 	}
+	/* Both absent while empty, as in states from before protocol 6. */
+	if (g->home.kind != VMC_HOME_NONE) {
+		json_object_object_add(o, "home", vmc_home_to_json(&g->home));
+	}
+	if (g->drain.live_failed != 0 || g->drain.quick_failed != 0) {
+		json_object_object_add(o, "drain", vmc_drain_tries_to_json(&g->drain));
+	}
 	return o;
 }
 
@@ -452,6 +462,9 @@ static json_object *state_to_json(const struct vmc_state *s, bool with_local)
 	if (s->n_fencing > 0) {
 		json_object_object_add(o, "fencing", fencing_to_json(s));
 	}
+	if (s->n_admin > 0) {
+		json_object_object_add(o, "node_admin", vmc_node_admin_to_json(s));
+	}
 	/* Absent while empty, so a state of an older daemon keeps its digest. */
 	if (s->recent.n > 0) {
 		json_object_object_add(o, "recent", recent_to_json(&s->recent));
@@ -513,6 +526,13 @@ static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g
 	if (json_object_object_get_ex(o, "migration", &mig) &&
 	    vmc_migration_from_json(mig, &g->mig, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "snapshot: groups[%zu]: %s", i, why);
+		vmc_group_def_free(g->def);
+		return -EINVAL;
+	}
+	if ((json_object_object_get_ex(o, "home", &mig) && vmc_home_from_json(mig, &g->home) != 0) ||
+	    (json_object_object_get_ex(o, "drain", &mig) && vmc_drain_tries_from_json(mig, &g->drain) != 0)) {
+		snprintf(err, errlen, "snapshot: groups[%zu]: home is not {kind, node, since_s, failed} or drain not "
+			 "{live_failed, quick_failed}", i);
 		vmc_group_def_free(g->def);
 		return -EINVAL;
 	}
@@ -678,6 +698,7 @@ int vmc_state_from_json(json_object *obj, struct vmc_state **out, char *err, siz
 	s->epoch = json_object_get_uint64(epoch);
 	s->config_version = json_object_get_uint64(version);
 	if (nodes_from_json(obj, s, err, errlen) != 0 || fencing_from_json(obj, s, err, errlen) != 0 ||
+	    vmc_node_admin_from_json(obj, s, err, errlen) != 0 ||
 	    recent_from_json(obj, &s->recent, err, errlen) != 0) {
 		vmc_state_free(s);
 		return -EINVAL;

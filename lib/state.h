@@ -41,13 +41,47 @@ enum vmc_mig_phase {
 
 #define VMC_MIG_ID_MAX 32
 
+/* Why a group moves (since protocol 6): what its end does to the group's home. */
+enum vmc_mig_cause {
+	VMC_MIG_BY_OPERATOR = 0, /* move-vm: the group stays where it went, no home kept */
+	VMC_MIG_BY_DRAIN,        /* its node drains: home becomes the node it left */
+	VMC_MIG_BY_FAILBACK,     /* back to its home: the home is done with */
+	VMC_MIG_BY_EVACUATION,   /* a volume fails under it: the home stays as it was */
+};
+
 struct vmc_migration {
 	enum vmc_mig_phase phase;
+	enum vmc_mig_cause cause;
 	uint32_t target;
 	bool quick;                     /* save to a file and restore, not live */
 	char id[VMC_MIG_ID_MAX + 1];    /* 32 hex digits, chosen by the requester */
 	uint64_t since_s;               /* when it was asked for (the requester's clock) */
 	uint64_t seq;                   /* config_version that queued it: the queue's order */
+};
+
+/*
+ * Where a group came from when the cluster moved it without an operator
+ * asking (since protocol 6): the node it failed over from, or was drained
+ * from. Failback (failback.h) takes it there again; a manual move clears it.
+ */
+enum vmc_home_kind {
+	VMC_HOME_NONE = 0,
+	VMC_HOME_FAILOVER, /* it failed over: back per its failback policy, after failback_delay_s */
+	VMC_HOME_DRAIN,    /* its node was drained: back when the node is resumed with a failback */
+	VMC_HOME_RESUMED,  /* drained, then resumed with --failback policy: back per its policy */
+};
+
+struct vmc_home {
+	enum vmc_home_kind kind;
+	uint32_t node;
+	uint64_t since_s;   /* when it left (the sender's clock) */
+	uint32_t failed;    /* failbacks that failed since */
+};
+
+/* A group's moves off a draining node that failed (since protocol 6). */
+struct vmc_drain_tries {
+	uint8_t live_failed;
+	uint8_t quick_failed;
 };
 
 struct vmc_group {
@@ -60,6 +94,8 @@ struct vmc_group {
 	struct vmc_failure failures[VMC_FAILURES_KEPT];
 	size_t n_failures;
 	struct vmc_migration mig;   /* since protocol 5 */
+	struct vmc_home home;       /* since protocol 6 */
+	struct vmc_drain_tries drain;
 };
 
 #define VMC_CPU_MODELS_MAX 4096
@@ -115,6 +151,33 @@ struct vmc_fence_record {
 	char last_error[160];
 };
 
+/*
+ * What the cluster decided about a node, as opposed to what it reports
+ * about itself (facts): kept while it is not simply active (node_admin.h).
+ */
+enum vmc_node_mode {
+	VMC_NODE_ACTIVE = 0,
+	VMC_NODE_DRAINING,     /* its groups move away; it takes none */
+	VMC_NODE_PAUSED,       /* drained, or paused by an operator: it takes none */
+	VMC_NODE_DRAIN_FAILED, /* some groups could not leave; it takes none */
+	VMC_NODE_QUARANTINED,  /* it failed too often: it takes none until until_s */
+};
+
+#define VMC_NODE_FAILURES_KEPT VMC_QUARANTINE_THRESHOLD_MAX
+
+struct vmc_node_admin {
+	uint32_t node;
+	enum vmc_node_mode mode;
+	bool force;            /* drain --force: quick migration, then stop and start elsewhere */
+	uint32_t drain_target; /* drain --target, 0 for placement's choice */
+	uint64_t since_s;      /* when it entered the mode */
+	uint64_t until_s;      /* quarantined until then */
+	bool lost;             /* proven dead, and it has not announced itself since */
+	uint64_t back_s;       /* when it announced itself after its last loss */
+	uint64_t failures[VMC_NODE_FAILURES_KEPT]; /* when it was proven dead, oldest first */
+	size_t n_failures;
+};
+
 struct vmc_state {
 	uint64_t epoch;          /* primary views completed; only quorate partitions raise it */
 	uint64_t config_version; /* changes applied */
@@ -124,6 +187,8 @@ struct vmc_state {
 	struct vmc_fence_record fencing[VMC_STATE_NODES_MAX]; /* sorted by node */
 	size_t n_fencing;
 	struct vmc_recent recent;  /* since protocol 3 */
+	struct vmc_node_admin admin[VMC_STATE_NODES_MAX]; /* sorted by node; since protocol 6 */
+	size_t n_admin;
 	/* This node's own, not replicated (not in the digest, kept across a
 	 * snapshot install): the highest epoch counter it promised in a
 	 * primary sync (replica.h, "history"). */

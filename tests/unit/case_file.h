@@ -9,10 +9,12 @@
  *   me node1
  *   node node1 1 [mem=2048] [nofacts] [watchdog]
  *   vm web1 [state=online] [owner=node1] [attempt=2] [prio=high] [mem=256]
- *           [disk=PATH] [move=PHASE:TARGET:ID]
+ *           [disk=PATH] [move=PHASE:TARGET:ID] [pref=NODE,NODE] [possible=NODE,...]
+ *           [failback=never|immediate|HH-HH] [home=KIND:NODE:SINCE_S]
  *   members node1,node2          (the active members; default: every node)
  *   epoch 7
  *   record node3 attempts=1 [last_fencer=node1] [error=TEXT]
+ *   volume csv1 /srv/csv1 [seen]  (seen: every node reports it healthy)
  *
  * Every other line is the suite's; a failure names the file and line.
  */
@@ -52,11 +54,14 @@ struct case_vm {
 	char mig_phase[16];     /* a move: queued, transfer or switchover; empty for none */
 	uint32_t mig_target;
 	char mig_id[40];
+	char def_extra[256];    /* more definition fields, as JSON members */
+	char home[128];         /* the "home" object's JSON, or empty */
 };
 
 struct case_volume {
 	char name[32];
 	char path[128];
+	bool seen;              /* every node with facts reports it healthy */
 };
 
 struct case_record {
@@ -203,6 +208,32 @@ static inline void case_parse_vm(struct case_base *c, char *save)
 			snprintf(v->mig_phase, sizeof(v->mig_phase), "%s", phase);
 			v->mig_target = case_node_id(c, target);
 			snprintf(v->mig_id, sizeof(v->mig_id), "%s", id);
+		} else if (case_kv(t, "pref") || case_kv(t, "possible")) {
+			const char *list = case_kv(t, "pref") ? case_kv(t, "pref") : case_kv(t, "possible");
+			size_t l = strlen(v->def_extra);
+			l += (size_t)snprintf(v->def_extra + l, sizeof(v->def_extra) - l, ",\"%s\":[\"",
+					      case_kv(t, "pref") ? "preferred_owners" : "possible_owners");
+			for (const char *p = list; *p != '\0' && l + 4 < sizeof(v->def_extra); p++) {
+				l += (size_t)snprintf(v->def_extra + l, sizeof(v->def_extra) - l, "%s",
+						      *p == ',' ? "\",\"" : (char[]){ *p, '\0' });
+			}
+			snprintf(v->def_extra + l, sizeof(v->def_extra) - l, "\"]");
+		} else if (case_kv(t, "failback")) {
+			const char *f = case_kv(t, "failback");
+			size_t l = strlen(v->def_extra);
+			snprintf(v->def_extra + l, sizeof(v->def_extra) - l, ",\"failback\":\"%s%s\"",
+				 strchr(f, '-') ? "window " : "", f);
+		} else if (case_kv(t, "home")) {
+			char buf[96], *kind, *node, *since, *sp = NULL;
+			snprintf(buf, sizeof(buf), "%s", case_kv(t, "home"));
+			kind = strtok_r(buf, ":", &sp);
+			node = strtok_r(NULL, ":", &sp);
+			since = strtok_r(NULL, ":", &sp);
+			if (kind == NULL || node == NULL || since == NULL) {
+				case_fail(c, "home=KIND:NODE:SINCE_S");
+			}
+			snprintf(v->home, sizeof(v->home), ",\"home\":{\"kind\":\"%s\",\"node\":%u,\"since_s\":%s,"
+				 "\"failed\":0}", kind, case_node_id(c, node), since);
 		} else {
 			case_fail(c, "unknown vm attribute '%s'", t);
 		}
@@ -252,6 +283,8 @@ static inline bool case_parse_base(struct case_base *c, const char *kw, char *sa
 		}
 		snprintf(c->volumes[c->n_volumes].name, sizeof(c->volumes[0].name), "%s", name);
 		snprintf(c->volumes[c->n_volumes].path, sizeof(c->volumes[0].path), "%s", path);
+		arg = strtok_r(NULL, " \t", &save);
+		c->volumes[c->n_volumes].seen = arg != NULL && strcmp(arg, "seen") == 0;
 		c->n_volumes++;
 	} else if (strcmp(kw, "me") == 0) {
 		arg = strtok_r(NULL, " \t", &save);
@@ -320,18 +353,25 @@ static inline struct vmc_state *case_state(struct case_base *c)
 		}
 		used += (size_t)snprintf(json + used, 65536 - used,
 					 "%s{\"definition\":{\"name\":\"%s\",\"memory_mib\":%u,\"priority\":\"%s\","
-					 "\"boot\":{\"kernel\":\"/k\"}%s%s%s},\"owner\":%u,\"state\":\"%s\","
-					 "\"want_started\":%s,\"attempt\":%u,\"reason\":\"\",\"failures\":[]%s}",
+					 "\"boot\":{\"kernel\":\"/k\"}%s%s%s%s},\"owner\":%u,\"state\":\"%s\","
+					 "\"want_started\":%s,\"attempt\":%u,\"reason\":\"\",\"failures\":[]%s%s}",
 					 i ? "," : "", v->name, v->mem_mib, v->prio, v->disk[0] ? ",\"disks\":[{\"path\":\"" : "",
-					 v->disk, v->disk[0] ? "\"}]" : "", v->owner, v->state, wanted ? "true" : "false",
-					 v->attempt, mig);
+					 v->disk, v->disk[0] ? "\"}]" : "", v->def_extra, v->owner, v->state,
+					 wanted ? "true" : "false", v->attempt, mig, v->home);
 	}
 	used += (size_t)snprintf(json + used, 65536 - used, "]");
 	for (size_t i = 0; i < c->n_volumes; i++) {
 		used += (size_t)snprintf(json + used, 65536 - used,
 					 "%s{\"name\":\"%s\",\"path\":\"%s\",\"coordinator\":0,\"preferred\":0,"
-					 "\"seen\":[],\"locks\":[]}",
-					 i ? "," : ",\"volumes\":[", c->volumes[i].name, c->volumes[i].path);
+					 "\"seen\":[", i ? "," : ",\"volumes\":[", c->volumes[i].name, c->volumes[i].path);
+		for (size_t k = 0, n = 0; c->volumes[i].seen && k < c->n_nodes; k++) {
+			if (c->nodes[k].facts) {
+				used += (size_t)snprintf(json + used, 65536 - used,
+							 "%s{\"node\":%u,\"health\":\"ok\",\"errno\":0,\"since_s\":0,"
+							 "\"detail\":\"\"}", n++ ? "," : "", c->nodes[k].id);
+			}
+		}
+		used += (size_t)snprintf(json + used, 65536 - used, "],\"locks\":[]}");
 	}
 	snprintf(json + used, 65536 - used, "%s}", c->n_volumes ? "]" : "");
 	if (vmc_state_from_string(json, &s, err, sizeof(err)) != 0) {

@@ -65,6 +65,8 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 	[VMC_MSG_MIGRATE_DONE] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\"}",
 	[VMC_MSG_MIGRATE_ABORT] = "{\"name\":\"web1\",\"id\":\"0123456789abcdef0123456789abcdef\","
 				  "\"reason\":\"destination QEMU exited\"}",
+	[VMC_MSG_NODE_DRAIN] = "{\"node\":1,\"force\":true,\"target\":2,\"at_s\":1700000000}",
+	[VMC_MSG_NODE_RESUME] = "{\"node\":1,\"failback\":\"immediate\",\"at_s\":1700000000}",
 };
 
 static unsigned int garbage_seed(void)

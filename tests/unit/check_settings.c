@@ -5,9 +5,12 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "failback.h"
 #include "settings.h"
 #include "check_run.h"
 
@@ -66,6 +69,13 @@ static const struct {
 	{ "=x", NULL, "not KEY=VALUE" },
 	{ "accel", NULL, "not KEY=VALUE" },
 	{ "accel=tcg", "fence_method=bogus", "'fence_method'" },
+	{ "timezone=../../etc/passwd", NULL, "'timezone'" },
+	{ "timezone=Europe/Ber lin", NULL, "'timezone'" },
+	{ "timezone=", NULL, "'timezone'" },
+	{ "quarantine_threshold=9", NULL, "'quarantine_threshold'" },
+	{ "quarantine_duration_s=0", NULL, "'quarantine_duration_s'" },
+	{ "failback_delay_s=-1", NULL, "'failback_delay_s'" },
+	{ "shutdown_policy=hibernate", NULL, "'shutdown_policy'" },
 };
 
 START_TEST(test_set_refusals_change_nothing)
@@ -109,6 +119,51 @@ START_TEST(test_json_round_trip_and_defaults)
 }
 END_TEST
 
+START_TEST(test_node_settings_round_trip)
+{
+	struct vmc_settings s, out, back;
+	const char *a[] = { "failback_delay_s=0", "quarantine_threshold=5", "quarantine_duration_s=600",
+			    "timezone=America/New_York", "shutdown_policy=freeze" };
+	char err[256];
+	json_object *o;
+
+	vmc_settings_defaults(&s);
+	ck_assert_uint_eq(s.failback_delay_s, 60);
+	ck_assert_uint_eq(s.quarantine_threshold, 3);
+	ck_assert_uint_eq(s.quarantine_duration_s, 7200);
+	ck_assert_str_eq(s.timezone, "UTC");
+	ck_assert_int_eq(s.shutdown_policy, VMC_SHUTDOWN_MIGRATE);
+	/* At their defaults they are not in the snapshot: older digests stay. */
+	o = vmc_settings_to_json(&s);
+	ck_assert(!json_object_object_get_ex(o, "timezone", NULL));
+	ck_assert(!json_object_object_get_ex(o, "shutdown_policy", NULL));
+	json_object_put(o);
+	ck_assert_int_eq(vmc_settings_set(&s, a, 5, &out, err, sizeof(err)), 0);
+	ck_assert(vmc_settings_nodes_changed(&s, &out));
+	ck_assert_str_eq(vmc_shutdown_policy_to_str(out.shutdown_policy), "freeze");
+	o = vmc_settings_to_json(&out);
+	ck_assert_int_eq(vmc_settings_from_json(o, &back, err, sizeof(err)), 0);
+	ck_assert_mem_eq(&back, &out, sizeof(back));
+	json_object_put(o);
+}
+END_TEST
+
+/* Failback windows are hours of the cluster's zone; a zone this host lacks is no hour at all. */
+START_TEST(test_zone_minute_of_day)
+{
+	ck_assert_int_eq(vmc_zone_minute_of_day("UTC", 0), 0);
+	ck_assert_int_eq(vmc_zone_minute_of_day("UTC", 25 * 3600 + 61), 61);
+	ck_assert_int_eq(vmc_zone_minute_of_day("Nowhere/Atlantis", 0), -1);
+	if (access("/usr/share/zoneinfo/Asia/Kolkata", R_OK) == 0) {
+		char was[64];
+		snprintf(was, sizeof(was), "%s", getenv("TZ") ? getenv("TZ") : "(unset)");
+		ck_assert_int_eq(vmc_zone_minute_of_day("Asia/Kolkata", 0), 5 * 60 + 30);
+		/* and the process's own zone is as it was */
+		ck_assert_str_eq(getenv("TZ") ? getenv("TZ") : "(unset)", was);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("settings");
@@ -120,6 +175,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_set_refusals_change_nothing, 0,
 			    (int)(sizeof(refusals) / sizeof(refusals[0])));
 	tcase_add_test(tc, test_json_round_trip_and_defaults);
+	tcase_add_test(tc, test_node_settings_round_trip);
+	tcase_add_test(tc, test_zone_minute_of_day);
 	suite_add_tcase(s, tc);
 	return check_suite_run(s);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "replica.h"
+#include "node_admin.h"
 #include "state.h"
 #include "vmc_errors.h"
 #include "check_run.h"
@@ -749,6 +750,54 @@ START_TEST(test_snapshot_round_trip_same_digest)
 }
 END_TEST
 
+/* What protocol 6 adds — a node's record, a group's home and drain tries — survives a snapshot. */
+START_TEST(test_snapshot_round_trip_drain_and_homes)
+{
+	struct vmc_state *s = state_make_busy(), *back;
+	struct vmc_node_admin *a = vmc_node_admin_edit(s, 3);
+	struct vmc_group *g = vmc_state_group_find(s, "db1");
+	char *text, *text2;
+
+	ck_assert_ptr_nonnull(a);
+	a->mode = VMC_NODE_QUARANTINED;
+	a->until_s = 9000;
+	a->lost = true;
+	a->failures[0] = 100;
+	a->failures[1] = 200;
+	a->n_failures = 2;
+	g->home = (struct vmc_home){ .kind = VMC_HOME_DRAIN, .node = 3, .since_s = 77, .failed = 1 };
+	g->drain = (struct vmc_drain_tries){ .live_failed = 2, .quick_failed = 1 };
+	text = vmc_state_to_string(s);
+	back = state_from_text(text);
+	text2 = vmc_state_to_string(back);
+	ck_assert_str_eq(text2, text);
+	ck_assert_int_eq(vmc_node_mode(back, 3), VMC_NODE_QUARANTINED);
+	ck_assert(!vmc_node_takes_groups(back, 3));
+	ck_assert(vmc_node_takes_groups(back, 2));
+	ck_assert_uint_eq(vmc_node_admin(back, 3)->n_failures, 2);
+	ck_assert_uint_eq(vmc_state_group_find(back, "db1")->home.since_s, 77);
+	ck_assert_uint_eq(vmc_state_group_find(back, "db1")->drain.quick_failed, 1);
+	free(text);
+	free(text2);
+	vmc_state_free(back);
+	/* A record that says nothing goes, and a snapshot with a bad one is refused. */
+	a->mode = VMC_NODE_ACTIVE;
+	a->lost = false;
+	a->n_failures = 0;
+	vmc_node_admin_tidy(s);
+	ck_assert_uint_eq(s->n_admin, 0);
+	back = NULL;
+	{
+		char err[ERR_LEN];
+		const char *bad = "{\"format\":1,\"epoch\":1,\"config_version\":1,\"groups\":[],"
+				  "\"node_admin\":[{\"node\":2,\"mode\":\"sleepy\"}]}";
+		ck_assert_int_ne(vmc_state_from_string(bad, &back, err, sizeof(err)), 0);
+		ck_assert_ptr_nonnull(strstr(err, "node_admin[0]"));
+	}
+	vmc_state_free(s);
+}
+END_TEST
+
 START_TEST(test_snapshot_round_trip_empty_state)
 {
 	struct vmc_state *s = state_make();
@@ -1313,6 +1362,7 @@ static Suite *state_suite(void)
 
 	tc = tcase_make(s, "snapshot");
 	tcase_add_test(tc, test_snapshot_round_trip_same_digest);
+	tcase_add_test(tc, test_snapshot_round_trip_drain_and_homes);
 	tcase_add_test(tc, test_snapshot_round_trip_empty_state);
 	tcase_add_test(tc, test_snapshot_keeps_attempts_and_fencing_records);
 	tcase_add_test(tc, test_snapshot_bad_fencing_or_attempt_refused);
