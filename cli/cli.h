@@ -29,6 +29,9 @@ struct cli {
 	bool start;       /* vm add --start */
 	bool live;        /* move-vm --live */
 	bool quick;       /* move-vm --quick */
+	bool force;       /* node drain --force */
+	const char *target;   /* node drain --target NODE */
+	const char *failback; /* node resume --failback MODE */
 	int timeout_ms;
 	size_t max_msg;
 	struct vmc_client *client;
@@ -64,5 +67,7 @@ json_object *assignments_args(int argc, char **argv, int *bad);
 int cmd_move_vm(struct cli *cli, int argc, char **argv);
 int cmd_migration_status(struct cli *cli, int argc, char **argv);
 int cmd_migration_set(struct cli *cli, int argc, char **argv);
+int cmd_node_drain(struct cli *cli, int argc, char **argv);
+int cmd_node_resume(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -174,16 +174,45 @@ json_object *jget(json_object *o, const char *key)
 	return v;
 }
 
+/* After the mode: what a drain waits for, or until when a quarantine lasts; the VMs stuck, one a line. */
+static void node_mode_detail(json_object *n)
+{
+	json_object *drain = jget(n, "drain"), *vms = jget(drain, "vms");
+	const char *mode = jstr(n, "mode");
+
+	if (strcmp(mode, "quarantined") == 0) {
+		time_t until = (time_t)json_object_get_int64(jget(n, "quarantined_until_s"));
+		struct tm tm;
+		char when[32] = "?";
+		if (gmtime_r(&until, &tm) != NULL) {
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
+		}
+		printf(" until %s (lost %s times within an hour)", when, jstr(n, "recent_losses"));
+	}
+	if (drain == NULL) {
+		return;
+	}
+	printf(" (%s VMs left, %s moving)", jstr(drain, "left"), jstr(drain, "moving"));
+	for (size_t i = 0; vms != NULL && i < json_object_array_length(vms); i++) {
+		json_object *v = json_object_array_get_idx(vms, i);
+		if (!json_object_get_boolean(jget(v, "moving"))) {
+			printf("\n    vm %s: %s", jstr(v, "vm"), jstr(v, "why"));
+		}
+	}
+}
+
 static void print_nodes_table(json_object *nodes)
 {
-	printf("%-16s %5s  %-24s %-11s %4s %15s\n", "NODE", "ID", "ADDRESS", "STATE", "VMS",
-	       "MEMORY USED");
+	printf("%-16s %5s  %-24s %-11s %4s %15s  %s\n", "NODE", "ID", "ADDRESS", "STATE", "VMS",
+	       "MEMORY USED", "MODE");
 	for (size_t i = 0; i < json_object_array_length(nodes); i++) {
 		json_object *n = json_object_array_get_idx(nodes, i);
 		char mem[32];
 		snprintf(mem, sizeof(mem), "%s/%s MiB", jstr(n, "used_memory_mib"), jstr(n, "vm_memory_mib"));
-		printf("%-16s %5s  %-24s %-11s %4s %15s\n", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
-		       jstr(n, "state"), jstr(n, "vms"), mem);
+		printf("%-16s %5s  %-24s %-11s %4s %15s  %s", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
+		       jstr(n, "state"), jstr(n, "vms"), mem, jstr(n, "mode"));
+		node_mode_detail(n);
+		putchar('\n');
 	}
 }
 
@@ -429,6 +458,9 @@ static void vm_show_text(json_object *r)
 		json_object *m = jget(r, "migration");
 		printf("Moving:     %s to %s, %s (migration %s)\n", jstr(m, "mode"), jstr(m, "target"), jstr(m, "phase"),
 		       jstr(m, "id"));
+	}
+	if (jget(r, "failback") != NULL) {
+		printf("Failback:   %s\n", jstr(jget(r, "failback"), "text"));
 	}
 	printf("Failures:   %s recent\nPriority:   %s\nWanted:     %s\nDefinition:\n%s\n", jstr(r, "recent_failures"),
 	       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
@@ -798,6 +830,22 @@ static const struct command commands[] = {
 	  "the cluster then restarts NODE's VMs elsewhere without further proof, and if NODE\n"
 	  "still runs them, they run twice and their disks are corrupted. Refused while NODE is\n"
 	  "a member of the cluster (its daemon or its corosync answers). Logged on every node." },
+	{ "node", "drain", 1, 1, "NODE [--wait] [--force] [--target NODE]",
+	  "move every VM off NODE live and keep new ones off it (for maintenance)", cmd_node_drain, true,
+	  "NODE stops taking VMs, and each VM on it moves live where placement puts it (or to\n"
+	  "--target), high priority first, within the migration limits. NODE reads draining\n"
+	  "while VMs are left, paused once none is, or drain-failed when some cannot leave:\n"
+	  "node list names each with the reason (no node can take it, its live migration\n"
+	  "failed twice). --force moves what live migration cannot by quick migration (a\n"
+	  "pause while its memory goes through its volume). --wait follows the drain (a\n"
+	  "progress bar on a terminal) until it ends; --timeout bounds the wait.\n"
+	  "The cluster remembers where each VM came from: 'node resume' can bring them back." },
+	{ "node", "resume", 1, 1, "NODE [--failback none|immediate|policy] [--wait]",
+	  "let NODE take VMs again after a drain or a quarantine", cmd_node_resume, true,
+	  "--failback immediate moves every VM the drain took away back to NODE live now;\n"
+	  "policy (the default) leaves each to its own failback setting (never, immediate,\n"
+	  "or window HH-HH); none forgets where they came from. --wait waits for the moves\n"
+	  "back to end. A quarantined node takes VMs again at once." },
 	{ "dump", NULL, 0, 0, "", "print the daemon's recent log events, debug included (from memory)",
 	  cmd_dump, true },
 	{ "cluster", "show", 0, 0, "", "show the cluster-wide settings", cmd_cluster_show },
@@ -814,6 +862,15 @@ static const struct command commands[] = {
 	  "  lease_io_timeout_s  1-60 (default 10): the host leases' I/O timeout; renewals every\n"
 	  "                   2x, VMs on a volume killed after 6x without one, expiry after 14x\n"
 	  "  migration_*      the migration settings: see 'clusterctl migration set --help'\n"
+	  "  failback_delay_s 0-86400 (default 60): a node back from a failure takes its VMs back\n"
+	  "                   only after this long (a flapping node pulls nothing back and forth)\n"
+	  "  quarantine_threshold  0-8 (default 3): losses within an hour that quarantine a node\n"
+	  "                   (it takes no VMs); 0 never quarantines\n"
+	  "  quarantine_duration_s (default 7200): how long, unless 'node resume' ends it\n"
+	  "  timezone         the zone failback windows are in (default UTC; e.g. Europe/Berlin)\n"
+	  "  shutdown_policy  migrate | stop | freeze (default migrate): what a host shutdown does\n"
+	  "                   with its VMs: drain them live, stop them for a restart elsewhere, or\n"
+	  "                   leave them for the node to restart when it is back\n"
 	  "Example: clusterctl cluster set fence_method=agent fence_agent=/usr/sbin/fence_ipmilan" },
 	{ "vm", "add", 1, 1, "FILE [--start [--wait]]",
 	  "add the VM group defined in FILE (JSON; - for stdin), and start it with --start", cmd_vm_add },
@@ -957,6 +1014,14 @@ static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
 			cli->live = true;
 		} else if (strcmp(argv[i], "--quick") == 0) {
 			cli->quick = true;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			cli->force = true;
+		} else if (strcmp(argv[i], "--target") == 0 || strcmp(argv[i], "--failback") == 0) {
+			if (i + 1 >= *argc) {
+				return fail(EXIT_USAGE, "%s needs a value", argv[i]);
+			}
+			*(argv[i][2] == 't' ? &cli->target : &cli->failback) = argv[i + 1];
+			i++;
 		} else if (strcmp(argv[i], "--") == 0) {
 			while (++i < *argc) {
 				argv[out++] = argv[i];
@@ -1014,6 +1079,11 @@ int main(int argc, char **argv)
 	if ((cli.live || cli.quick) && strstr(c->args, "--live") == NULL) {
 		return fail(EXIT_USAGE, "'%s%s%s' takes no %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
 			    cli.live ? "--live" : "--quick");
+	}
+	if ((cli.force && strstr(c->args, "--force") == NULL) || (cli.target && strstr(c->args, "--target") == NULL) ||
+	    (cli.failback && strstr(c->args, "--failback") == NULL)) {
+		return fail(EXIT_USAGE, "'%s%s%s' takes no %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
+			    cli.force ? "--force" : cli.target ? "--target" : "--failback");
 	}
 	nargs = argc - (c->verb ? 3 : 2);
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {

@@ -5,12 +5,14 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cpg.h"
 #include "facts.h"
 #include "log.h"
 #include "host_caps.h"
 #include "migrations.h"
+#include "node_admin.h"
 #include "nodes.h"
 
 #define RESERVED_MIB 1024 /* for the host itself when the operator sets nothing */
@@ -52,6 +54,14 @@ static bool caps_announced(const struct vmcd *d, const struct vmc_node_facts *ha
 		strcmp(have->accel, c->accel) == 0 && strcmp(have->cpu_models, c->cpu_models) == 0);
 }
 
+/* The cluster has this node as lost since it was fenced: saying its facts again says it is back. */
+static bool lost_on_record(const struct vmcd *d)
+{
+	const struct vmc_node_admin *a = vmc_node_admin(d->replica.state, d->my_id);
+
+	return VMC_PROTO_HAS_DRAIN(d->replica.proto) && a != NULL && a->lost;
+}
+
 void vmcd_facts_announce(struct vmcd *d)
 {
 	const struct vmc_node_facts *have = vmc_state_node(d->replica.state, d->my_id);
@@ -68,7 +78,7 @@ void vmcd_facts_announce(struct vmcd *d)
 	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
 	     have->watchdog == (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) &&
 	     strcmp(have->migration_addr, addr) == 0 && caps_announced(d, have) &&
-	     vmc_state_fencing(d->replica.state, d->my_id) == NULL)) {
+	     vmc_state_fencing(d->replica.state, d->my_id) == NULL && !lost_on_record(d))) {
 		return;
 	}
 	body = json_object_new_object();
@@ -86,6 +96,9 @@ void vmcd_facts_announce(struct vmcd *d)
 		json_object_object_add(body, "qemu_version", json_object_new_string(c->qemu_version));
 		json_object_object_add(body, "accel", json_object_new_string(c->accel));
 		json_object_object_add(body, "cpu_models", json_object_new_string(c->cpu_models));
+	}
+	if (VMC_PROTO_HAS_DRAIN(d->replica.proto)) {
+		json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
 	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
 		log_warn("node %s: cannot announce its facts", name);

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,6 +115,7 @@ static void announce_fenced(struct vmcd *d, struct fence_run *r, const char *met
 	json_object_object_add(body, "node", json_object_new_int64(r->l.node));
 	json_object_object_add(body, "method", json_object_new_string(method));
 	json_object_object_add(body, "epoch", json_object_new_uint64(d->replica.state->epoch));
+	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
 	if (by != NULL) {
 		json_object_object_add(body, "by", json_object_new_string(by));
 	}
@@ -633,6 +635,7 @@ int64_t vmcd_fence_confirm(struct vmcd *d, uint32_t node, const char *by, uint64
 	json_object_object_add(body, "method", json_object_new_string(VMC_FENCED_MANUAL));
 	json_object_object_add(body, "by", json_object_new_string(by));
 	json_object_object_add(body, "epoch", json_object_new_uint64(d->replica.state->epoch));
+	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(body, "reports", reports);
 	id = vmcd_cpg_send_request_as(d, VMC_MSG_NODE_FENCED, body, request_id);
 	json_object_put(body);

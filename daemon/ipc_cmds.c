@@ -23,7 +23,9 @@
 #include "fence.h"
 #include "fence_policy.h"
 #include "fs_check.h"
+#include "failback.h"
 #include "ipc_cmds.h"
+#include "ipc_nodes.h"
 #include "leases.h"
 #include "ipc_proto.h"
 #include "json_util.h"
@@ -144,6 +146,7 @@ static void view_fill(struct vmcd *d, struct view_ctx *v)
 		.now_s = (uint64_t)time(NULL),
 		.stale_since_s = d->stale_since_s,
 	};
+	v->in.minute_of_day = vmc_zone_minute_of_day(d->replica.state->settings.timezone, v->in.now_s);
 }
 
 /* Views are large (every wait): one at a time, kept off the stack. */
@@ -232,7 +235,7 @@ static int cmd_dump(struct vmcd *d, const struct vmcd_ipc_req *req, json_object 
 
 /* ---- changes ---- */
 
-static int change_gate(struct vmcd *d, char *err, size_t errlen)
+int vmcd_change_gate(struct vmcd *d, char *err, size_t errlen)
 {
 	if (!d->quorate) {
 		snprintf(err, errlen,
@@ -254,7 +257,7 @@ static int change_gate(struct vmcd *d, char *err, size_t errlen)
 }
 
 /* Defer req and multicast the change; answered once it is decided. */
-static int change_send(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, json_object *body,
+int vmcd_change_send(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, json_object *body,
 		       char *err, size_t errlen)
 {
 	struct vmcd_ipc_call *call = vmcd_ipc_defer(req);
@@ -311,12 +314,12 @@ static int cmd_vm_add(struct vmcd *d, const struct vmcd_ipc_req *req, json_objec
 	}
 	rc = check_definition(d, def, err, errlen);
 	if (rc == 0) {
-		rc = change_gate(d, err, errlen);
+		rc = vmcd_change_gate(d, err, errlen);
 	}
 	if (rc == 0) {
 		body = json_object_new_object();
 		json_object_object_add(body, "definition", vmc_group_def_to_json(def));
-		rc = change_send(d, req, VMC_MSG_GROUP_ADD, body, err, errlen);
+		rc = vmcd_change_send(d, req, VMC_MSG_GROUP_ADD, body, err, errlen);
 		json_object_put(body);
 	}
 	vmc_group_def_free(def);
@@ -334,13 +337,13 @@ static int name_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t 
 	if (g == NULL) {
 		return rc;
 	}
-	rc = change_gate(d, err, errlen);
+	rc = vmcd_change_gate(d, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(g->def->name));
-	rc = change_send(d, req, type, body, err, errlen);
+	rc = vmcd_change_send(d, req, type, body, err, errlen);
 	json_object_put(body);
 	return rc;
 }
@@ -375,7 +378,7 @@ static void start_checked(struct vmcd *d, void *ctx, int rc, const char *why)
 	} else if (vmc_state_group_find(d->replica.state, sc->name) == NULL) {
 		snprintf(err, sizeof(err), "no vm named '%s' (removed meanwhile)", sc->name);
 		vmcd_ipc_call_fail(sc->call, -VMC_E_NOT_FOUND, err);
-	} else if ((rc = change_gate(d, err, sizeof(err))) != 0) {
+	} else if ((rc = vmcd_change_gate(d, err, sizeof(err))) != 0) {
 		vmcd_ipc_call_fail(sc->call, rc, err);
 	} else {
 		body = json_object_new_object();
@@ -395,7 +398,7 @@ static int cmd_vm_start(struct vmcd *d, const struct vmcd_ipc_req *req, json_obj
 	const struct vmc_group *g = group_named(d, req, "start", err, errlen, &rc);
 	struct start_check *sc;
 
-	if (g == NULL || (rc = change_gate(d, err, errlen)) != 0) {
+	if (g == NULL || (rc = vmcd_change_gate(d, err, errlen)) != 0) {
 		return rc;
 	}
 	sc = calloc(1, sizeof(*sc));
@@ -444,7 +447,7 @@ static int cmd_vm_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_objec
 	rc = check_definition(d, def, err, errlen);
 	vmc_group_def_free(def);
 	if (rc == 0) {
-		rc = change_gate(d, err, errlen);
+		rc = vmcd_change_gate(d, err, errlen);
 	}
 	if (rc != 0) {
 		return rc;
@@ -452,7 +455,7 @@ static int cmd_vm_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_objec
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(g->def->name));
 	json_object_object_add(body, "set", json_object_get(set));
-	rc = change_send(d, req, VMC_MSG_GROUP_SET, body, err, errlen);
+	rc = vmcd_change_send(d, req, VMC_MSG_GROUP_SET, body, err, errlen);
 	json_object_put(body);
 	return rc;
 }
@@ -509,13 +512,19 @@ static int cmd_cluster_set(struct vmcd *d, const struct vmcd_ipc_req *req, json_
 		snprintf(err, errlen, "%s: root runs it, so it must be root's alone", why);
 		return -VMC_E_INVALID;
 	}
-	rc = change_gate(d, err, errlen);
+	if (strcmp(next.timezone, d->replica.state->settings.timezone) != 0 &&
+	    vmc_zone_minute_of_day(next.timezone, 0) < 0) {
+		snprintf(err, errlen, "setting 'timezone': %s has no /usr/share/zoneinfo/%s (install tzdata on every node, "
+			 "or pick another zone)", vmcd_node_name(d, d->my_id), next.timezone);
+		return -VMC_E_INVALID;
+	}
+	rc = vmcd_change_gate(d, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "set", json_object_get(set));
-	rc = change_send(d, req, VMC_MSG_SETTINGS_SET, body, err, errlen);
+	rc = vmcd_change_send(d, req, VMC_MSG_SETTINGS_SET, body, err, errlen);
 	json_object_put(body);
 	return rc;
 }
@@ -543,7 +552,7 @@ static int cmd_node_confirm_fenced(struct vmcd *d, const struct vmcd_ipc_req *re
 		snprintf(err, errlen, "no node named '%s' in corosync's nodelist (see 'clusterctl node list')", name);
 		return -VMC_E_NOT_FOUND;
 	}
-	rc = change_gate(d, err, errlen);
+	rc = vmcd_change_gate(d, err, errlen);
 	if (rc == 0) {
 		rc = vmcd_fence_confirm_check(d, n->id, err, errlen);
 	}
@@ -625,7 +634,7 @@ static void volume_checked(struct vmcd *d, void *ctx, int rc, const char *why)
 		vmcd_ipc_call_fail(vc->call, rc == -ETIMEDOUT ? -ETIMEDOUT : -VMC_E_INVALID, err);
 	} else if (!vmc_volume_path_valid(why, err, sizeof(err))) {
 		vmcd_ipc_call_fail(vc->call, -VMC_E_INVALID, err);
-	} else if ((rc = change_gate(d, err, sizeof(err))) != 0) {
+	} else if ((rc = vmcd_change_gate(d, err, sizeof(err))) != 0) {
 		vmcd_ipc_call_fail(vc->call, rc, err);
 	} else {
 		body = json_object_new_object();
@@ -660,7 +669,7 @@ static int cmd_volume_add(struct vmcd *d, const struct vmcd_ipc_req *req, json_o
 			 VMC_VOLUME_PATH_MAX);
 		return -VMC_E_INVALID;
 	}
-	if ((rc = change_gate(d, err, errlen)) != 0) {
+	if ((rc = vmcd_change_gate(d, err, errlen)) != 0) {
 		return rc;
 	}
 	vc = calloc(1, sizeof(*vc));
@@ -695,7 +704,7 @@ static int volume_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_
 		snprintf(err, errlen, "volume move needs a NODE (see 'clusterctl node list')");
 		return -VMC_E_INVALID;
 	}
-	rc = change_gate(d, err, errlen);
+	rc = vmcd_change_gate(d, err, errlen);
 	if (rc != 0) {
 		return rc;
 	}
@@ -704,7 +713,7 @@ static int volume_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_
 	if (type == VMC_MSG_VOLUME_MOVE) {
 		json_object_object_add(body, "node", json_object_new_string(node));
 	}
-	rc = change_send(d, req, type, body, err, errlen);
+	rc = vmcd_change_send(d, req, type, body, err, errlen);
 	json_object_put(body);
 	return rc;
 }
@@ -760,7 +769,7 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 		snprintf(err, errlen, "vm %s cannot move quick: %.400s", g->def->name, why);
 		return -VMC_E_BUSY;
 	}
-	if ((rc = change_gate(d, err, errlen)) != 0) {
+	if ((rc = vmcd_change_gate(d, err, errlen)) != 0) {
 		return rc;
 	}
 	if (!VMC_PROTO_HAS_MIGRATION(d->replica.proto)) {
@@ -789,7 +798,7 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 	json_object_object_add(body, "target", json_object_new_int64(target));
 	json_object_object_add(body, "mode", json_object_new_string(mode != NULL ? mode : "live"));
 	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
-	rc = change_send(d, req, VMC_MSG_MIGRATE_REQUEST, body, err, errlen);
+	rc = vmcd_change_send(d, req, VMC_MSG_MIGRATE_REQUEST, body, err, errlen);
 	json_object_put(body);
 	return rc;
 }
@@ -856,6 +865,8 @@ static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_VOLUME_MOVE, "volume move", cmd_volume_move },
 	{ VMC_IPC_VM_MOVE, "vm move", cmd_vm_move },
 	{ VMC_IPC_MIGRATION_STATUS, "migration status", cmd_migration_status },
+	{ VMC_IPC_NODE_DRAIN, "node drain", vmcd_cmd_node_drain },
+	{ VMC_IPC_NODE_RESUME, "node resume", vmcd_cmd_node_resume },
 };
 
 const struct vmcd_ipc_command *vmcd_ipc_commands(size_t *n)

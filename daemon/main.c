@@ -33,6 +33,7 @@
 #include "context.h"
 #include "cpg.h"
 #include "facts.h"
+#include "failbacks.h"
 #include "fence.h"
 #include "fs_check.h"
 #include "ipc.h"
@@ -287,6 +288,7 @@ static int daemon_connect(struct vmcd *d)
 		return VMCD_EXIT_DIRS;
 	}
 	vmcd_migrations_init(d, &migrations_hooks);
+	vmcd_failbacks_init(d);
 	/* Last: it asks the leases and the VMs before its first pet. */
 	vmcd_watchdog_init(d, &watchdog_hooks);
 	return 0;
@@ -297,6 +299,7 @@ static void daemon_stop(struct vmcd *d)
 	vmcd_watchdog_fini(d);
 	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
+	vmcd_failbacks_fini(d);
 	vmcd_migrations_fini(d);
 	vmcd_local_fini(d);
 	vmcd_leases_fini(d);

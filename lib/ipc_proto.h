@@ -45,6 +45,8 @@ enum vmc_ipc_cmd {
 	VMC_IPC_VOLUME_MOVE = 18,
 	VMC_IPC_VM_MOVE = 19,             /* {name, node (optional), id, mode} */
 	VMC_IPC_MIGRATION_STATUS = 20,
+	VMC_IPC_NODE_DRAIN = 21,          /* {node, force, target (optional)} */
+	VMC_IPC_NODE_RESUME = 22,         /* {node, failback: none|immediate|policy} */
 	VMC_IPC_CMD_COUNT,
 };
 

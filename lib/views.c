@@ -89,6 +89,7 @@ static json_object *nodes_to_json(const struct vmc_view_input *in)
 		json_object_object_add(n, "state", json_object_new_string(vmc_view_node_state(in, vn->id)));
 		json_object_object_add(n, "votes", json_object_new_int64(vn->votes));
 		node_load_to_json(in, vn->id, n);
+		vmc_view_node_mode(in, vn->id, n);
 		json_object_array_add(a, n);
 	}
 	return a;
@@ -326,6 +327,7 @@ json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_
 		json_object_object_add(m, "target", json_object_new_string(node_name(in, g->mig.target, nb, sizeof(nb))));
 		json_object_object_add(o, "migration", m);
 	}
+	json_object_object_add(o, "failback", vmc_view_failback(in, g));
 	/* Absent without volumes, so the views of clusters without them stay as they were. */
 	if (in->state->n_volumes > 0) {
 		json_object_object_add(o, "locks", group_locks(in, g));

@@ -68,10 +68,15 @@ struct vmc_view_input {
 	const struct vmc_wait *waits;
 	size_t n_waits;
 	uint64_t now_s;                     /* wall clock: which failures are recent */
+	int minute_of_day;                  /* now in the cluster's timezone (failback windows); -1 unknown */
 	uint64_t stale_since_s;             /* wall clock: since when this copy may lag; 0 current */
 };
 
 json_object *vmc_view_status(const struct vmc_view_input *in);
+/* A node's mode into n: "mode", and for a drain what is left and why, for a quarantine until when. */
+void vmc_view_node_mode(const struct vmc_view_input *in, uint32_t id, json_object *n);
+/* Where g would fail back to and when: {plan, home, kind, due_s, text}. */
+json_object *vmc_view_failback(const struct vmc_view_input *in, const struct vmc_group *g);
 json_object *vmc_view_node_list(const struct vmc_view_input *in);
 json_object *vmc_view_vm_list(const struct vmc_view_input *in);
 json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_group *g);
