@@ -98,11 +98,29 @@ static void quick_failed(const char *id, const char *err)
 	agent_log("%s", err);
 }
 
+/*
+ * A live migration of this QEMU that failed before left its settings:
+ * a pause before the switchover that nobody would continue, a bandwidth
+ * cap meant for a link. A save to a file wants neither.
+ */
+static int save_parameters(struct qmp_sync *q, char *err, size_t len)
+{
+	static const struct capability caps[] = {
+		{ "events", true }, { "pause-before-switchover", false }, { "auto-converge", false } };
+	json_object *args;
+
+	if (migrate_capabilities(q, caps, sizeof(caps) / sizeof(caps[0]), err, len) != 0) {
+		return -1;
+	}
+	args = json_object_new_object();
+	json_object_object_add(args, "max-bandwidth", json_object_new_int64((int64_t)1 << 40));
+	return qmp_sync_run(q, "migrate-set-parameters", args, QMP_MS, err, len);
+}
+
 int save_run(const struct quick_opts *o)
 {
 	char err[384];
 	int64_t t0 = vmc_now_ms(), deadline = t0 + (int64_t)o->timeout_s * 1000;
-	static const struct capability caps[] = { { "events", true } };
 	struct qmp_sync *q = NULL;
 	json_object *info = NULL, *r;
 	int fd = -1, rc = 1;
@@ -116,7 +134,7 @@ int save_run(const struct quick_opts *o)
 		goto out;
 	}
 	q = qmp_sync_open(o->qmp, QMP_MS, err, sizeof(err));
-	if (q == NULL || migrate_capabilities(q, caps, 1, err, sizeof(err)) != 0 ||
+	if (q == NULL || save_parameters(q, err, sizeof(err)) != 0 ||
 	    qmp_sync_run(q, "stop", NULL, QMP_MS, err, sizeof(err)) != 0) {
 		goto out;
 	}
