@@ -43,7 +43,7 @@ void vmc_home_failed_over(struct vmc_group *g, uint32_t node, uint64_t at_s)
 
 bool vmc_failback_window_open(const struct vmc_group_def *def, int minute_of_day)
 {
-	int from = def->failback_start_h * 60, to = def->failback_end_h * 60;
+	int from = def->failback_start_min, to = def->failback_end_min;
 
 	if (def->failback != VMC_FAILBACK_WINDOW) {
 		return true;
@@ -108,7 +108,7 @@ static bool policy_allows(const struct vmc_state *s, const struct vmc_apply_ctx 
 		return false;
 	}
 	if (!vmc_failback_window_open(g->def, minute)) {
-		int opens = (g->def->failback_start_h * 60 - minute + DAY_MIN) % DAY_MIN;
+		int opens = (g->def->failback_start_min - minute + DAY_MIN) % DAY_MIN;
 		plan_set(p, VMC_FAILBACK_WAIT, now_s + (uint64_t)opens * 60, "back to %s when its failback %s opens (%s), "
 			 "in %d min", home, vmc_failback_to_str(g->def, fb, sizeof(fb)), s->settings.timezone, opens);
 		return false;

@@ -476,11 +476,36 @@ static int parse_failover(json_object *v, struct vmc_group_def *d, struct verr *
 	return rc;
 }
 
+/* "HH" or "HH:MM" at *p, into minutes of the day; *p moves past it. false when it is neither. */
+static bool clock_parse(const char **p, unsigned int *minutes)
+{
+	const char *s = *p;
+	unsigned int h, m = 0;
+
+	if (!isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1])) {
+		return false;
+	}
+	h = (unsigned int)(s[0] - '0') * 10 + (unsigned int)(s[1] - '0');
+	s += 2;
+	if (*s == ':') {
+		if (!isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2])) {
+			return false;
+		}
+		m = (unsigned int)(s[1] - '0') * 10 + (unsigned int)(s[2] - '0');
+		s += 3;
+	}
+	if (h > 23 || m > 59) {
+		return false;
+	}
+	*minutes = h * 60 + m;
+	*p = s;
+	return true;
+}
+
 static int parse_failback(json_object *v, struct vmc_group_def *d, struct verr *e)
 {
-	const char *s;
+	const char *s, *p;
 	unsigned int from, to;
-	char tail;
 
 	if (!json_object_is_type(v, json_type_string)) {
 		return refuse(e, "failback", "expected \"never\", \"immediate\" or \"window HH-HH\", got %s",
@@ -495,18 +520,19 @@ static int parse_failback(json_object *v, struct vmc_group_def *d, struct verr *
 		d->failback = VMC_FAILBACK_IMMEDIATE;
 		return 0;
 	}
-	if (strlen(s) == 12 && sscanf(s, "window %2u-%2u%c", &from, &to, &tail) == 2 &&
-	    isdigit((unsigned char)s[7]) && isdigit((unsigned char)s[8]) && s[9] == '-' &&
-	    isdigit((unsigned char)s[10]) && isdigit((unsigned char)s[11])) {
-		if (from > 23 || to > 23 || from == to) {
-			return refuse(e, "failback", "window '%s': hours must be 00..23 and differ", s);
+	p = s + 7;
+	if (strncmp(s, "window ", 7) == 0 && clock_parse(&p, &from) && *p++ == '-' && clock_parse(&p, &to) &&
+	    *p == '\0') {
+		if (from == to) {
+			return refuse(e, "failback", "window '%s': it must start and end at different times", s);
 		}
 		d->failback = VMC_FAILBACK_WINDOW;
-		d->failback_start_h = (uint8_t)from;
-		d->failback_end_h = (uint8_t)to;
+		d->failback_start_min = (uint16_t)from;
+		d->failback_end_min = (uint16_t)to;
 		return 0;
 	}
-	return refuse(e, "failback", "'%s' is not \"never\", \"immediate\" or \"window HH-HH\"", s);
+	return refuse(e, "failback", "'%s' is not \"never\", \"immediate\" or \"window HH-HH\" (hours 00..23, "
+		      "or HH:MM)", s);
 }
 
 static int parse_manager(json_object *v, struct vmc_group_def *d, struct verr *e)
@@ -848,7 +874,12 @@ const char *vmc_failback_to_str(const struct vmc_group_def *d, char *buf, size_t
 	case VMC_FAILBACK_IMMEDIATE:
 		return "immediate";
 	case VMC_FAILBACK_WINDOW:
-		snprintf(buf, len, "window %02u-%02u", d->failback_start_h, d->failback_end_h);
+		if (d->failback_start_min % 60 == 0 && d->failback_end_min % 60 == 0) {
+			snprintf(buf, len, "window %02u-%02u", d->failback_start_min / 60u, d->failback_end_min / 60u);
+		} else {
+			snprintf(buf, len, "window %02u:%02u-%02u:%02u", d->failback_start_min / 60u, d->failback_start_min % 60u,
+				 d->failback_end_min / 60u, d->failback_end_min % 60u);
+		}
 		return buf;
 	}
 	return "never";

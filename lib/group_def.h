@@ -78,8 +78,8 @@ struct vmc_group_def {
 	uint32_t failover_max_failures;
 	uint32_t failover_period_s;
 	enum vmc_failback_mode failback;
-	uint8_t failback_start_h;
-	uint8_t failback_end_h;
+	uint16_t failback_start_min; /* window: minutes of the day, [start, end), may cross midnight */
+	uint16_t failback_end_min;
 	enum vmc_manager manager;
 };
 
@@ -109,7 +109,7 @@ int vmc_group_def_set(const struct vmc_group_def *def, const char *const *assign
 bool vmc_valid_name(const char *name);
 const char *vmc_priority_to_str(enum vmc_priority p);
 const char *vmc_manager_to_str(enum vmc_manager m);
-/* "never", "immediate" or "window HH-HH" into buf */
+/* "never", "immediate" or "window HH-HH" (HH:MM-HH:MM when a side has minutes) into buf */
 const char *vmc_failback_to_str(const struct vmc_group_def *def, char *buf, size_t len);
 bool vmc_strlist_contains(const struct vmc_strlist *l, const char *s);
 

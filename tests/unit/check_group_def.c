@@ -209,10 +209,25 @@ START_TEST(test_full_parses_every_field)
 	ck_assert_uint_eq(def->failover_max_failures, 5);
 	ck_assert_uint_eq(def->failover_period_s, 3600);
 	ck_assert_int_eq(def->failback, VMC_FAILBACK_WINDOW);
-	ck_assert_uint_eq(def->failback_start_h, 1);
-	ck_assert_uint_eq(def->failback_end_h, 5);
+	ck_assert_uint_eq(def->failback_start_min, 60);
+	ck_assert_uint_eq(def->failback_end_min, 300);
 	ck_assert_str_eq(vmc_failback_to_str(def, fb, sizeof(fb)), "window 01-05");
 	ck_assert_int_eq(def->manager, VMC_MANAGER_PACEMAKER);
+	vmc_group_def_free(def);
+}
+END_TEST
+
+/* A window may give minutes; it prints back as it was given, hours alone when it has none. */
+START_TEST(test_failback_window_with_minutes)
+{
+	struct vmc_group_def *def = NULL;
+	char err[256], fb[32];
+
+	ck_assert_int_eq(vmc_group_def_from_string("{\"name\":\"w\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+						   "\"failback\":\"window 22:30-04\"}", &def, err, sizeof(err)), 0);
+	ck_assert_uint_eq(def->failback_start_min, 22 * 60 + 30);
+	ck_assert_uint_eq(def->failback_end_min, 4 * 60);
+	ck_assert_str_eq(vmc_failback_to_str(def, fb, sizeof(fb)), "window 22:30-04:00");
 	vmc_group_def_free(def);
 }
 END_TEST
@@ -285,8 +300,8 @@ START_TEST(test_limits_are_inclusive)
 	ck_assert_uint_eq(def->vcpus, VMC_VCPUS_MAX);
 	ck_assert_uint_eq(def->failover_max_failures, 0);
 	ck_assert_uint_eq(def->failover_period_s, VMC_FAILOVER_PERIOD_S_MAX);
-	ck_assert_uint_eq(def->failback_start_h, 23);
-	ck_assert_uint_eq(def->failback_end_h, 0);
+	ck_assert_uint_eq(def->failback_start_min, 23 * 60);
+	ck_assert_uint_eq(def->failback_end_min, 0);
 	vmc_group_def_free(def);
 
 	def = def_parse("{\"name\":\"big\",\"memory_mib\":1048576,\"boot\":{\"kernel\":\"/k\"}}");
@@ -326,6 +341,18 @@ static const struct {
 	  "field 'failback'" },
 	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
 	  "\"failback\":\"window 3-4\"}",
+	  "field 'failback'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"failback\":\"window 03:60-04\"}",
+	  "field 'failback'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"failback\":\"window 03:5-04\"}",
+	  "field 'failback'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"failback\":\"window 03:30-03:30\"}",
+	  "field 'failback'" },
+	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
+	  "\"failback\":\"window 03:30-04:00x\"}",
 	  "field 'failback'" },
 	{ "{\"name\":\"web1\",\"memory_mib\":512,\"boot\":{\"kernel\":\"/k\"},"
 	  "\"nics\":[{\"bridge\":\"br0\",\"mac\":\"00:00:00:00:00:00\"}]}",
@@ -648,8 +675,8 @@ START_TEST(test_set_string_keys)
 
 	ck_assert_int_eq(out->priority, VMC_PRIORITY_NO_AUTO_START);
 	ck_assert_int_eq(out->failback, VMC_FAILBACK_WINDOW);
-	ck_assert_uint_eq(out->failback_start_h, 22);
-	ck_assert_uint_eq(out->failback_end_h, 6);
+	ck_assert_uint_eq(out->failback_start_min, 22 * 60);
+	ck_assert_uint_eq(out->failback_end_min, 6 * 60);
 	ck_assert_int_eq(out->manager, VMC_MANAGER_PACEMAKER);
 	ck_assert_str_eq(out->kernel, "/boot/vmlinuz-6.1");
 	vmc_group_def_free(out);
@@ -974,6 +1001,7 @@ static Suite *group_def_suite(void)
 	tcase_add_test(tc, test_minimal_parses_with_defaults);
 	tcase_add_test(tc, test_minimal_canonical_json_is_golden);
 	tcase_add_test(tc, test_full_parses_every_field);
+	tcase_add_test(tc, test_failback_window_with_minutes);
 	tcase_add_loop_test(tc, test_valid_canonical_json_round_trips, 0, ARRAY_LEN(valid_files));
 	tcase_add_loop_test(tc, test_valid_copy_has_equal_canonical_json, 0, ARRAY_LEN(valid_files));
 	tcase_add_test(tc, test_disk_only_definition_needs_no_boot);
