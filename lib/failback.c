@@ -108,9 +108,16 @@ static bool policy_allows(const struct vmc_state *s, const struct vmc_apply_ctx 
 		return false;
 	}
 	if (!vmc_failback_window_open(g->def, minute)) {
-		int opens = (g->def->failback_start_min - minute + DAY_MIN) % DAY_MIN;
-		plan_set(p, VMC_FAILBACK_WAIT, now_s + (uint64_t)opens * 60, "back to %s when its failback %s opens (%s), "
-			 "in %d min", home, vmc_failback_to_str(g->def, fb, sizeof(fb)), s->settings.timezone, opens);
+		/* From the start of this minute: every zone's offset is whole minutes. */
+		uint64_t secs = (uint64_t)((g->def->failback_start_min - minute + DAY_MIN) % DAY_MIN) * 60 - now_s % 60;
+		char in[32];
+		if (secs < 600) {
+			snprintf(in, sizeof(in), "%llu s", (unsigned long long)secs);
+		} else {
+			snprintf(in, sizeof(in), "%llu min", (unsigned long long)(secs + 59) / 60);
+		}
+		plan_set(p, VMC_FAILBACK_WAIT, now_s + secs, "back to %s when its failback %s opens (%s), in %s", home,
+			 vmc_failback_to_str(g->def, fb, sizeof(fb)), s->settings.timezone, in);
 		return false;
 	}
 	return true;

@@ -1,0 +1,128 @@
+#!/bin/bash
+# Failback on node recovery and node quarantine, on real corosync and QEMU
+# (test guests, TCG, the harness's fence agent).
+#  1. node3 runs fi (failback immediate), fn (never) and fw (a window).
+#     Powered off, it is fenced and the three restart elsewhere, each with
+#     node3 as its home. Back, node3 gets fi back live, but only once it
+#     has been back failback_delay_s; fn stays; fw stays until its window
+#     opens (set to open a minute or so later), then comes back live.
+#  2. fi moved by hand to node2: no home, no failback; node3 lost and back
+#     again leaves it on node2, and vm show says why.
+#  3. node3 lost a third time within the hour: quarantined, it takes no VM
+#     (no failback, no placement) until an operator resumes it.
+# A watcher samples every node's QEMUs every 100 ms: no VM on two nodes.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/harness.sh"
+. "$here/assert.sh"
+harness_require_root_netns
+command -v qemu-system-x86_64 >/dev/null || harness_skip "qemu-system-x86_64 is not installed"
+
+export VMC_DAEMON_ARGS="--vm-memory=1024 --stop-timeout=2"
+guest_cluster_up 3
+delay=10
+node_exec 1 clusterctl cluster set accel=tcg fence_method=agent fence_agent="$HARNESS_RUNDIR/fence_agent" \
+	failback_delay_s=$delay >/dev/null
+
+guest_vm fi node3 ',"failback":"immediate"' | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+guest_vm fn node3 ',"failback":"never"' | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+# A window that is shut now: six hours from now, for ten minutes.
+hhmm() { date -u -d "@$1" +%H:%M; }
+now=$(date +%s)
+guest_vm fw node3 ",\"failback\":\"window $(hhmm $((now + 6 * 3600)))-$(hhmm $((now + 6 * 3600 + 600)))\"" |
+	node_exec 1 clusterctl vm add - --start --wait >/dev/null
+vms=(fi fn fw)
+for vm in "${vms[@]}"; do
+	expect "$vm online on node3" vm_online_on "$vm" node3
+	wait_for 30 "$vm counting" counter_above 3 "$vm" 5
+done
+vm_watch_start -r
+
+plan() { node_exec "${2:-1}" clusterctl --json vm show "$1" | jq -r '.failback.plan + ": " + .failback.text'; }
+online_elsewhere() { local s; s=$(node_exec 1 clusterctl --json vm show "$1" | jq -r '.state + " " + .owner'); [[ $s == online\ * && $s != "online node3" ]]; }
+mode_of() { node_exec 1 clusterctl --json node list | jq -r ".[] | select(.name == \"$1\") | .mode"; }
+# lose_node3: powered off, fenced, its VMs restarted elsewhere; then started again and synced
+lose_node3() {
+	local vm
+	node_poweroff 3
+	for vm in "$@"; do
+		expect "$vm restarts elsewhere after node3's loss" wait_for 120 "$vm online elsewhere" online_elsewhere "$vm"
+	done
+	node_start 3
+	expect "node3 rejoins" wait_for 60 "node 3 synced" node_sees 3 3 true
+}
+
+# 1. Failover away from node3, then back.
+lose_node3 "${vms[@]}"
+back_at=$(date +%s)
+for vm in "${vms[@]}"; do
+	expect_eq "$vm's home is node3 (failover)" "node3 failover" \
+		"$(node_exec 2 clusterctl --json vm show "$vm" | jq -r '.failback.home + " " + .failback.kind')"
+done
+p=$(plan fi)
+[[ $p == "wait: back to node3 in "*"failback_delay_s $delay"* || $p == "due: "* || $p == "wait: back to node3 once it is online"* ]] &&
+	pass "fi right after node3's return: $p" || fail "fi's plan right after node3's return: $p"
+from=$(node_exec 1 clusterctl --json vm show fi | jq -r '.owner | ltrimstr("node")')
+wait_for 60 "fi counting on node$from" counter_above "$from" fi 3 || true
+c=$(counter_of "$from" fi || true)
+expect "fi fails back to node3" wait_for 90 "fi online on node3" vm_online_on fi node3
+home_at=$(date +%s)
+[[ $((home_at - back_at)) -ge $((delay - 2)) ]] && pass "fi came home $((home_at - back_at)) s after node3 was back (delay $delay s)" ||
+	fail "fi came home $((home_at - back_at)) s after node3 was back, before failback_delay_s $delay"
+reason=$(node_exec 1 clusterctl --json vm show fi | jq -r .reason)
+[[ $reason == "moved live from node$from to node3" ]] && pass "live: $reason" || fail "fi's failback: $reason"
+expect "fi's counter goes on on node3" wait_for 20 "fi counter on node3" counter_above 3 fi "$c"
+expect_eq "fi has no home left" "none" "$(plan fi | cut -d: -f1)"
+p=$(plan fn 3)
+[[ $p == "stays: "*"failback policy is never"* ]] && pass "fn stays: $p" || fail "fn's plan: $p"
+p=$(plan fw 2)
+[[ $p == "wait: "*"when its failback window"*"opens (UTC), in "* ]] && pass "fw waits: $p" || fail "fw's plan: $p"
+online_elsewhere fn && online_elsewhere fw && pass "fn and fw stay away" || fail "fn or fw went back to node3"
+
+# fw's window: from the next minute at least 20 s away, for ten minutes.
+now=$(date +%s)
+opens=$(((now + 20 + 59) / 60 * 60))
+node_exec 1 clusterctl vm set fw "failback=window $(hhmm $opens)-$(hhmm $((opens + 600)))" >/dev/null
+p=$(plan fw)
+[[ $p =~ ^wait:.*opens\ \(UTC\),\ in\ ([0-9]+)\ s$ && ${BASH_REMATCH[1]} -le $((opens - now + 2)) ]] &&
+	pass "fw waits for its window: $p" ||
+	fail "fw's plan with its window a minute away: $p"
+expect "fw fails back to node3 once its window opens" wait_for 150 "fw online on node3" vm_online_on fw node3
+arrived=$(date +%s)
+[[ $arrived -ge $opens ]] && pass "fw came home $((arrived - opens)) s after its window opened" ||
+	fail "fw came home $((opens - arrived)) s before its window opened"
+
+# 2. A manual move leaves no constraint: node3's next loss and return leave fi where it was put.
+out=$(node_exec 1 clusterctl --timeout 120 move-vm fi node2 --wait 2>&1) && pass "move-vm fi node2: $(tail -1 <<<"$out")" ||
+	fail "move-vm fi node2: $out"
+p=$(plan fi)
+[[ $p == "none: "*"a manual move leaves no failback"* ]] && pass "after the manual move: $p" || fail "fi's plan after move-vm: $p"
+lose_node3 fw
+sleep_until=$(($(date +%s) + delay + 8))
+stays_on_node2() { vm_online_on fi node2 && (($(date +%s) >= sleep_until)); }
+expect "fi stays on node2 past failback_delay_s after node3's return" wait_for $((delay + 30)) "fi on node2 past the delay" stays_on_node2
+expect_eq "fi still has no failback" "none" "$(plan fi 3 | cut -d: -f1)"
+expect "fw is back on node3 (its window is open)" wait_for 90 "fw online on node3" vm_online_on fw node3
+
+# 3. The third loss within the hour quarantines node3.
+lose_node3 fw
+expect_eq "node3 is quarantined" quarantined "$(mode_of node3)"
+node_exec 1 clusterctl node list | grep -q '^node3 .*quarantined until .*lost 3 times within an hour' &&
+	pass "node list: $(node_exec 1 clusterctl node list | grep '^node3')" || fail "node list: $(node_exec 1 clusterctl node list)"
+quiet_until=$(($(date +%s) + delay + 8))
+fw_stays_away() { online_elsewhere fw && (($(date +%s) >= quiet_until)); }
+expect "fw does not fail back to a quarantined node3" wait_for $((delay + 30)) "fw away past the delay" fw_stays_away
+p=$(plan fw)
+[[ $p == "wait: "*"quarantined"* ]] && pass "fw waits: $p" || fail "fw's plan while node3 is quarantined: $p"
+guest_vm fq node3 | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+owner=$(node_exec 1 clusterctl --json vm show fq | jq -r .owner)
+[[ $owner != node3 ]] && pass "a VM preferring node3 starts on $owner" || fail "a VM was placed on quarantined node3"
+refused_on 2 1 "node node3 is quarantined" clusterctl move-vm fq node3
+node_exec 2 clusterctl node resume node3 >/dev/null
+expect_eq "resumed, node3 is active" active "$(mode_of node3)"
+expect "fw fails back once node3 is resumed" wait_for 90 "fw online on node3" vm_online_on fw node3
+
+vm_watch_stop
+expect_eq "no VM ran on two nodes at once (watcher)" 0 "$(vm_watch_twice)"
+expect "every node agrees" wait_for 20 "nodes agree" nodes_agree 1 2 3
+finish
