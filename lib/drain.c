@@ -10,6 +10,7 @@
 
 #include "drain.h"
 #include "failback.h"
+#include "group_fsm.h"
 #include "json_util.h"
 #include "lifecycle.h"
 #include "migration.h"
@@ -76,12 +77,22 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		return -VMC_E_BUSY;
 	}
 	mode = vmc_node_mode(s, m->node);
+	if (mode == VMC_NODE_PAUSED && m->shutdown) {
+		if ((a = vmc_node_admin_edit(s, m->node)) == NULL) {
+			snprintf(detail, len, "too many nodes");
+			return -VMC_E_INVALID;
+		}
+		a->shutdown = true;
+		a->incarnation = f->incarnation;
+		snprintf(detail, len, "node %s shuts down: it is paused, nothing to move", f->name);
+		return 0;
+	}
 	if (mode == VMC_NODE_PAUSED) {
 		snprintf(detail, len, "node %s is paused already: nothing runs there (clusterctl node resume %s)", f->name,
 			 f->name);
 		return -VMC_E_BUSY;
 	}
-	if (mode == VMC_NODE_DRAINING && !m->force) {
+	if (mode == VMC_NODE_DRAINING && !m->force && !m->shutdown) {
 		snprintf(detail, len, "node %s is draining already (add --force to move what cannot go live)", f->name);
 		return -VMC_E_BUSY;
 	}
@@ -103,12 +114,23 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	}
 	a->mode = VMC_NODE_DRAINING;
 	a->force = m->force;
+	a->stop = false;
 	a->drain_target = m->target;
 	a->since_s = m->at_s;
 	a->until_s = 0;
+	if (m->shutdown) {
+		/* A host going down: what cannot move live still has to go, one way or another. */
+		a->shutdown = true;
+		a->incarnation = f->incarnation;
+		a->force = true;
+		a->stop = s->settings.shutdown_policy == VMC_SHUTDOWN_STOP;
+	}
 	vmc_drain_status(s, m->node, &st);
-	snprintf(detail, len, "node %s draining%s: %zu VMs to move%s%s", f->name, m->force ? " (forced)" : "", st.left,
-		 t ? " to " : "", t ? t->name : "");
+	snprintf(detail, len, "node %s %s%s: %zu VMs to move%s%s", f->name, m->shutdown ? "shuts down, draining" : "draining",
+		 m->shutdown ? (a->stop ? " (shutdown_policy stop: each VM stops and starts elsewhere)"
+					: " (shutdown_policy migrate)")
+			     : m->force ? " (forced)" : "",
+		 st.left, t ? " to " : "", t ? t->name : "");
 	return 0;
 }
 
@@ -129,6 +151,26 @@ static uint32_t drain_target(const struct vmc_state *s, const struct vmc_apply_c
 	return vmc_migration_pick_target(s, ctx, g, why, len);
 }
 
+/* Stop g to start it on another node: when placement has one. */
+static bool relocate_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_node_admin *a,
+			  struct vmc_group *g, const char *nb, const char *why_not_moving)
+{
+	enum vmc_place_verdict verdict;
+	uint32_t node = 0;
+	char where[256];
+
+	if (vmc_group_place(s, ctx, g, a->node, &verdict, &node, where, sizeof(where)) != 0 || verdict != VMC_PLACE_START) {
+		snprintf(g->reason, sizeof(g->reason), "cannot leave draining %s: %.100s; nor can it start elsewhere: %.140s",
+			 nb, why_not_moving, where);
+		return false;
+	}
+	vmc_group_transition(g, VMC_GEV_RELOCATE, where, sizeof(where));
+	g->relocate = true;
+	snprintf(g->reason, sizeof(g->reason), "stopping to start on another node: %s drains (%.200s)", nb,
+		 why_not_moving);
+	return true;
+}
+
 /* The next move of g off its draining node; false when it can go nowhere (its reason says why). */
 static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_node_admin *a,
 		       struct vmc_group *g)
@@ -140,6 +182,9 @@ static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, con
 	char lb[24];
 
 	snprintf(nb, sizeof(nb), "%s", vmc_state_node_label(s, a->node, lb, sizeof(lb)));
+	if (a->stop) {
+		return relocate_step(s, ctx, a, g, nb, "shutdown_policy is stop");
+	}
 	if (g->drain.live_failed < VMC_DRAIN_LIVE_TRIES) {
 		target = drain_target(s, ctx, a, g, why, sizeof(why));
 	} else if (!a->force) {
@@ -147,16 +192,15 @@ static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, con
 			 "(clusterctl node drain %s --force moves it with downtime)", nb, g->drain.live_failed, nb);
 		return false;
 	} else if (g->drain.quick_failed > 0) {
-		snprintf(g->reason, sizeof(g->reason), "cannot leave draining %s: live migration failed %u times and "
-			 "quick migration once", nb, g->drain.live_failed);
-		return false;
+		return relocate_step(s, ctx, a, g, nb, "--force: live and quick migration failed");
 	} else if (vmc_migration_state_file(s, g, "0", file, sizeof(file)) != 0) {
-		snprintf(g->reason, sizeof(g->reason), "cannot leave draining %s: live migration failed %u times, "
-			 "and %.200s", nb, g->drain.live_failed, file);
-		return false;
+		return relocate_step(s, ctx, a, g, nb, "--force: live migration failed, and it has no volume for a quick one");
 	} else {
 		quick = true;
 		target = drain_target(s, ctx, a, g, why, sizeof(why));
+	}
+	if (target == 0 && quick) {
+		return relocate_step(s, ctx, a, g, nb, why);
 	}
 	if (target == 0) {
 		snprintf(g->reason, sizeof(g->reason), "cannot leave draining %s: %.260s", nb, why);
@@ -268,6 +312,8 @@ int vmc_apply_node_resume(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		}
 		a->mode = VMC_NODE_ACTIVE;
 		a->force = false;
+		a->stop = false;
+		a->shutdown = false;
 		a->drain_target = 0;
 		a->until_s = 0;
 		a->since_s = m->at_s;
@@ -304,6 +350,30 @@ int vmc_apply_node_resume(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	snprintf(detail, len, "node %s takes VMs again%s: %zu drained VMs moving back, %zu left to their failback policy",
 		 f->name, m->expired ? " (its quarantine ran out)" : "", back, later);
 	return 0;
+}
+
+bool vmc_drain_node_restarted(struct vmc_state *s, uint32_t node, uint64_t incarnation)
+{
+	struct vmc_node_admin *a = (struct vmc_node_admin *)vmc_node_admin(s, node);
+
+	if (a == NULL || !a->shutdown || incarnation == 0 || incarnation == a->incarnation) {
+		return false;
+	}
+	a->shutdown = false;
+	a->stop = false;
+	a->force = false;
+	a->drain_target = 0;
+	if (a->mode == VMC_NODE_DRAINING || a->mode == VMC_NODE_PAUSED || a->mode == VMC_NODE_DRAIN_FAILED) {
+		a->mode = VMC_NODE_ACTIVE;
+	}
+	/* What the shutdown moved away goes back as each VM's failback policy says. */
+	for (size_t i = 0; i < s->n_groups; i++) {
+		if (s->groups[i].home.kind == VMC_HOME_DRAIN && s->groups[i].home.node == node) {
+			s->groups[i].home.kind = VMC_HOME_RESUMED;
+		}
+	}
+	vmc_node_admin_tidy(s);
+	return true;
 }
 
 json_object *vmc_drain_tries_to_json(const struct vmc_drain_tries *t)

@@ -15,6 +15,15 @@
  * migration (a group with a disk on a volume), and each group's reason
  * says which way it went.
  *
+ * With force, what quick migration cannot move either (no volume, or it
+ * failed) is stopped and started on another node (relocate, group_fsm.h).
+ *
+ * A drain for a host shutdown (NODE_DRAIN shutdown, clusterctl node
+ * shutdown or the systemd unit's stop) follows shutdown_policy: migrate
+ * drains with force; stop stops every group to start it elsewhere. The
+ * node's daemon exits once the node is paused; a new daemon there (a new
+ * incarnation in its facts) ends the shutdown: active again.
+ *
  * A group drained away remembers the node as its home (state.h); resume
  * with failback `immediate` moves every such group back live now,
  * `policy` leaves it to each group's failback policy (failback.h), `none`
@@ -50,6 +59,14 @@ void vmc_drains_progress(struct vmc_state *s, const struct vmc_apply_ctx *ctx);
  * follows the move's cause (state.h).
  */
 void vmc_drain_move_ended(struct vmc_state *s, struct vmc_group *g, bool done);
+
+/*
+ * node announced itself with daemon incarnation: when it was shut down
+ * (NODE_DRAIN shutdown) by another incarnation, the shutdown is over — it
+ * takes VMs again, and what the shutdown moved away follows each VM's
+ * failback policy. true when that happened.
+ */
+bool vmc_drain_node_restarted(struct vmc_state *s, uint32_t node, uint64_t incarnation);
 
 /* The groups still on node and what holds each, for `node list` and `node drain --wait`. */
 struct vmc_drain_status {

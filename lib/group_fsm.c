@@ -25,6 +25,7 @@ static const char *const event_names[VMC_GEV_COUNT] = {
 	[VMC_GEV_MIGRATE] = "migrate",
 	[VMC_GEV_MIGRATED] = "migrated",
 	[VMC_GEV_MIGRATE_ROLLBACK] = "migrate-rollback",
+	[VMC_GEV_RELOCATE] = "relocate",
 };
 
 const char *vmc_group_event_to_str(enum vmc_group_event ev)
@@ -74,6 +75,7 @@ static const struct group_transition {
 	{ ONL, VMC_GEV_RECOVER_LEAVE, OFF },
 	{ ONL, VMC_GEV_ADOPT, ONL },
 	{ ONL, VMC_GEV_MIGRATE, MIG },
+	{ ONL, VMC_GEV_RELOCATE, STP },
 
 	{ STP, VMC_GEV_STOP, STP },
 	{ STP, VMC_GEV_RUNNING, STP },

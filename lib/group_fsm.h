@@ -18,6 +18,8 @@
  *      |                stopped, died-stopping            v stop (any running state)
  *   offline <--------------------------------------- stopping
  *
+ *   relocate (a drain that cannot move it running): online -> stopping, and
+ *   once stopped it starts on another node (lifecycle.c)
  *   adopt (a lost node's VM a member runs): -> online (stopping stays stopping)
  *   stopped (the guest powered itself off), recover-leave: -> offline
  *
@@ -51,6 +53,7 @@ enum vmc_group_event {
 	VMC_GEV_MIGRATE,          /* a live migration begins */
 	VMC_GEV_MIGRATED,         /* it switched over: online on the destination */
 	VMC_GEV_MIGRATE_ROLLBACK, /* it failed before the switchover: online at the source */
+	VMC_GEV_RELOCATE,         /* it stops here to start on another node (a drain's last resort) */
 	VMC_GEV_COUNT,
 };
 

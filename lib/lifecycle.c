@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "drain.h"
 #include "failback.h"
 #include "group_fsm.h"
 #include "image_locks.h"
@@ -159,6 +160,9 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		}
 		memcpy(f.migration_addr, body->migration_addr, strlen(body->migration_addr) + 1);
 	}
+	if (VMC_PROTO_HAS_DRAIN(ctx->version)) {
+		f.incarnation = body->incarnation;
+	}
 	if (VMC_PROTO_HAS_MIGRATION(ctx->version)) {
 		/* Truncated is safe: a model cut short matches none, so it only refuses. */
 		snprintf(f.cpu_vendor, sizeof(f.cpu_vendor), "%s", body->cpu_vendor ? body->cpu_vendor : "");
@@ -182,6 +186,10 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	vmc_state_fencing_clear(s, f.id);
 	if (VMC_PROTO_HAS_DRAIN(ctx->version)) {
 		vmc_node_admin_back(s, f.id, body->at_s);
+		if (vmc_drain_node_restarted(s, f.id, f.incarnation)) {
+			snprintf(detail, len, "node %s is back from its shutdown and takes VMs again", f.name);
+			return 0;
+		}
 	}
 	snprintf(detail, len, "node %s offers %u MiB to VMs%s", f.name, f.mem_mib,
 		 f.watchdog ? " and holds an armed watchdog" : "");
@@ -246,6 +254,7 @@ int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		return rc;
 	}
 	g->want_started = false;
+	g->relocate = false;
 	snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
 	if (!was_running) {
 		g->owner = 0;
@@ -402,6 +411,40 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 	return 0;
 }
 
+/*
+ * It stopped on a node it had to leave and could not leave running
+ * (drain.h): start it where placement says now, never where it was.
+ */
+static int group_relocated(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g, uint64_t at_s,
+			   char *detail, size_t len)
+{
+	enum vmc_place_verdict verdict;
+	uint32_t from = g->owner, node = 0;
+	char where[192], fb[24];
+	int rc = vmc_group_place(s, ctx, g, from, &verdict, &node, where, sizeof(where));
+
+	if (rc != 0) {
+		return rc;
+	}
+	snprintf(fb, sizeof(fb), "%s", vmc_state_node_label(s, from, detail, len));
+	group_take(g, VMC_GEV_STOPPED);
+	g->relocate = false;
+	g->owner = 0;
+	if (verdict != VMC_PLACE_START) {
+		snprintf(g->reason, sizeof(g->reason), "stopped on %s to start elsewhere, and %.200s (vm start it when a node "
+			 "can take it)", fb, where);
+	} else {
+		group_take(g, VMC_GEV_START);
+		g->owner = node;
+		if (vmc_node_mode(s, from) != VMC_NODE_ACTIVE) {
+			g->home = (struct vmc_home){ .kind = VMC_HOME_DRAIN, .node = from, .since_s = at_s };
+		}
+		snprintf(g->reason, sizeof(g->reason), "stopped on %s, which it had to leave; starting: %.200s", fb, where);
+	}
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
+}
+
 /* The report is about the start attempt the group is at, from its owner. */
 static int report_current(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 			  const struct vmc_group *g, const struct vmc_body_group_report *r, char *detail,
@@ -451,6 +494,10 @@ int vmc_apply_group_report(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 		snprintf(detail, len, "vm %s %s on %s", g->def->name, vmc_group_state_to_str(g->state),
 			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)));
 		return 0;
+	}
+	if (g->relocate && g->state == VMC_GROUP_STOPPING &&
+	    (strcmp(r->event, VMC_REPORT_STOPPED) == 0 || strcmp(r->event, VMC_REPORT_CRASHED) == 0)) {
+		return group_relocated(s, ctx, g, r->at_s, detail, len);
 	}
 	if (strcmp(r->event, VMC_REPORT_STOPPED) == 0) {
 		if (g->want_started && g->state != VMC_GROUP_STOPPING) {

@@ -98,6 +98,10 @@ static int parse_node_facts(json_object *body, union vmc_body *out, char *detail
 	f->qemu_version = vmc_json_str(body, "qemu_version");
 	f->accel = vmc_json_str(body, "accel");
 	f->cpu_models = vmc_json_str(body, "cpu_models");
+	if (json_object_object_get_ex(body, "incarnation", NULL) && !vmc_json_u64(body, "incarnation", &f->incarnation)) {
+		snprintf(detail, len, "node-facts with an incarnation that is not a number");
+		return -VMC_E_PROTOCOL;
+	}
 	return optional_at(body, "node-facts", &f->at_s, detail, len);
 }
 
@@ -266,8 +270,9 @@ static int parse_node_admin(json_object *body, union vmc_body *out, const char *
 	}
 	if ((json_object_object_get_ex(body, "force", NULL) && !vmc_json_bool(body, "force", &a->force)) ||
 	    (json_object_object_get_ex(body, "expired", NULL) && !vmc_json_bool(body, "expired", &a->expired)) ||
+	    (json_object_object_get_ex(body, "shutdown", NULL) && !vmc_json_bool(body, "shutdown", &a->shutdown)) ||
 	    (json_object_object_get_ex(body, "target", NULL) && !vmc_json_u32(body, "target", &a->target))) {
-		snprintf(detail, len, "%s with force, expired or target of the wrong type", what);
+		snprintf(detail, len, "%s with force, expired, shutdown or target of the wrong type", what);
 		return -VMC_E_PROTOCOL;
 	}
 	return optional_at(body, what, &a->at_s, detail, len);

@@ -51,6 +51,7 @@ struct vmc_body_node_facts {
 	const char *accel;
 	const char *cpu_models;
 	uint64_t at_s;              /* since protocol 6: the sender's clock, 0 when absent */
+	uint64_t incarnation;       /* since protocol 6: its daemon's, 0 when absent */
 };
 
 /* VOLUME_ADD (path set), VOLUME_MOVE (node set) */
@@ -112,6 +113,7 @@ struct vmc_body_node_admin {
 	uint32_t target;          /* 0: placement's choice */
 	const char *failback;     /* "none", "immediate" or "policy" */
 	bool expired;             /* sent because its quarantine ran out, not by an operator */
+	bool shutdown;            /* NODE_DRAIN for a host shutdown: shutdown_policy decides how */
 	uint64_t at_s;
 };
 

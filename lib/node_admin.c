@@ -62,7 +62,7 @@ void vmc_node_admin_tidy(struct vmc_state *s)
 
 	for (size_t i = 0; i < s->n_admin; i++) {
 		const struct vmc_node_admin *a = &s->admin[i];
-		if (a->mode != VMC_NODE_ACTIVE || a->lost || a->n_failures > 0 || a->back_s != 0) {
+		if (a->mode != VMC_NODE_ACTIVE || a->lost || a->n_failures > 0 || a->back_s != 0 || a->shutdown) {
 			s->admin[k++] = *a;
 		}
 	}
@@ -143,6 +143,14 @@ json_object *vmc_node_admin_to_json(const struct vmc_state *s)
 		json_object_object_add(o, "node", json_object_new_int64(a->node));
 		json_object_object_add(o, "mode", json_object_new_string(vmc_node_mode_to_str(a->mode)));
 		json_object_object_add(o, "force", json_object_new_boolean(a->force));
+		/* Absent while false, as before shutdowns existed. */
+		if (a->stop) {
+			json_object_object_add(o, "stop", json_object_new_boolean(true));
+		}
+		if (a->shutdown) {
+			json_object_object_add(o, "shutdown", json_object_new_boolean(true));
+			json_object_object_add(o, "incarnation", json_object_new_uint64(a->incarnation));
+		}
 		json_object_object_add(o, "drain_target", json_object_new_int64(a->drain_target));
 		json_object_object_add(o, "since_s", json_object_new_uint64(a->since_s));
 		json_object_object_add(o, "until_s", json_object_new_uint64(a->until_s));
@@ -178,6 +186,11 @@ static int one_from_json(json_object *o, struct vmc_node_admin *a)
 	    !vmc_json_u64(o, "since_s", &a->since_s) || !vmc_json_u64(o, "until_s", &a->until_s) ||
 	    !vmc_json_bool(o, "lost", &a->lost) || !vmc_json_u64(o, "back_s", &a->back_s) || f == NULL ||
 	    json_object_array_length(f) > VMC_NODE_FAILURES_KEPT) {
+		return -EINVAL;
+	}
+	if ((json_object_object_get_ex(o, "stop", NULL) && !vmc_json_bool(o, "stop", &a->stop)) ||
+	    (json_object_object_get_ex(o, "shutdown", NULL) &&
+	     (!vmc_json_bool(o, "shutdown", &a->shutdown) || !vmc_json_u64(o, "incarnation", &a->incarnation)))) {
 		return -EINVAL;
 	}
 	for (size_t k = 0; k < json_object_array_length(f); k++) {

@@ -399,6 +399,9 @@ static json_object *group_to_json(const struct vmc_group *g)
 	if (g->drain.live_failed != 0 || g->drain.quick_failed != 0) {
 		json_object_object_add(o, "drain", vmc_drain_tries_to_json(&g->drain));
 	}
+	if (g->relocate) {
+		json_object_object_add(o, "relocate", json_object_new_boolean(true));
+	}
 	return o;
 }
 
@@ -426,6 +429,9 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 #undef ADD_CAP
 		if (s->nodes[i].watchdog) {
 			json_object_object_add(n, "watchdog", json_object_new_boolean(true));
+		}
+		if (s->nodes[i].incarnation != 0) {
+			json_object_object_add(n, "incarnation", json_object_new_uint64(s->nodes[i].incarnation));
 		}
 		json_object_array_add(a, n);
 	}
@@ -536,6 +542,11 @@ static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g
 		vmc_group_def_free(g->def);
 		return -EINVAL;
 	}
+	if (json_object_object_get_ex(o, "relocate", NULL) && !vmc_json_bool(o, "relocate", &g->relocate)) {
+		snprintf(err, errlen, "snapshot: groups[%zu].relocate is not true or false", i);
+		vmc_group_def_free(g->def);
+		return -EINVAL;
+	}
 	if (!json_object_object_get_ex(o, "failures", &failures)) {
 		return 0;
 	}
@@ -593,6 +604,10 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		GET_CAP(accel)
 		GET_CAP(cpu_models)
 #undef GET_CAP
+		if (json_object_object_get_ex(n, "incarnation", NULL) && !vmc_json_u64(n, "incarnation", &f.incarnation)) {
+			snprintf(err, errlen, "snapshot: nodes[%zu].incarnation is not a number", k);
+			return -EINVAL;
+		}
 		if (vmc_state_node_set(s, &f) != 0) {
 			snprintf(err, errlen, "snapshot: more than %d nodes", VMC_STATE_NODES_MAX);
 			return -EINVAL;

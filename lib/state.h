@@ -96,6 +96,7 @@ struct vmc_group {
 	struct vmc_migration mig;   /* since protocol 5 */
 	struct vmc_home home;       /* since protocol 6 */
 	struct vmc_drain_tries drain;
+	bool relocate;              /* stopping to start on another node once stopped (since protocol 6) */
 };
 
 #define VMC_CPU_MODELS_MAX 4096
@@ -112,6 +113,7 @@ struct vmc_node_facts {
 	char qemu_version[32];
 	char accel[8];
 	char cpu_models[VMC_CPU_MODELS_MAX]; /* comma-separated */
+	uint64_t incarnation; /* its daemon's, random at each start (since protocol 6; 0 when it did not say) */
 };
 
 #define VMC_STATE_NODES_MAX 64
@@ -169,6 +171,9 @@ struct vmc_node_admin {
 	uint32_t node;
 	enum vmc_node_mode mode;
 	bool force;            /* drain --force: quick migration, then stop and start elsewhere */
+	bool stop;             /* drain by stopping each group and starting it elsewhere (shutdown_policy stop) */
+	bool shutdown;         /* drained for a host shutdown: its daemon exits once paused */
+	uint64_t incarnation;  /* the node's daemon when the shutdown was asked: a new one ends it */
 	uint32_t drain_target; /* drain --target, 0 for placement's choice */
 	uint64_t since_s;      /* when it entered the mode */
 	uint64_t until_s;      /* quarantined until then */

@@ -24,13 +24,13 @@
 
 /* next[state][event]: the state it goes to, or NONE where it is refused. */
 static const int next_of[6][VMC_GEV_COUNT] = {
-	/*            start stop run  stopd rhere fover gvup  dstp  sfenc recov rnone rleav adopt mig   migd  mrbk */
-	[OFF] = { STA,  OFF,  NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE },
-	[STA] = { NONE, STP,  ONL,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  NONE, NONE, NONE },
-	[ONL] = { NONE, STP,  ONL,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  MIG,  NONE, NONE },
-	[STP] = { NONE, STP,  STP,  OFF,  NONE, NONE, NONE, OFF,  OFF,  NONE, NONE, OFF,  STP,  NONE, NONE, NONE },
-	[MIG] = { NONE, STP,  MIG,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  NONE, ONL,  ONL  },
-	[FLD] = { STA,  OFF,  NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE },
+	/*            start stop run  stopd rhere fover gvup  dstp  sfenc recov rnone rleav adopt mig   migd  mrbk  reloc */
+	[OFF] = { STA,  OFF,  NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE },
+	[STA] = { NONE, STP,  ONL,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  NONE, NONE, NONE, NONE },
+	[ONL] = { NONE, STP,  ONL,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  MIG,  NONE, NONE, STP  },
+	[STP] = { NONE, STP,  STP,  OFF,  NONE, NONE, NONE, OFF,  OFF,  NONE, NONE, OFF,  STP,  NONE, NONE, NONE, NONE },
+	[MIG] = { NONE, STP,  MIG,  OFF,  STA,  STA,  FLD,  NONE, STA,  STA,  FLD,  OFF,  ONL,  NONE, ONL,  ONL,  NONE },
+	[FLD] = { STA,  OFF,  NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE },
 };
 
 static char def_name[] = "web1";

@@ -15,7 +15,8 @@
  *           drain SENDER NODE [force] [target=NODE] [at=S]
  *           resume SENDER NODE none|immediate|policy [expired] [at=S]
  *           fenced SENDER NODE [at=S]          (the node proven dead)
- *           facts SENDER [at=S]                (the sender announces itself)
+ *           facts SENDER [at=S] [incarnation=N] (the sender announces itself)
+ *           report SENDER VM EVENT             (its owner says: running, stopped, crashed)
  *   expect VM [state=S] [owner=NODE] [phase=P] [target=NODE] [cause=C]
  *             [home=NODE|none] [kind=K]
  *   reason VM TEXT                             (TEXT is in its reason)
@@ -108,7 +109,9 @@ static void attrs_add(struct mcase *c, char *save, char *body, size_t len)
 			body_add(body, len, ",\"target\":%u", case_node_id(&c->b, case_kv(w, "target")));
 		} else if (case_kv(w, "cause")) {
 			body_add(body, len, ",\"cause\":\"%s\"", case_kv(w, "cause"));
-		} else if (strcmp(w, "force") == 0 || strcmp(w, "expired") == 0) {
+		} else if (case_kv(w, "incarnation")) {
+			body_add(body, len, ",\"incarnation\":%s", case_kv(w, "incarnation"));
+		} else if (strcmp(w, "force") == 0 || strcmp(w, "expired") == 0 || strcmp(w, "shutdown") == 0) {
 			body_add(body, len, ",\"%s\":true", w);
 		} else {
 			case_fail(&c->b, "unknown step attribute '%s'", w);
@@ -135,7 +138,8 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 	} steps[] = { { "request", VMC_MSG_MIGRATE_REQUEST }, { "switchover", VMC_MSG_MIGRATE_SWITCHOVER },
 		      { "done", VMC_MSG_MIGRATE_DONE }, { "abort", VMC_MSG_MIGRATE_ABORT },
 		      { "drain", VMC_MSG_NODE_DRAIN }, { "resume", VMC_MSG_NODE_RESUME },
-		      { "fenced", VMC_MSG_NODE_FENCED }, { "facts", VMC_MSG_NODE_FACTS } };
+		      { "fenced", VMC_MSG_NODE_FENCED }, { "facts", VMC_MSG_NODE_FACTS },
+		      { "report", VMC_MSG_GROUP_REPORT } };
 	char *step = strtok_r(NULL, " \t", &save), *sender = strtok_r(NULL, " \t", &save), *vm = NULL, *word;
 	char body[1024] = "", id[VMC_MIG_ID_MAX + 1];
 	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
@@ -169,6 +173,15 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 			case_fail(&c->b, "fenced SENDER NODE");
 		}
 		fenced_body(c, vm, body, sizeof(body));
+		break;
+	case VMC_MSG_GROUP_REPORT:
+		vm = strtok_r(NULL, " \t", &save);
+		word = vm ? strtok_r(NULL, " \t", &save) : NULL;
+		if (word == NULL) {
+			case_fail(&c->b, "report SENDER VM EVENT");
+		}
+		body_add(body, sizeof(body), "{\"name\":\"%s\",\"event\":\"%s\",\"at_s\":1,\"attempt\":%u", vm, word,
+			 vm_named(c, vm)->attempt);
 		break;
 	case VMC_MSG_NODE_FACTS:
 		body_add(body, sizeof(body), "{\"name\":\"%s\",\"mem_mib\":%u", sender,
