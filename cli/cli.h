@@ -69,5 +69,6 @@ int cmd_migration_status(struct cli *cli, int argc, char **argv);
 int cmd_migration_set(struct cli *cli, int argc, char **argv);
 int cmd_node_drain(struct cli *cli, int argc, char **argv);
 int cmd_node_resume(struct cli *cli, int argc, char **argv);
+int cmd_node_shutdown(struct cli *cli, int argc, char **argv);
 
 #endif

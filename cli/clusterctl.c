@@ -846,6 +846,14 @@ static const struct command commands[] = {
 	  "policy (the default) leaves each to its own failback setting (never, immediate,\n"
 	  "or window HH-HH); none forgets where they came from. --wait waits for the moves\n"
 	  "back to end. A quarantined node takes VMs again at once." },
+	{ "node", "shutdown", 0, 1, "[NODE] [--wait]",
+	  "empty NODE (this node by default) as shutdown_policy says, then stop its vmclusterd", cmd_node_shutdown,
+	  true,
+	  "What a host shutdown does (the systemd unit's stop runs it; a restart does not):\n"
+	  "shutdown_policy migrate (the default) drains NODE, with --force's fallbacks; stop\n"
+	  "stops each VM and starts it on another node. Once NODE is paused its vmclusterd\n"
+	  "exits. Started again, NODE takes VMs again and what left follows each VM's\n"
+	  "failback policy. --wait follows it until the daemon has gone." },
 	{ "dump", NULL, 0, 0, "", "print the daemon's recent log events, debug included (from memory)",
 	  cmd_dump, true },
 	{ "cluster", "show", 0, 0, "", "show the cluster-wide settings", cmd_cluster_show },

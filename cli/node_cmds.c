@@ -183,6 +183,76 @@ int cmd_node_drain(struct cli *cli, int argc, char **argv)
 	return cli->wait ? drain_follow(cli, argv[0]) : EXIT_DONE;
 }
 
+/*
+ * --wait for a shutdown: the drain as above, then until the node's daemon
+ * has gone (it exits once paused). Followed on the node itself, its
+ * daemon going away after paused is the end.
+ */
+static int shutdown_follow(struct cli *cli, const char *node)
+{
+	int64_t deadline = vmc_now_ms() + (int64_t)cli->timeout_ms;
+	bool paused = false;
+	int rc;
+
+	for (;;) {
+		json_object *n = node_entry(cli, node, &rc);
+		if (n == NULL) {
+			if (paused && rc == EXIT_NO_DAEMON) {
+				printf("node %s: every VM has left; its vmclusterd exited\n", node);
+				return EXIT_DONE;
+			}
+			return rc;
+		}
+		paused = strcmp(jstr(n, "mode"), "paused") == 0;
+		if (strcmp(jstr(n, "mode"), "drain-failed") == 0) {
+			rc = drain_failed(cli, node, n);
+			json_object_put(n);
+			return rc;
+		}
+		if (paused && strcmp(jstr(n, "state"), "up") != 0) {
+			printf("node %s: every VM has left; its vmclusterd exited\n", node);
+			json_object_put(n);
+			return EXIT_DONE;
+		}
+		json_object_put(n);
+		if (vmc_now_ms() > deadline) {
+			return fail(EXIT_TIMEOUT, "node %s is still shutting down after %d s (see 'clusterctl node list')", node,
+				    cli->timeout_ms / 1000);
+		}
+		pause_ms(POLL_MS);
+	}
+}
+
+int cmd_node_shutdown(struct cli *cli, int argc, char **argv)
+{
+	json_object *args = json_object_new_object(), *r;
+	char self[64];
+	int rc;
+
+	if (argc > 0) {
+		json_object_object_add(args, "node", json_object_new_string(argv[0]));
+	}
+	rc = call(cli, VMC_IPC_NODE_SHUTDOWN, args, &r);
+	json_object_put(args);
+	if (rc != 0) {
+		return rc;
+	}
+	answer_print(cli, r);
+	json_object_put(r);
+	if (!cli->wait) {
+		return EXIT_DONE;
+	}
+	if (argc == 0) {
+		rc = call(cli, VMC_IPC_STATUS, NULL, &r);
+		if (rc != 0) {
+			return rc;
+		}
+		snprintf(self, sizeof(self), "%s", jstr(r, "node_name"));
+		json_object_put(r);
+	}
+	return shutdown_follow(cli, argc > 0 ? argv[0] : self);
+}
+
 /* Moves of the node's drained VMs back to it still queued or in flight. */
 static int moves_home(struct cli *cli, const char *node, int *rc)
 {

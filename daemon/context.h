@@ -60,6 +60,7 @@ struct vmcd {
 	struct vmc_replica replica;              /* the replicated state (cpg.c feeds it) */
 	uint64_t next_request_id;
 	bool watchdog_armed;                     /* this node holds an armed watchdog (watchdog.c) */
+	uint64_t incarnation;                    /* random at start: the facts say a new daemon runs here */
 	int exit_code;
 };
 

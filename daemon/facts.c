@@ -78,7 +78,8 @@ void vmcd_facts_announce(struct vmcd *d)
 	    (have != NULL && have->mem_mib == mem && strcmp(have->name, name) == 0 &&
 	     have->watchdog == (d->watchdog_armed && VMC_PROTO_HAS_VOLUMES(d->replica.proto)) &&
 	     strcmp(have->migration_addr, addr) == 0 && caps_announced(d, have) &&
-	     vmc_state_fencing(d->replica.state, d->my_id) == NULL && !lost_on_record(d))) {
+	     vmc_state_fencing(d->replica.state, d->my_id) == NULL && !lost_on_record(d) &&
+	     (!VMC_PROTO_HAS_DRAIN(d->replica.proto) || have->incarnation == d->incarnation))) {
 		return;
 	}
 	body = json_object_new_object();
@@ -99,6 +100,7 @@ void vmcd_facts_announce(struct vmcd *d)
 	}
 	if (VMC_PROTO_HAS_DRAIN(d->replica.proto)) {
 		json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
+		json_object_object_add(body, "incarnation", json_object_new_uint64(d->incarnation));
 	}
 	if (vmcd_cpg_send_request(d, VMC_MSG_NODE_FACTS, body) < 0) {
 		log_warn("node %s: cannot announce its facts", name);

@@ -867,6 +867,7 @@ static const struct vmcd_ipc_command commands[] = {
 	{ VMC_IPC_MIGRATION_STATUS, "migration status", cmd_migration_status },
 	{ VMC_IPC_NODE_DRAIN, "node drain", vmcd_cmd_node_drain },
 	{ VMC_IPC_NODE_RESUME, "node resume", vmcd_cmd_node_resume },
+	{ VMC_IPC_NODE_SHUTDOWN, "node shutdown", vmcd_cmd_node_shutdown },
 };
 
 const struct vmcd_ipc_command *vmcd_ipc_commands(size_t *n)

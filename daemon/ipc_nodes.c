@@ -73,6 +73,23 @@ int vmcd_cmd_node_drain(struct vmcd *d, const struct vmcd_ipc_req *req, json_obj
 	return node_change(d, req, VMC_MSG_NODE_DRAIN, body, err, errlen);
 }
 
+int vmcd_cmd_node_shutdown(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
+			   size_t errlen)
+{
+	const char *name = vmc_json_str(req->args, "node");
+	uint32_t node = name != NULL ? node_id(d, name, "node shutdown", err, errlen) : d->my_id;
+	json_object *body;
+
+	(void)result;
+	if (node == 0) {
+		return -VMC_E_NOT_FOUND;
+	}
+	body = json_object_new_object();
+	json_object_object_add(body, "node", json_object_new_int64(node));
+	json_object_object_add(body, "shutdown", json_object_new_boolean(true));
+	return node_change(d, req, VMC_MSG_NODE_DRAIN, body, err, errlen);
+}
+
 int vmcd_cmd_node_resume(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
 			 size_t errlen)
 {

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@
 #include "cpg.h"
 #include "facts.h"
 #include "failbacks.h"
+#include "host_shutdown.h"
 #include "fence.h"
 #include "fs_check.h"
 #include "ipc.h"
@@ -300,6 +302,7 @@ static void daemon_stop(struct vmcd *d)
 	vmcd_fs_check_fini(d);
 	vmcd_fence_fini(d);
 	vmcd_failbacks_fini(d);
+	vmcd_host_shutdown_fini(d);
 	vmcd_migrations_fini(d);
 	vmcd_local_fini(d);
 	vmcd_leases_fini(d);
@@ -336,6 +339,9 @@ int main(int argc, char **argv)
 	}
 	d.loop = qb_loop_create();
 	d.next_request_id = (uint64_t)time(NULL) << 20;
+	if (getrandom(&d.incarnation, sizeof(d.incarnation), 0) != (ssize_t)sizeof(d.incarnation) || d.incarnation == 0) {
+		d.incarnation = ((uint64_t)getpid() << 32 | (uint64_t)time(NULL)) | 1;
+	}
 	rc = daemon_connect(&d);
 	if (rc == 0) {
 		static const int signals[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };

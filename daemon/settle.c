@@ -7,6 +7,7 @@
 
 #include "cpg.h"
 #include "fence.h"
+#include "host_shutdown.h"
 #include "ipc.h"
 #include "leases.h"
 #include "local_vms.h"
@@ -51,6 +52,7 @@ void vmcd_settle(struct vmcd *d)
 	vmcd_local_reconcile(d);
 	vmcd_migrations_reconcile(d);
 	vmcd_fence_check(d);
+	vmcd_host_shutdown_check(d);
 }
 
 void vmcd_settle_fini(struct vmcd *d)

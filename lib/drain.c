@@ -115,6 +115,7 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	a->mode = VMC_NODE_DRAINING;
 	a->force = m->force;
 	a->stop = false;
+	a->freeze = false;
 	a->drain_target = m->target;
 	a->since_s = m->at_s;
 	a->until_s = 0;
@@ -124,11 +125,13 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		a->incarnation = f->incarnation;
 		a->force = true;
 		a->stop = s->settings.shutdown_policy == VMC_SHUTDOWN_STOP;
+		a->freeze = s->settings.shutdown_policy == VMC_SHUTDOWN_FREEZE;
 	}
 	vmc_drain_status(s, m->node, &st);
 	snprintf(detail, len, "node %s %s%s: %zu VMs to move%s%s", f->name, m->shutdown ? "shuts down, draining" : "draining",
-		 m->shutdown ? (a->stop ? " (shutdown_policy stop: each VM stops and starts elsewhere)"
-					: " (shutdown_policy migrate)")
+		 m->shutdown ? (a->stop     ? " (shutdown_policy stop: each VM stops and starts elsewhere)"
+				: a->freeze ? " (shutdown_policy freeze: each VM stops until it is back)"
+					    : " (shutdown_policy migrate)")
 			     : m->force ? " (forced)" : "",
 		 st.left, t ? " to " : "", t ? t->name : "");
 	return 0;
@@ -184,6 +187,13 @@ static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, con
 	snprintf(nb, sizeof(nb), "%s", vmc_state_node_label(s, a->node, lb, sizeof(lb)));
 	if (a->stop) {
 		return relocate_step(s, ctx, a, g, nb, "shutdown_policy is stop");
+	}
+	if (a->freeze) {
+		vmc_group_transition(g, VMC_GEV_RELOCATE, why, sizeof(why));
+		g->relocate = true;
+		snprintf(g->reason, sizeof(g->reason), "stopping with %s's shutdown (shutdown_policy freeze): it starts there "
+			 "again when %s is back", nb, nb);
+		return true;
 	}
 	if (g->drain.live_failed < VMC_DRAIN_LIVE_TRIES) {
 		target = drain_target(s, ctx, a, g, why, sizeof(why));
@@ -313,6 +323,7 @@ int vmc_apply_node_resume(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		a->mode = VMC_NODE_ACTIVE;
 		a->force = false;
 		a->stop = false;
+		a->freeze = false;
 		a->shutdown = false;
 		a->drain_target = 0;
 		a->until_s = 0;
@@ -361,15 +372,23 @@ bool vmc_drain_node_restarted(struct vmc_state *s, uint32_t node, uint64_t incar
 	}
 	a->shutdown = false;
 	a->stop = false;
+	a->freeze = false;
 	a->force = false;
 	a->drain_target = 0;
 	if (a->mode == VMC_NODE_DRAINING || a->mode == VMC_NODE_PAUSED || a->mode == VMC_NODE_DRAIN_FAILED) {
 		a->mode = VMC_NODE_ACTIVE;
 	}
-	/* What the shutdown moved away goes back as each VM's failback policy says. */
+	/* What the shutdown moved away goes back as each VM's failback policy says; what it froze starts here. */
 	for (size_t i = 0; i < s->n_groups; i++) {
-		if (s->groups[i].home.kind == VMC_HOME_DRAIN && s->groups[i].home.node == node) {
-			s->groups[i].home.kind = VMC_HOME_RESUMED;
+		struct vmc_group *g = &s->groups[i];
+		if (g->home.kind == VMC_HOME_DRAIN && g->home.node == node) {
+			g->home.kind = VMC_HOME_RESUMED;
+		} else if (g->home.kind == VMC_HOME_FROZEN && g->home.node == node && g->state == VMC_GROUP_OFFLINE &&
+			   g->want_started) {
+			vmc_group_transition(g, VMC_GEV_START, g->reason, sizeof(g->reason));
+			g->owner = node;
+			g->home = (struct vmc_home){ 0 };
+			snprintf(g->reason, sizeof(g->reason), "starting again on its node, back from its shutdown");
 		}
 	}
 	vmc_node_admin_tidy(s);

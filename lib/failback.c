@@ -25,6 +25,7 @@ static const char *const kind_names[] = {
 	[VMC_HOME_FAILOVER] = "failover",
 	[VMC_HOME_DRAIN] = "drain",
 	[VMC_HOME_RESUMED] = "resumed",
+	[VMC_HOME_FROZEN] = "frozen",
 };
 
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
@@ -143,6 +144,11 @@ void vmc_failback_explain(const struct vmc_state *s, const struct vmc_apply_ctx 
 	if (g->home.failed >= VMC_FAILBACK_TRIES) {
 		plan_set(p, VMC_FAILBACK_STAYS, 0, "it stays: %u failbacks to %s failed (move it by hand)", g->home.failed,
 			 home);
+		return;
+	}
+	if (g->home.kind == VMC_HOME_FROZEN) {
+		plan_set(p, VMC_FAILBACK_WAIT, 0, "it starts on %s when %s is back from its shutdown (shutdown_policy freeze)",
+			 home, home);
 		return;
 	}
 	if (g->home.kind == VMC_HOME_DRAIN) {

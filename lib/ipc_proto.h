@@ -47,6 +47,7 @@ enum vmc_ipc_cmd {
 	VMC_IPC_MIGRATION_STATUS = 20,
 	VMC_IPC_NODE_DRAIN = 21,          /* {node, force, target (optional)} */
 	VMC_IPC_NODE_RESUME = 22,         /* {node, failback: none|immediate|policy} */
+	VMC_IPC_NODE_SHUTDOWN = 23,       /* {node (optional: this one)} */
 	VMC_IPC_CMD_COUNT,
 };
 

@@ -430,7 +430,11 @@ static int group_relocated(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
 	group_take(g, VMC_GEV_STOPPED);
 	g->relocate = false;
 	g->owner = 0;
-	if (verdict != VMC_PLACE_START) {
+	if (vmc_node_admin(s, from) != NULL && vmc_node_admin(s, from)->freeze) {
+		g->home = (struct vmc_home){ .kind = VMC_HOME_FROZEN, .node = from, .since_s = at_s };
+		snprintf(g->reason, sizeof(g->reason), "stopped with %s's shutdown (shutdown_policy freeze): it starts there "
+			 "when %s is back", fb, fb);
+	} else if (verdict != VMC_PLACE_START) {
 		snprintf(g->reason, sizeof(g->reason), "stopped on %s to start elsewhere, and %.200s (vm start it when a node "
 			 "can take it)", fb, where);
 	} else {

@@ -147,6 +147,9 @@ json_object *vmc_node_admin_to_json(const struct vmc_state *s)
 		if (a->stop) {
 			json_object_object_add(o, "stop", json_object_new_boolean(true));
 		}
+		if (a->freeze) {
+			json_object_object_add(o, "freeze", json_object_new_boolean(true));
+		}
 		if (a->shutdown) {
 			json_object_object_add(o, "shutdown", json_object_new_boolean(true));
 			json_object_object_add(o, "incarnation", json_object_new_uint64(a->incarnation));
@@ -189,6 +192,7 @@ static int one_from_json(json_object *o, struct vmc_node_admin *a)
 		return -EINVAL;
 	}
 	if ((json_object_object_get_ex(o, "stop", NULL) && !vmc_json_bool(o, "stop", &a->stop)) ||
+	    (json_object_object_get_ex(o, "freeze", NULL) && !vmc_json_bool(o, "freeze", &a->freeze)) ||
 	    (json_object_object_get_ex(o, "shutdown", NULL) &&
 	     (!vmc_json_bool(o, "shutdown", &a->shutdown) || !vmc_json_u64(o, "incarnation", &a->incarnation)))) {
 		return -EINVAL;

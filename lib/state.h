@@ -69,6 +69,7 @@ enum vmc_home_kind {
 	VMC_HOME_FAILOVER, /* it failed over: back per its failback policy, after failback_delay_s */
 	VMC_HOME_DRAIN,    /* its node was drained: back when the node is resumed with a failback */
 	VMC_HOME_RESUMED,  /* drained, then resumed with --failback policy: back per its policy */
+	VMC_HOME_FROZEN,   /* stopped with its node's shutdown (policy freeze): it starts there when it is back */
 };
 
 struct vmc_home {
@@ -172,6 +173,7 @@ struct vmc_node_admin {
 	enum vmc_node_mode mode;
 	bool force;            /* drain --force: quick migration, then stop and start elsewhere */
 	bool stop;             /* drain by stopping each group and starting it elsewhere (shutdown_policy stop) */
+	bool freeze;           /* shutdown_policy freeze: each group stops and waits for this node to be back */
 	bool shutdown;         /* drained for a host shutdown: its daemon exits once paused */
 	uint64_t incarnation;  /* the node's daemon when the shutdown was asked: a new one ends it */
 	uint32_t drain_target; /* drain --target, 0 for placement's choice */

@@ -8,6 +8,9 @@
 #  3. A drain where one VM may run on node1 only and another cannot move
 #     live in time: drain-failed, naming both with their reasons; the VM
 #     that has somewhere to go moves with --force by quick migration.
+#  4. A daemon restart keeps node1's VMs running in place; node shutdown
+#     (shutdown_policy migrate) moves them live, then node1's daemon exits
+#     by itself; started again, node1 takes VMs again.
 # A watcher samples every node's QEMUs every 100 ms: no VM on two nodes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -147,10 +150,43 @@ node_exec 1 clusterctl node resume node1 --failback none >/dev/null
 expect_eq "resumed with --failback none, slow stays" "online node$n" \
 	"$(node_exec 1 clusterctl --json vm show slow | jq -r '.state + " " + .owner')"
 
+# 4. A daemon restart leaves the VMs running in place; a host shutdown (shutdown_policy migrate) moves them first.
+for vm in s1 s2; do
+	truncate -s 1M "$vol/$vm.img"
+	guest_vm_disk "$vm" node1 "$vol/$vm.img" | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+	wait_for 30 "$vm counting" counter_above 1 "$vm" 5
+done
+pids_before=$(qemu_pids 1 s1) pids2_before=$(qemu_pids 1 s2)
+harness_stop_program 1 vmclusterd
+node_start_daemon 1
+expect "node1's daemon is back" wait_for 60 "node 1 synced" node_sees 1 3 true
+expect_eq "s1's QEMU runs on through the daemon restart" "$pids_before" "$(qemu_pids 1 s1)"
+expect_eq "s2's QEMU runs on through the daemon restart" "$pids2_before" "$(qemu_pids 1 s2)"
+for vm in s1 s2; do expect "$vm online on node1 after the restart" vm_online_on "$vm" node1 3; done
+expect_eq "node1 is active after the restart" active "$(node1_sample | cut -d' ' -f1)"
+
+daemon1=$(node_pid_of 1 vmclusterd)
+for vm in s1 s2; do before[$vm]=$(counter_of 1 "$vm"); done
+out=$(node_exec 2 clusterctl --timeout 300 node shutdown node1 --wait 2>&1) &&
+	pass "node shutdown node1 --wait: $(tail -1 <<<"$out")" || fail "node shutdown node1 failed: $out"
+expect "node1's vmclusterd exited by itself" wait_for 20 "vmclusterd $daemon1 gone" harness_pid_gone_from_node 1 "$daemon1"
+expect_eq "no QEMU is left on node1" "" "$(qemu_pids 1 s1)$(qemu_pids 1 s2)"
+for vm in s1 s2; do
+	owner=$(node_exec 2 clusterctl --json vm show "$vm" | jq -r '.state + " " + .owner')
+	n=${owner#online node}
+	[[ $owner == "online node2" || $owner == "online node3" ]] && pass "$vm moved to node$n before node1's daemon exited" ||
+		{ fail "$vm after node1's shutdown: '$owner'"; continue; }
+	expect "$vm's counter goes on on node$n" wait_for 20 "$vm counter" counter_above "$n" "$vm" "${before[$vm]}"
+	expect_eq "$vm did not boot on node$n" 0 "$(booted_on "$n" "$vm")"
+done
+node_start_daemon 1
+back_active() { [[ $(node_exec 2 clusterctl --json node list | jq -r '.[] | select(.name == "node1") | .mode') == active ]]; }
+expect "node1 takes VMs again once its daemon is back" wait_for 60 "node1 active" back_active
+
 vm_watch_stop
 expect_eq "no VM ran on two nodes at once (watcher)" 0 "$(vm_watch_twice)"
 expect "every node agrees" wait_for 20 "nodes agree" nodes_agree 1 2 3
-for vm in "${guests[@]}" slow; do
+for vm in "${guests[@]}" slow s1 s2; do
 	expect_eq "$vm never printed a counter value on two nodes" "" "$(counters_on_two "$vm" 1 2 3 2>/dev/null || true)"
 done
 finish
