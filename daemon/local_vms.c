@@ -25,6 +25,7 @@
 #include "local_policy.h"
 #include "leases.h"
 #include "local_vms.h"
+#include "start_order.h"
 #include "log.h"
 #include "nodes.h"
 #include "vm_qemu.h"
@@ -211,6 +212,39 @@ static void vm_adopt_here(struct vmcd *d, struct local_vm *l)
 	}
 }
 
+/* Deciding again when a start's wait for its start_after groups runs out. */
+static qb_loop_timer_handle order_timer;
+static bool order_timer_armed;
+static int64_t order_deadline_ms;
+
+static void order_timer_fire(void *data)
+{
+	order_timer_armed = false;
+	local_hooks->changed(data);
+}
+
+/* A start waits for its start_after groups: when it began (once per attempt), and a wake-up at its end. */
+static void order_wait_note(struct vmcd *d, struct local_vm *l, const struct vmc_local_decision *dec)
+{
+	if (l->v.order_attempt != dec->attempt || l->v.order_since_ms == 0) {
+		l->v.order_attempt = dec->attempt;
+		l->v.order_since_ms = vmc_now_ms();
+		log_notice("vm %s: %s", dec->vm, dec->why);
+	}
+	if (order_timer_armed && order_deadline_ms <= vmc_now_ms() + dec->order_wait_ms) {
+		return; /* an earlier wake-up decides again anyway */
+	}
+	if (order_timer_armed) {
+		qb_loop_timer_del(d->loop, order_timer);
+		order_timer_armed = false;
+	}
+	if (qb_loop_timer_add(d->loop, QB_LOOP_MED, (uint64_t)(dec->order_wait_ms + 50) * QB_TIME_NS_IN_MSEC, d,
+			      order_timer_fire, &order_timer) == 0) {
+		order_timer_armed = true;
+		order_deadline_ms = vmc_now_ms() + dec->order_wait_ms;
+	}
+}
+
 static void act(struct vmcd *d, const struct vmc_local_decision *dec)
 {
 	struct local_vm *l = local_get(dec->vm);
@@ -265,9 +299,13 @@ static void act(struct vmcd *d, const struct vmc_local_decision *dec)
 		l->v.volume_lost = true;
 		vmcd_vm_kill(dec->vm);
 		return;
+	case VMC_LOCAL_WAIT:
+		if (dec->order_wait_ms > 0) {
+			order_wait_note(d, l, dec);
+		}
+		return;
 	case VMC_LOCAL_NONE:
 	case VMC_LOCAL_KEEP:
-	case VMC_LOCAL_WAIT:
 		return;
 	}
 }
@@ -287,6 +325,7 @@ void vmcd_local_reconcile(struct vmcd *d)
 		.n_members = d->replica.n_active,
 		.volumes_lost = vmcd_leases_lost_mask(d),
 		.volumes_overdue = vmcd_leases_overdue_mask(d),
+		.now_ms = vmc_now_ms(),
 	};
 	size_t n, max;
 
@@ -441,6 +480,22 @@ size_t vmcd_local_waits(const struct vmcd *d, struct vmc_wait *out, size_t max)
 	for (size_t i = 0; i < n_locals && n < max; i++) {
 		const struct local_vm *l = &locals[i];
 		struct vmc_wait *w = &out[n];
+		const struct vmc_group *g = vmc_state_group_find(d->replica.state, l->v.name);
+		if (g != NULL && g->owner == d->my_id && g->state == VMC_GROUP_STARTING && l->v.order_since_ms != 0 &&
+		    l->v.order_attempt == g->attempt && !l->v.start_pending && !l->v.running) {
+			const struct vmc_group *blk = vmc_start_order_blocker(d->replica.state, g);
+			memset(w, 0, sizeof(*w));
+			snprintf(w->kind, sizeof(w->kind), "vm-start-order");
+			snprintf(w->vm, sizeof(w->vm), "%s", l->v.name);
+			w->node = d->my_id;
+			w->age_ms = now - l->v.order_since_ms;
+			w->left_ms = (int64_t)g->def->start_after_timeout_s * 1000 - w->age_ms;
+			w->left_ms = w->left_ms < 0 ? 0 : w->left_ms;
+			snprintf(w->detail, sizeof(w->detail), "vm %s starts after %s (start_after)", l->v.name,
+				 blk != NULL ? blk->def->name : "its start_after groups");
+			n++;
+			continue;
+		}
 		if (!l->v.start_pending && !l->v.stop_pending) {
 			continue;
 		}
@@ -481,6 +536,10 @@ int vmcd_local_init(struct vmcd *d, const struct vmcd_local_hooks *hooks)
 
 void vmcd_local_fini(struct vmcd *d)
 {
+	if (order_timer_armed) {
+		qb_loop_timer_del(d->loop, order_timer);
+		order_timer_armed = false;
+	}
 	vmcd_vm_driver_fini();
 	free(locals);
 	locals = NULL;

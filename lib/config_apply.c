@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config_apply.h"
+#include "start_order.h"
 #include "image_locks.h"
 #include "vmc_errors.h"
 
@@ -72,6 +73,22 @@ static int disks_check(const struct vmc_state *s, const struct vmc_apply_ctx *ct
 	return 0;
 }
 
+/* What older members cannot read (start order, a window with minutes), and start_after cycles. */
+static int start_order_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+			     const struct vmc_group_def *def, char *detail, size_t len)
+{
+	bool newer = def->start_after.n > 0 || def->start_after_timeout_s != VMC_START_AFTER_TIMEOUT_S_DEFAULT ||
+		     (def->failback == VMC_FAILBACK_WINDOW &&
+		      (def->failback_start_min % 60 != 0 || def->failback_end_min % 60 != 0));
+
+	if (newer && !VMC_PROTO_HAS_DRAIN(ctx->version)) {
+		snprintf(detail, len, "start_after, start_after_timeout_s and failback windows with minutes need protocol 6; "
+			 "a member of this view speaks %u (upgrade it)", ctx->version);
+		return -VMC_E_VERSION;
+	}
+	return vmc_start_order_check(s, def, detail, len);
+}
+
 int vmc_apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			char *detail, size_t len)
 {
@@ -85,6 +102,9 @@ int vmc_apply_group_add(struct vmc_state *s, const struct vmc_apply_ctx *ctx, co
 	rc = mac_check(s, def, detail, len);
 	if (rc == 0) {
 		rc = disks_check(s, ctx, def, NULL, detail, len);
+	}
+	if (rc == 0) {
+		rc = start_order_check(s, ctx, def, detail, len);
 	}
 	if (rc != 0) {
 		vmc_group_def_free(def);
@@ -156,6 +176,9 @@ int vmc_apply_group_set(struct vmc_state *s, const struct vmc_apply_ctx *ctx, co
 	rc = mac_check(s, def, detail, len);
 	if (rc == 0) {
 		rc = disks_check(s, ctx, def, g, detail, len);
+	}
+	if (rc == 0) {
+		rc = start_order_check(s, ctx, def, detail, len);
 	}
 	if (rc != 0) {
 		vmc_group_def_free(def);

@@ -634,6 +634,24 @@ static void group_def_defaults(struct vmc_group_def *d)
 	d->failover_period_s = 6 * 3600;
 	d->failback = VMC_FAILBACK_NEVER;
 	d->manager = VMC_MANAGER_VMCLUSTER;
+	d->start_after_timeout_s = VMC_START_AFTER_TIMEOUT_S_DEFAULT;
+}
+
+static int parse_start_order(json_object *obj, struct vmc_group_def *d, struct verr *e)
+{
+	json_object *x;
+	int rc = 0;
+
+	if (json_object_object_get_ex(obj, "start_after", &x)) {
+		rc = get_name_list(x, "start_after", VMC_START_AFTER_MAX, &d->start_after, e);
+	}
+	if (rc == 0 && vmc_strlist_contains(&d->start_after, d->name)) {
+		return refuse(e, "start_after", "'%s' cannot start after itself", d->name);
+	}
+	if (rc == 0 && json_object_object_get_ex(obj, "start_after_timeout_s", &x)) {
+		rc = get_uint(x, "start_after_timeout_s", 0, VMC_START_AFTER_TIMEOUT_S_MAX, &d->start_after_timeout_s, e);
+	}
+	return rc;
 }
 
 static int parse_all(json_object *obj, struct vmc_group_def *d, struct verr *e)
@@ -641,7 +659,7 @@ static int parse_all(json_object *obj, struct vmc_group_def *d, struct verr *e)
 	static const char *const known[] = {
 		"name", "memory_mib", "vcpus", "cpu", "boot", "disks", "nics", "preferred_owners",
 		"possible_owners", "anti_affinity", "priority", "failover", "failback",
-		"manager", NULL
+		"manager", "start_after", "start_after_timeout_s", NULL
 	};
 	json_object *x;
 	int rc;
@@ -680,6 +698,9 @@ static int parse_all(json_object *obj, struct vmc_group_def *d, struct verr *e)
 	}
 	if (rc == 0 && json_object_object_get_ex(obj, "manager", &x)) {
 		rc = parse_manager(x, d, e);
+	}
+	if (rc == 0) {
+		rc = parse_start_order(obj, d, e);
 	}
 	return rc;
 }
@@ -796,6 +817,13 @@ json_object *vmc_group_def_to_json(const struct vmc_group_def *d)
 	json_object_object_add(o, "failback",
 			       json_object_new_string(vmc_failback_to_str(d, fb, sizeof(fb))));
 	json_object_object_add(o, "manager", json_object_new_string(vmc_manager_to_str(d->manager)));
+	/* Absent unset, so definitions from before start order keep their digest. */
+	if (d->start_after.n > 0) {
+		json_object_object_add(o, "start_after", strlist_to_json(&d->start_after));
+	}
+	if (d->start_after_timeout_s != VMC_START_AFTER_TIMEOUT_S_DEFAULT) {
+		json_object_object_add(o, "start_after_timeout_s", json_object_new_int64(d->start_after_timeout_s));
+	}
 	return o;
 }
 
@@ -843,6 +871,7 @@ void vmc_group_def_free(struct vmc_group_def *d)
 	strlist_free(&d->preferred_owners);
 	strlist_free(&d->possible_owners);
 	strlist_free(&d->anti_affinity);
+	strlist_free(&d->start_after);
 	free(d);
 }
 

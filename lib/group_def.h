@@ -23,6 +23,9 @@
 #define VMC_CLASSES_MAX 16
 #define VMC_CMDLINE_MAX 4096
 #define VMC_FAILOVER_PERIOD_S_MAX (7 * 24 * 3600)
+#define VMC_START_AFTER_MAX 16
+#define VMC_START_AFTER_TIMEOUT_S_DEFAULT 300
+#define VMC_START_AFTER_TIMEOUT_S_MAX 86400
 
 enum vmc_priority {
 	VMC_PRIORITY_HIGH = 0,
@@ -81,6 +84,9 @@ struct vmc_group_def {
 	uint16_t failback_start_min; /* window: minutes of the day, [start, end), may cross midnight */
 	uint16_t failback_end_min;
 	enum vmc_manager manager;
+	/* Start order: it starts once these groups are online, or after the timeout (local_policy.h). */
+	struct vmc_strlist start_after;
+	uint32_t start_after_timeout_s;
 };
 
 /*

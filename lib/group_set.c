@@ -40,6 +40,8 @@ static const struct settable_key settable_keys[] = {
 	{ "preferred_owners", NULL, "preferred_owners", VALUE_LIST },
 	{ "possible_owners", NULL, "possible_owners", VALUE_LIST },
 	{ "anti_affinity", NULL, "anti_affinity", VALUE_LIST },
+	{ "start_after", NULL, "start_after", VALUE_LIST },
+	{ "start_after_timeout_s", NULL, "start_after_timeout_s", VALUE_INT },
 	{ "disks", NULL, "disks", VALUE_JSON },
 	{ "nics", NULL, "nics", VALUE_JSON },
 	{ "failover.max_failures", "failover", "max_failures", VALUE_INT },
@@ -149,7 +151,7 @@ static int assignment_apply(json_object *def, const char *assignment, char *err,
 	k = settable_key_find(key);
 	if (k == NULL) {
 		snprintf(err, errlen,
-			 "field '%s': unknown key (settable: memory_mib, vcpus, priority, failback, manager, preferred_owners, possible_owners, anti_affinity, disks, nics, failover.max_failures, failover.period_s, boot.kernel, boot.initrd, boot.cmdline)",
+			 "field '%s': unknown key (settable: memory_mib, vcpus, cpu, priority, failback, manager, preferred_owners, possible_owners, anti_affinity, start_after, start_after_timeout_s, disks, nics, failover.max_failures, failover.period_s, boot.kernel, boot.initrd, boot.cmdline)",
 			 key);
 		return -EINVAL;
 	}

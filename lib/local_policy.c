@@ -10,6 +10,7 @@
 #include "lifecycle.h"
 #include "volume_apply.h"
 #include "local_policy.h"
+#include "start_order.h"
 
 const char *vmc_local_action_to_str(enum vmc_local_action a)
 {
@@ -141,6 +142,32 @@ static void volume_lost_report(const struct vmc_local_input *in, struct out *o, 
 	report(o, g->def->name, l, VMC_REPORT_VOLUME_LOST, g->attempt, why);
 }
 
+/* It starts after groups not online yet, and has not waited its start_after_timeout_s for them. */
+static bool order_wait(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
+		       const struct vmc_local_vm *l)
+{
+	const struct vmc_group *blk = vmc_start_order_blocker(in->state, g);
+	int64_t since, left;
+	struct vmc_local_decision *d;
+
+	if (blk == NULL || g->def->start_after_timeout_s == 0) {
+		return false;
+	}
+	since = l != NULL && l->order_attempt == g->attempt && l->order_since_ms != 0 ? l->order_since_ms : in->now_ms;
+	left = since + (int64_t)g->def->start_after_timeout_s * 1000 - in->now_ms;
+	if (left <= 0) {
+		return false;
+	}
+	d = emit(o, g->def->name, VMC_LOCAL_WAIT);
+	if (d != NULL) {
+		d->attempt = g->attempt;
+		d->order_wait_ms = left;
+		snprintf(d->why, sizeof(d->why), "it starts after %s, which is %s: waiting for it (start_after, at most "
+			 "%lld s more)", blk->def->name, vmc_group_state_to_str(blk->state), (long long)((left + 999) / 1000));
+	}
+	return true;
+}
+
 static void owned_starting(const struct vmc_local_input *in, struct out *o, const struct vmc_group *g,
 			   const struct vmc_local_vm *l)
 {
@@ -198,6 +225,9 @@ static void owned_starting(const struct vmc_local_input *in, struct out *o, cons
 			       in->state->volumes[i].name);
 			return;
 		}
+	}
+	if (order_wait(in, o, g, l)) {
+		return;
 	}
 	if (!vmc_locks_held_by(in->state, g, in->my_id)) {
 		DECIDE(o, vm, VMC_LOCAL_WAIT, "waiting for its image locks (another VM holds one)");

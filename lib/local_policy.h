@@ -40,6 +40,9 @@
  *                                             decided
  *       not started for A yet, a volume it uses
  *       has its renewal overdue here       -> wait (its kill deadline nears)
+ *       not started for A yet, a group of its
+ *       start_after is wanted but not online,
+ *       for less than start_after_timeout_s -> wait (start order, start_order.h)
  *       not started for A yet, and this node
  *       holds every image lock it needs    -> start (A); else wait
  *   migrating here from another node (transfer or switchover)
@@ -93,6 +96,8 @@ struct vmc_local_vm {
 	bool exists_unfollowed;   /* a start found a QEMU for it that the driver does not follow */
 	bool paused;              /* its QEMU is paused by a migration ("paused", "postmigrate") */
 	char incoming_id[VMC_MIG_ID_MAX + 1]; /* its QEMU was started to receive this migration; "" if not */
+	uint32_t order_attempt;   /* the start attempt that waits for its start_after groups, since: */
+	int64_t order_since_ms;
 	bool reported;            /* the last report sent: */
 	char reported_event[16];
 	uint32_t reported_attempt;
@@ -111,6 +116,7 @@ struct vmc_local_input {
 	size_t n_vms;
 	uint32_t volumes_lost;    /* bit i: state->volumes[i]'s lease is past the kill deadline here */
 	uint32_t volumes_overdue; /* bit i: ... its renewal is overdue here (the kill deadline nears) */
+	int64_t now_ms;           /* monotonic: how long a start has waited for its start_after groups */
 };
 
 enum vmc_local_action {
@@ -136,6 +142,7 @@ struct vmc_local_decision {
 	uint32_t attempt;     /* START, REPORT */
 	char mig_id[VMC_MIG_ID_MAX + 1]; /* START_INCOMING */
 	bool announce;        /* RESUME: it arrived here, so it announces itself on the network */
+	int64_t order_wait_ms; /* WAIT for start_after groups: how much longer at most (0: not that wait) */
 	char why[288];
 };
 

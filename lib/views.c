@@ -127,6 +127,8 @@ void vmc_wait_describe(const struct vmc_view_input *in, const struct vmc_wait *w
 	} else if (strcmp(w->kind, "vm-start") == 0 || strcmp(w->kind, "vm-stop") == 0) {
 		snprintf(buf, len, "vm %s %s on %s%s%s", w->vm, strcmp(w->kind, "vm-start") == 0 ? "starting" : "stopping",
 			 node, age[0] ? ", for " : "", age);
+	} else if (strcmp(w->kind, "vm-start-order") == 0) {
+		snprintf(buf, len, "%s on %s, for %s, at most %s more", w->detail, node, age, left);
 	} else if (strcmp(w->kind, "recovery") == 0) {
 		snprintf(buf, len, "recovery of %s's VMs held until it is fenced: %s", node, w->detail);
 	} else {

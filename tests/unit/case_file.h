@@ -11,6 +11,7 @@
  *   vm web1 [state=online] [owner=node1] [attempt=2] [prio=high] [mem=256]
  *           [disk=PATH] [move=PHASE:TARGET:ID] [pref=NODE,NODE] [possible=NODE,...]
  *           [failback=never|immediate|HH-HH] [home=KIND:NODE:SINCE_S]
+ *           [after=VM,VM] [after-timeout=S]   (start_after, start_after_timeout_s)
  *   members node1,node2          (the active members; default: every node)
  *   epoch 7
  *   record node3 attempts=1 [last_fencer=node1] [error=TEXT]
@@ -169,6 +170,18 @@ static inline void case_parse_node(struct case_base *c, char *save)
 	c->n_nodes++;
 }
 
+/* Appends ,"key":["a","b"] for the csv "a,b" to the JSON members in buf. */
+static inline void case_json_list(char *buf, size_t size, const char *key, const char *csv)
+{
+	size_t l = strlen(buf);
+
+	l += (size_t)snprintf(buf + l, size - l, ",\"%s\":[\"", key);
+	for (const char *p = csv; *p != '\0' && l + 4 < size; p++) {
+		l += (size_t)snprintf(buf + l, size - l, "%s", *p == ',' ? "\",\"" : (char[]){ *p, '\0' });
+	}
+	snprintf(buf + l, size - l, "\"]");
+}
+
 static inline void case_parse_vm(struct case_base *c, char *save)
 {
 	struct case_vm *v = &c->vms[c->n_vms];
@@ -208,16 +221,16 @@ static inline void case_parse_vm(struct case_base *c, char *save)
 			snprintf(v->mig_phase, sizeof(v->mig_phase), "%s", phase);
 			v->mig_target = case_node_id(c, target);
 			snprintf(v->mig_id, sizeof(v->mig_id), "%s", id);
-		} else if (case_kv(t, "pref") || case_kv(t, "possible")) {
-			const char *list = case_kv(t, "pref") ? case_kv(t, "pref") : case_kv(t, "possible");
+		} else if (case_kv(t, "pref")) {
+			case_json_list(v->def_extra, sizeof(v->def_extra), "preferred_owners", case_kv(t, "pref"));
+		} else if (case_kv(t, "possible")) {
+			case_json_list(v->def_extra, sizeof(v->def_extra), "possible_owners", case_kv(t, "possible"));
+		} else if (case_kv(t, "after")) {
+			case_json_list(v->def_extra, sizeof(v->def_extra), "start_after", case_kv(t, "after"));
+		} else if (case_kv(t, "after-timeout")) {
 			size_t l = strlen(v->def_extra);
-			l += (size_t)snprintf(v->def_extra + l, sizeof(v->def_extra) - l, ",\"%s\":[\"",
-					      case_kv(t, "pref") ? "preferred_owners" : "possible_owners");
-			for (const char *p = list; *p != '\0' && l + 4 < sizeof(v->def_extra); p++) {
-				l += (size_t)snprintf(v->def_extra + l, sizeof(v->def_extra) - l, "%s",
-						      *p == ',' ? "\",\"" : (char[]){ *p, '\0' });
-			}
-			snprintf(v->def_extra + l, sizeof(v->def_extra) - l, "\"]");
+			snprintf(v->def_extra + l, sizeof(v->def_extra) - l, ",\"start_after_timeout_s\":%s",
+				 case_kv(t, "after-timeout"));
 		} else if (case_kv(t, "failback")) {
 			const char *f = case_kv(t, "failback");
 			size_t l = strlen(v->def_extra);

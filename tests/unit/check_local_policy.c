@@ -8,7 +8,8 @@
  *   writable yes|no              (primary and untainted; default yes)
  *   local VM [running] [start-pending] [stop-pending] [started=A]
  *            [exit=EVENT@A] [reason=TEXT] [reported=EVENT@A] [self-fenced] [exists]
- *            [volume-killed] [paused] [incoming=ID]
+ *            [volume-killed] [paused] [incoming=ID] [order-since=MS@A]
+ *   now MS                       (the monotonic clock; default 1000000)
  *   lost-volume NAME             (its lease is past the kill deadline here)
  *   overdue-volume NAME          (its renewal is overdue here)
  *   expect VM ACTION [EVENT] [attempt=A]
@@ -105,6 +106,13 @@ static void parse_local(struct lcase *c, char *save)
 			l->volume_lost = true;
 		} else if (strcmp(t, "paused") == 0) {
 			l->paused = true;
+		} else if ((v = case_kv(t, "order-since")) != NULL) {
+			const char *at = strchr(v, '@');
+			if (at == NULL) {
+				case_fail(&c->b, "order-since=MS@ATTEMPT");
+			}
+			l->order_since_ms = strtoll(v, NULL, 10);
+			l->order_attempt = (uint32_t)atoi(at + 1);
 		} else if ((v = case_kv(t, "incoming")) != NULL) {
 			snprintf(l->incoming_id, sizeof(l->incoming_id), "%s", v);
 		} else if ((v = case_kv(t, "started")) != NULL) {
@@ -229,6 +237,8 @@ static void parse_line(struct lcase *c, char *text)
 		char *v = strtok_r(NULL, " \t", &save);
 		c->in.quorum_known = v == NULL || strcmp(v, "unknown") != 0;
 		c->in.quorate = c->in.quorum_known ? yes_no(c, v) : false;
+	} else if (strcmp(kw, "now") == 0) {
+		c->in.now_ms = strtoll(strtok_r(NULL, " \t", &save) ?: "0", NULL, 10);
 	} else if (strcmp(kw, "sync") == 0) {
 		char *v = strtok_r(NULL, " \t", &save);
 		c->in.synced = v != NULL && strcmp(v, "done") == 0;
@@ -276,6 +286,7 @@ static void case_run(const char *path)
 	static struct lcase c;
 
 	memset(&c, 0, sizeof(c));
+	c.in.now_ms = 1000000;
 	c.in.quorum_known = c.in.quorate = c.in.synced = c.in.writable = true;
 	case_read(&c.b, path, line_parse, &c);
 	decide(&c);

@@ -426,6 +426,27 @@ START_TEST(test_request_add_invalid_definition_refused)
 }
 END_TEST
 
+/* start_after may name groups not there yet, but never close a cycle, at add or at set. */
+START_TEST(test_request_start_after_cycle_refused)
+{
+	struct vmc_state *s = state_make();
+
+	request_ok(s, VMC_MSG_GROUP_ADD, "{\"definition\":{\"name\":\"db\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+					 "\"start_after\":[\"storage\"]}}");
+	request_ok(s, VMC_MSG_GROUP_ADD, "{\"definition\":{\"name\":\"storage\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"}}}");
+	request_ok(s, VMC_MSG_GROUP_ADD, "{\"definition\":{\"name\":\"web\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+					 "\"start_after\":[\"db\",\"cache\"]}}");
+	assert_refused_unchanged(s, VMC_MSG_GROUP_SET, "{\"name\":\"storage\",\"set\":[\"start_after=web\"]}",
+				 -VMC_E_INVALID, "a cycle: storage after web after db after storage");
+	assert_refused_unchanged(s, VMC_MSG_GROUP_ADD,
+				 "{\"definition\":{\"name\":\"self\",\"memory_mib\":64,\"boot\":{\"kernel\":\"/k\"},"
+				 "\"start_after\":[\"self\"]}}", -VMC_E_INVALID, "cannot start after itself");
+	request_ok(s, VMC_MSG_GROUP_SET, "{\"name\":\"storage\",\"set\":[\"start_after=\"]}");
+	ck_assert_uint_eq(vmc_state_group_find(s, "web")->def->start_after.n, 2);
+	vmc_state_free(s);
+}
+END_TEST
+
 START_TEST(test_request_remove_applies_and_bumps_version)
 {
 	struct vmc_state *s = state_make();
@@ -1363,6 +1384,7 @@ static Suite *state_suite(void)
 	tc = tcase_make(s, "snapshot");
 	tcase_add_test(tc, test_snapshot_round_trip_same_digest);
 	tcase_add_test(tc, test_snapshot_round_trip_drain_and_homes);
+	tcase_add_test(tc, test_request_start_after_cycle_refused);
 	tcase_add_test(tc, test_snapshot_round_trip_empty_state);
 	tcase_add_test(tc, test_snapshot_keeps_attempts_and_fencing_records);
 	tcase_add_test(tc, test_snapshot_bad_fencing_or_attempt_refused);
