@@ -10,6 +10,8 @@
 #     again leaves it on node2, and vm show says why.
 #  3. node3 lost a third time within the hour: quarantined, it takes no VM
 #     (no failback, no placement) until an operator resumes it.
+# Start order: web starts after db; the recovery of node3's VMs starts db
+# first, and web only once db is online. A cycle is refused at vm add.
 # A watcher samples every node's QEMUs every 100 ms: no VM on two nodes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +33,13 @@ hhmm() { date -u -d "@$1" +%H:%M; }
 now=$(date +%s)
 guest_vm fw node3 ",\"failback\":\"window $(hhmm $((now + 6 * 3600)))-$(hhmm $((now + 6 * 3600 + 600)))\"" |
 	node_exec 1 clusterctl vm add - --start --wait >/dev/null
-vms=(fi fn fw)
+guest_vm db node3 | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+guest_vm web node3 ',"start_after":["db"]' | node_exec 1 clusterctl vm add - --start --wait >/dev/null
+guest_vm cyc1 node1 ',"start_after":["cyc2"]' | node_exec 1 clusterctl vm add - >/dev/null
+guest_vm cyc2 node1 ',"start_after":["cyc1"]' >"$HARNESS_RUNDIR/cyc2.json"
+refused_on 1 2 "a cycle: cyc2 after cyc1 after cyc2" clusterctl vm add "$HARNESS_RUNDIR/cyc2.json"
+refused_on 2 2 "a cycle: db after web after db" clusterctl vm set db start_after=web
+vms=(fi fn fw db web)
 for vm in "${vms[@]}"; do
 	expect "$vm online on node3" vm_online_on "$vm" node3
 	wait_for 30 "$vm counting" counter_above 3 "$vm" 5
@@ -53,9 +61,20 @@ lose_node3() {
 }
 
 # 1. Failover away from node3, then back.
+logs_before=()
+for n in 1 2; do logs_before+=("$(wc -l <"$(node_dir "$n")/log/vmclusterd.log")"); done
 lose_node3 "${vms[@]}"
 back_at=$(date +%s)
-for vm in "${vms[@]}"; do
+# On web's new owner, in its own log's order: db online there or elsewhere before web's QEMU started.
+wn=$(node_exec 1 clusterctl --json vm show web | jq -r '.owner | ltrimstr("node")')
+wlog=$(tail -n +"$((${logs_before[$((wn - 1))]} + 1))" "$(node_dir "$wn")/log/vmclusterd.log")
+db_at=$(grep -n "vm db online on" <<<"$wlog" | head -1 | cut -d: -f1)
+web_at=$(grep -n "vm web: starting on" <<<"$wlog" | head -1 | cut -d: -f1)
+[[ -n $db_at && -n $web_at && $db_at -lt $web_at ]] && pass "the recovery started web only once db was online (log lines $db_at, $web_at)" ||
+	fail "start order: db online at line '${db_at}', web started at line '${web_at}' on node$wn"
+grep -q "vm web: it starts after db, which is starting: waiting for it" <<<"$wlog" &&
+	pass "web's owner said it waits for db" || fail "web's owner did not say it waited for db"
+for vm in fi fn fw; do
 	expect_eq "$vm's home is node3 (failover)" "node3 failover" \
 		"$(node_exec 2 clusterctl --json vm show "$vm" | jq -r '.failback.home + " " + .failback.kind')"
 done
