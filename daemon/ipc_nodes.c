@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ipc_cmds.h"
+#include "ipc_change.h"
 #include "ipc_nodes.h"
 #include "json_util.h"
 #include "nodes.h"

@@ -11,6 +11,7 @@
 #include "ipc.h"
 #include "leases.h"
 #include "local_vms.h"
+#include "migrate_window.h"
 #include "migrations.h"
 #include "log.h"
 #include "persist.h"
@@ -51,6 +52,7 @@ void vmcd_settle(struct vmcd *d)
 	vmcd_watchdog_reconcile(d);
 	vmcd_local_reconcile(d);
 	vmcd_migrations_reconcile(d);
+	vmcd_migrate_window_update(d);
 	vmcd_fence_check(d);
 	vmcd_host_shutdown_check(d);
 }

@@ -161,7 +161,9 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		memcpy(f.migration_addr, body->migration_addr, strlen(body->migration_addr) + 1);
 	}
 	if (VMC_PROTO_HAS_DRAIN(ctx->version)) {
+		const struct vmc_node_facts *had = vmc_state_node(s, ctx->sender);
 		f.incarnation = body->incarnation;
+		f.mig_window = had != NULL && had->incarnation == f.incarnation ? had->mig_window : 0;
 	}
 	if (VMC_PROTO_HAS_MIGRATION(ctx->version)) {
 		/* Truncated is safe: a model cut short matches none, so it only refuses. */

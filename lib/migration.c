@@ -286,11 +286,50 @@ int vmc_migration_state_file(const struct vmc_state *s, const struct vmc_group *
 	return -ENOENT;
 }
 
+static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t len);
+
+uint32_t vmc_migration_out_limit(const struct vmc_state *s, uint32_t node)
+{
+	const struct vmc_node_facts *f = vmc_state_node(s, node);
+	uint32_t cap = s->settings.migration_max_parallel;
+
+	if (!s->settings.migration_adaptive || f == NULL || f->mig_window == 0) {
+		return cap;
+	}
+	return f->mig_window < cap ? f->mig_window : cap;
+}
+
 static bool has_slot(const struct vmc_state *s, const struct vmc_group *g)
 {
-	size_t max = s->settings.migration_max_parallel;
+	size_t out = vmc_migration_out_limit(s, g->owner), in = s->settings.migration_max_parallel;
 
-	return vmc_migrations_in_flight(s, g->owner) < max && vmc_migrations_in_flight(s, g->mig.target) < max;
+	/* A quick move copies through a file, not the link: only the cap counts for it. */
+	if (g->mig.quick) {
+		out = in;
+	}
+	return vmc_migrations_in_flight(s, g->owner) < out && vmc_migrations_in_flight(s, g->mig.target) < in;
+}
+
+int vmc_apply_migrate_window(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			     char *detail, size_t len)
+{
+	struct vmc_node_facts f;
+	int rc = need_version(ctx, detail, len);
+
+	if (rc != 0) {
+		return rc;
+	}
+	if (!VMC_PROTO_HAS_DRAIN(ctx->version) || vmc_state_node(s, ctx->sender) == NULL) {
+		snprintf(detail, len, "migrate-window from node %u: %s", ctx->sender,
+			 VMC_PROTO_HAS_DRAIN(ctx->version) ? "it has not said its facts" : "it needs protocol 6");
+		return VMC_PROTO_HAS_DRAIN(ctx->version) ? -VMC_E_BUSY : -VMC_E_VERSION;
+	}
+	f = *vmc_state_node(s, ctx->sender);
+	f.mig_window = b->window.window;
+	vmc_state_node_set(s, &f);
+	snprintf(detail, len, "node %s moves up to %u VMs out at once (adaptive; cap %u)", f.name, f.mig_window,
+		 s->settings.migration_max_parallel);
+	return 0;
 }
 
 static void migration_start(struct vmc_state *s, struct vmc_group *g)

@@ -78,6 +78,9 @@ bool vmc_migration_queue(struct vmc_state *s, struct vmc_group *g, uint32_t targ
 void vmc_migration_derive_id(const struct vmc_state *s, const struct vmc_group *g, const char *why,
 			     char id[VMC_MIG_ID_MAX + 1]);
 
+/* How many live migrations out of node may run at once: its adaptive window within the cap, or the cap. */
+uint32_t vmc_migration_out_limit(const struct vmc_state *s, uint32_t node);
+
 /* Migrations in flight (transfer or switchover) with node as source or target. */
 size_t vmc_migrations_in_flight(const struct vmc_state *s, uint32_t node);
 
@@ -101,6 +104,9 @@ int vmc_apply_migrate_switchover(struct vmc_state *s, const struct vmc_apply_ctx
 				 const union vmc_body *b, char *detail, size_t len);
 int vmc_apply_migrate_done(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			   char *detail, size_t len);
+/* MIGRATE_WINDOW: the sender's adaptive window (mig_window.h). Never allocates. */
+int vmc_apply_migrate_window(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
+			     char *detail, size_t len);
 int vmc_apply_migrate_abort(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			    char *detail, size_t len);
 

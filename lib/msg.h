@@ -60,7 +60,9 @@
  *      and its recent failures) and a group's "home" (where it failed
  *      over or was drained from, for failback); MIGRATE_REQUEST "cause";
  *      NODE_FENCED and NODE_FACTS "at_s"; the settings failback_delay_s,
- *      quarantine_threshold, quarantine_duration_s, timezone
+ *      quarantine_threshold, quarantine_duration_s, timezone, shutdown_policy,
+ *      migration_adaptive; MIGRATE_WINDOW (how many live migrations out of
+ *      the sender at once, mig_window.h); a group's start_after
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -118,6 +120,7 @@ enum vmc_msg_type {
 	VMC_MSG_MIGRATE_ABORT = 23,
 	VMC_MSG_NODE_DRAIN = 24,
 	VMC_MSG_NODE_RESUME = 25,
+	VMC_MSG_MIGRATE_WINDOW = 26,
 	VMC_MSG_TYPE_COUNT,
 };
 

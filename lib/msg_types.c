@@ -278,6 +278,16 @@ static int parse_node_admin(json_object *body, union vmc_body *out, const char *
 	return optional_at(body, what, &a->at_s, detail, len);
 }
 
+static int parse_window(json_object *body, union vmc_body *out, char *detail, size_t len)
+{
+	if (!vmc_json_u32(body, "window", &out->window.window) || out->window.window == 0 ||
+	    out->window.window > VMC_MIGRATION_MAX_PARALLEL_MAX) {
+		snprintf(detail, len, "migrate-window without a window from 1 to %d", VMC_MIGRATION_MAX_PARALLEL_MAX);
+		return -VMC_E_PROTOCOL;
+	}
+	return 0;
+}
+
 static int parse_node_drain(json_object *body, union vmc_body *out, char *detail, size_t len)
 {
 	return parse_node_admin(body, out, "node-drain", detail, len);
@@ -336,6 +346,7 @@ static const struct vmc_msg_type_info msg_types[] = {
 	{ VMC_MSG_MIGRATE_ABORT, "migrate-abort", 5, parse_migrate, vmc_apply_migrate_abort, true },
 	{ VMC_MSG_NODE_DRAIN, "node-drain", 6, parse_node_drain, vmc_apply_node_drain },
 	{ VMC_MSG_NODE_RESUME, "node-resume", 6, parse_node_resume, vmc_apply_node_resume },
+	{ VMC_MSG_MIGRATE_WINDOW, "migrate-window", 6, parse_window, vmc_apply_migrate_window, true },
 };
 
 const struct vmc_msg_type_info *vmc_msg_type_info(uint16_t type)

@@ -117,6 +117,11 @@ struct vmc_body_node_admin {
 	uint64_t at_s;
 };
 
+/* MIGRATE_WINDOW; since protocol 6 */
+struct vmc_body_window {
+	uint32_t window;
+};
+
 union vmc_body {
 	struct vmc_body_group_add group_add;
 	struct vmc_body_name name;
@@ -129,6 +134,7 @@ union vmc_body {
 	struct vmc_body_volume_health volume_health;
 	struct vmc_body_migrate migrate;
 	struct vmc_body_node_admin node_admin;
+	struct vmc_body_window window;
 };
 
 typedef int (*vmc_body_parse_fn)(json_object *body, union vmc_body *out, char *detail, size_t len);

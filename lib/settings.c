@@ -51,6 +51,7 @@ void vmc_settings_defaults(struct vmc_settings *s)
 	s->migration_downtime_ms = VMC_MIGRATION_DOWNTIME_MS_DEFAULT;
 	s->migration_timeout_s = VMC_MIGRATION_TIMEOUT_S_DEFAULT;
 	s->migration_encrypt = true;
+	s->migration_adaptive = true;
 	s->failback_delay_s = VMC_FAILBACK_DELAY_S_DEFAULT;
 	s->quarantine_threshold = VMC_QUARANTINE_THRESHOLD_DEFAULT;
 	s->quarantine_duration_s = VMC_QUARANTINE_DURATION_S_DEFAULT;
@@ -73,7 +74,8 @@ const char *vmc_shutdown_policy_to_str(enum vmc_shutdown_policy p)
 
 bool vmc_settings_nodes_changed(const struct vmc_settings *a, const struct vmc_settings *b)
 {
-	return a->failback_delay_s != b->failback_delay_s || a->quarantine_threshold != b->quarantine_threshold ||
+	return a->migration_adaptive != b->migration_adaptive || a->failback_delay_s != b->failback_delay_s ||
+	       a->quarantine_threshold != b->quarantine_threshold ||
 	       a->quarantine_duration_s != b->quarantine_duration_s || strcmp(a->timezone, b->timezone) != 0 ||
 	       a->shutdown_policy != b->shutdown_policy;
 }
@@ -176,6 +178,9 @@ static void nodes_to_json(const struct vmc_settings *s, json_object *o)
 	struct vmc_settings def;
 
 	vmc_settings_defaults(&def);
+	if (!s->migration_adaptive) {
+		json_object_object_add(o, "migration_adaptive", json_object_new_string("off"));
+	}
 	if (s->failback_delay_s != def.failback_delay_s) {
 		json_object_object_add(o, "failback_delay_s", json_object_new_int64(s->failback_delay_s));
 	}
@@ -300,12 +305,12 @@ static int migration_assign(struct vmc_settings *s, const char *key, const char 
 		snprintf(dst, VMC_MIGRATION_NODES_MAX, "%s", value);
 		return 0;
 	}
-	if (strcmp(key, "migration_encrypt") == 0) {
+	if (strcmp(key, "migration_encrypt") == 0 || strcmp(key, "migration_adaptive") == 0) {
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
-			snprintf(err, errlen, "setting 'migration_encrypt': '%s' is not on or off", value);
+			snprintf(err, errlen, "setting '%s': '%s' is not on or off", key, value);
 			return -EINVAL;
 		}
-		s->migration_encrypt = strcmp(value, "on") == 0;
+		*(key[10] == 'e' ? &s->migration_encrypt : &s->migration_adaptive) = strcmp(value, "on") == 0;
 		return 0;
 	}
 	if (strcmp(key, "migration_port") == 0) {
@@ -402,7 +407,8 @@ static int setting_assign(struct vmc_settings *s, const char *key, const char *v
 		snprintf(err, errlen, "setting '%s': unknown (settable: fence_method, fence_agent, "
 				      "fence_timeout_s, accel, lease_io_timeout_s, migration_network, migration_port, "
 				      "migration_max_parallel, migration_bandwidth_mib, migration_downtime_ms, "
-				      "migration_timeout_s, migration_encrypt, migration_no_incoming, migration_no_outgoing, "
+				      "migration_timeout_s, migration_encrypt, migration_adaptive, migration_no_incoming, "
+				      "migration_no_outgoing, "
 				      "failback_delay_s, quarantine_threshold, quarantine_duration_s, timezone, "
 				      "shutdown_policy)", key);
 		return -EINVAL;
@@ -492,7 +498,7 @@ int vmc_settings_from_json(json_object *o, struct vmc_settings *out, char *err, 
 					    "lease_io_timeout_s", "migration_network", "migration_port",
 					    "migration_max_parallel", "migration_bandwidth_mib",
 					    "migration_downtime_ms", "migration_timeout_s", "migration_encrypt",
-					    "migration_no_incoming", "migration_no_outgoing", "failback_delay_s",
+					    "migration_no_incoming", "migration_no_outgoing", "migration_adaptive", "failback_delay_s",
 					    "quarantine_threshold", "quarantine_duration_s", "timezone", "shutdown_policy" };
 	struct vmc_settings s;
 

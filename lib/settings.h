@@ -62,7 +62,8 @@ struct vmc_settings {
 	/* Where the agents listen and connect: an IPv4 CIDR, "" for the corosync ring addresses. */
 	char migration_network[VMC_MIGRATION_NETWORK_MAX];
 	uint32_t migration_port;
-	uint32_t migration_max_parallel; /* per node, in or out; more wait in the queue */
+	uint32_t migration_max_parallel; /* per node, in or out; more wait in the queue (the adaptive window's cap) */
+	bool migration_adaptive;          /* since protocol 6: out of a node, as many as its window (mig_window.h) */
 	uint32_t migration_bandwidth_mib; /* MiB/s per migration; 0: as fast as the link goes */
 	uint32_t migration_downtime_ms;   /* the pause QEMU may plan for at the switchover */
 	uint32_t migration_timeout_s;     /* a live migration not finished by then is cancelled */

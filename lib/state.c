@@ -433,6 +433,9 @@ static json_object *nodes_to_json(const struct vmc_state *s)
 		if (s->nodes[i].incarnation != 0) {
 			json_object_object_add(n, "incarnation", json_object_new_uint64(s->nodes[i].incarnation));
 		}
+		if (s->nodes[i].mig_window != 0) {
+			json_object_object_add(n, "mig_window", json_object_new_int64(s->nodes[i].mig_window));
+		}
 		json_object_array_add(a, n);
 	}
 	return a;
@@ -604,8 +607,9 @@ static int nodes_from_json(json_object *obj, struct vmc_state *s, char *err, siz
 		GET_CAP(accel)
 		GET_CAP(cpu_models)
 #undef GET_CAP
-		if (json_object_object_get_ex(n, "incarnation", NULL) && !vmc_json_u64(n, "incarnation", &f.incarnation)) {
-			snprintf(err, errlen, "snapshot: nodes[%zu].incarnation is not a number", k);
+		if ((json_object_object_get_ex(n, "incarnation", NULL) && !vmc_json_u64(n, "incarnation", &f.incarnation)) ||
+		    (json_object_object_get_ex(n, "mig_window", NULL) && !vmc_json_u32(n, "mig_window", &f.mig_window))) {
+			snprintf(err, errlen, "snapshot: nodes[%zu].incarnation or mig_window is not a number", k);
 			return -EINVAL;
 		}
 		if (vmc_state_node_set(s, &f) != 0) {

@@ -115,6 +115,7 @@ struct vmc_node_facts {
 	char accel[8];
 	char cpu_models[VMC_CPU_MODELS_MAX]; /* comma-separated */
 	uint64_t incarnation; /* its daemon's, random at each start (since protocol 6; 0 when it did not say) */
+	uint32_t mig_window;  /* live migrations out of it at once, as it measured (MIGRATE_WINDOW); 0: none said */
 };
 
 #define VMC_STATE_NODES_MAX 64

@@ -15,6 +15,7 @@
 #include "apply.h"
 #include "image_locks.h"
 #include "migrate_proto.h"
+#include "mig_window.h"
 #include "migration.h"
 #include "msg.h"
 #include "state.h"
@@ -435,6 +436,56 @@ START_TEST(test_migration_settings)
 }
 END_TEST
 
+/* n converging migrations, each copying rate MiB/s, past their first pass. */
+static size_t samples(struct vmc_mig_sample *s, size_t n, double rate, double dirty)
+{
+	for (size_t i = 0; i < n; i++) {
+		s[i] = (struct vmc_mig_sample){ .rate_mib_s = rate, .dirty_mib_s = dirty, .pass = 3 };
+	}
+	return n;
+}
+
+/* The adaptive window grows while one more raises the total, shrinks when one falls behind its guest. */
+START_TEST(test_adaptive_window)
+{
+	struct vmc_mig_window w;
+	struct vmc_mig_sample s[8];
+	int64_t t = 100000;
+
+	vmc_mig_window_init(&w, 8);
+	ck_assert_uint_eq(w.window, 2);
+	/* Two at 100 MiB/s each, all converging, nothing known with one fewer: it grows. */
+	ck_assert(vmc_mig_window_update(&w, s, samples(s, 2, 100, 10), 8, t));
+	ck_assert_uint_eq(w.window, 3);
+	/* Not again within 2 s. */
+	ck_assert(!vmc_mig_window_update(&w, s, samples(s, 3, 75, 10), 8, t += 1000));
+	/* Three share the link: 3 * 75 = 225, above 200 * 1.1: it grows again. */
+	ck_assert(vmc_mig_window_update(&w, s, samples(s, 3, 75, 10), 8, t += 2000));
+	ck_assert_uint_eq(w.window, 4);
+	/* Four give 4 * 55 = 220: no room (not above 225 * 1.1), not worse (not under 225 * 0.9): it stays. */
+	ck_assert(!vmc_mig_window_update(&w, s, samples(s, 4, 55, 10), 8, t += 2000));
+	ck_assert_uint_eq(w.window, 4);
+	/* Four give 4 * 40 = 160 (smoothed with 220: 190, under 0.9 * 225): one fewer was faster. */
+	ck_assert(vmc_mig_window_update(&w, s, samples(s, 4, 40, 10), 8, t += 100));
+	ck_assert_uint_eq(w.window, 3);
+	/* One of three copies 30 while its guest dirties 64: it does not converge, two at most. */
+	samples(s, 3, 80, 10);
+	s[1] = (struct vmc_mig_sample){ .rate_mib_s = 30, .dirty_mib_s = 64, .pass = 4 };
+	ck_assert(vmc_mig_sample_stalls(&s[1]));
+	ck_assert(vmc_mig_window_update(&w, s, 3, 8, t += 2000));
+	ck_assert_uint_eq(w.window, 2);
+	/* In its first pass nobody stalls yet. */
+	s[1].pass = 1;
+	ck_assert(!vmc_mig_sample_stalls(&s[1]));
+	/* The cap wins at once; a minute idle starts over at 2. */
+	ck_assert(vmc_mig_window_update(&w, s, samples(s, 1, 80, 10), 1, t += 10));
+	ck_assert_uint_eq(w.window, 1);
+	ck_assert(!vmc_mig_window_update(&w, s, 0, 8, t += 1000));
+	ck_assert(vmc_mig_window_update(&w, s, 0, 8, t += 60000));
+	ck_assert_uint_eq(w.window, 2);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("migration");
@@ -450,6 +501,7 @@ int main(void)
 	tcase_add_test(t, test_twice_at_once_and_leaving_online);
 	tcase_add_test(t, test_move_kept_across_a_snapshot);
 	tcase_add_test(t, test_migration_settings);
+	tcase_add_test(t, test_adaptive_window);
 	suite_add_tcase(s, t);
 	return check_suite_run(s);
 }

@@ -17,6 +17,7 @@
  *           fenced SENDER NODE [at=S]          (the node proven dead)
  *           facts SENDER [at=S] [incarnation=N] (the sender announces itself)
  *           report SENDER VM EVENT             (its owner says: running, stopped, crashed)
+ *           window SENDER N                    (its adaptive migration window)
  *   expect VM [state=S] [owner=NODE] [phase=P] [target=NODE] [cause=C]
  *             [home=NODE|none] [kind=K]
  *   reason VM TEXT                             (TEXT is in its reason)
@@ -139,7 +140,7 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 		      { "done", VMC_MSG_MIGRATE_DONE }, { "abort", VMC_MSG_MIGRATE_ABORT },
 		      { "drain", VMC_MSG_NODE_DRAIN }, { "resume", VMC_MSG_NODE_RESUME },
 		      { "fenced", VMC_MSG_NODE_FENCED }, { "facts", VMC_MSG_NODE_FACTS },
-		      { "report", VMC_MSG_GROUP_REPORT } };
+		      { "report", VMC_MSG_GROUP_REPORT }, { "window", VMC_MSG_MIGRATE_WINDOW } };
 	char *step = strtok_r(NULL, " \t", &save), *sender = strtok_r(NULL, " \t", &save), *vm = NULL, *word;
 	char body[1024] = "", id[VMC_MIG_ID_MAX + 1];
 	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
@@ -182,6 +183,10 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 		}
 		body_add(body, sizeof(body), "{\"name\":\"%s\",\"event\":\"%s\",\"at_s\":1,\"attempt\":%u", vm, word,
 			 vm_named(c, vm)->attempt);
+		break;
+	case VMC_MSG_MIGRATE_WINDOW:
+		word = strtok_r(NULL, " \t", &save);
+		body_add(body, sizeof(body), "{\"window\":%s", word ? word : "0");
 		break;
 	case VMC_MSG_NODE_FACTS:
 		body_add(body, sizeof(body), "{\"name\":\"%s\",\"mem_mib\":%u", sender,

@@ -67,6 +67,7 @@ static const char *const type_bodies[VMC_MSG_TYPE_COUNT] = {
 				  "\"reason\":\"destination QEMU exited\"}",
 	[VMC_MSG_NODE_DRAIN] = "{\"node\":1,\"force\":true,\"target\":2,\"at_s\":1700000000}",
 	[VMC_MSG_NODE_RESUME] = "{\"node\":1,\"failback\":\"immediate\",\"at_s\":1700000000}",
+	[VMC_MSG_MIGRATE_WINDOW] = "{\"window\":3}",
 };
 
 static unsigned int garbage_seed(void)
