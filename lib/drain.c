@@ -128,12 +128,12 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		a->freeze = s->settings.shutdown_policy == VMC_SHUTDOWN_FREEZE;
 	}
 	vmc_drain_status(s, m->node, &st);
-	snprintf(detail, len, "node %s %s%s: %zu VMs to move%s%s", f->name, m->shutdown ? "shuts down, draining" : "draining",
+	snprintf(detail, len, "node %s %s%s: %zu VM%s to move%s%s", f->name, m->shutdown ? "shuts down, draining" : "draining",
 		 m->shutdown ? (a->stop     ? " (shutdown_policy stop: each VM stops and starts elsewhere)"
 				: a->freeze ? " (shutdown_policy freeze: each VM stops until it is back)"
 					    : " (shutdown_policy migrate)")
 			     : m->force ? " (forced)" : "",
-		 st.left, t ? " to " : "", t ? t->name : "");
+		 st.left, st.left == 1 ? "" : "s", t ? " to " : "", t ? t->name : "");
 	return 0;
 }
 
@@ -358,8 +358,8 @@ int vmc_apply_node_resume(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		}
 	}
 	vmc_node_admin_tidy(s);
-	snprintf(detail, len, "node %s takes VMs again%s: %zu drained VMs moving back, %zu left to their failback policy",
-		 f->name, m->expired ? " (its quarantine ran out)" : "", back, later);
+	snprintf(detail, len, "node %s takes VMs again%s: %zu drained VM%s moving back, %zu left to their failback policy",
+		 f->name, m->expired ? " (its quarantine ran out)" : "", back, back == 1 ? "" : "s", later);
 	return 0;
 }
 
