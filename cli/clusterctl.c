@@ -893,8 +893,9 @@ static const struct command commands[] = {
 	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
 	  "change fields of a VM's definition (clusterctl vm set --help lists the keys)",
 	  cmd_vm_set, false,
-	  "KEY is one of: memory_mib, vcpus, priority, failback, manager,\n"
-	  "  preferred_owners, possible_owners, anti_affinity (comma-separated lists),\n"
+	  "KEY is one of: memory_mib, vcpus, cpu, priority, failback, manager,\n"
+	  "  preferred_owners, possible_owners, anti_affinity, start_after (comma-separated lists),\n"
+	  "  start_after_timeout_s,\n"
 	  "  disks, nics (JSON arrays), failover.max_failures, failover.period_s,\n"
 	  "  boot.kernel, boot.initrd, boot.cmdline (an empty value removes initrd or cmdline).\n"
 	  "The result is validated like a new definition; 'name' cannot change.\n"
@@ -930,7 +931,11 @@ static const struct command commands[] = {
 	  "  network        IPv4 CIDR the agents listen and connect in (a dedicated network is\n"
 	  "                 production practice); empty: the corosync ring addresses\n"
 	  "  port           the agents' TCP port (default 7794)\n"
-	  "  max_parallel   live migrations at once per node, in or out, 1-16 (default 2)\n"
+	  "  max_parallel   live migrations at once into a node, and the cap of the adaptive\n"
+	  "                 limit out of it, 1-16 (default 2)\n"
+	  "  adaptive       on | off (default on): how many go out of a node at once follows\n"
+	  "                 what its migrations show (room on the link, all converging), up to\n"
+	  "                 max_parallel; off: max_parallel, fixed\n"
 	  "  bandwidth_mib  MiB/s per migration, 0 for as fast as the link goes (default 0)\n"
 	  "  downtime_ms    the pause QEMU may plan for at the switch (default 300)\n"
 	  "  timeout_s      cancel a migration that has not converged by then (default 600)\n"

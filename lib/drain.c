@@ -84,7 +84,9 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 		}
 		a->shutdown = true;
 		a->incarnation = f->incarnation;
-		snprintf(detail, len, "node %s shuts down: it is paused, nothing to move", f->name);
+		a->resume_on_return = false; /* an operator paused it: it stays paused when it is back */
+		snprintf(detail, len, "node %s shuts down: it is paused, nothing to move (it stays paused when it is back)",
+			 f->name);
 		return 0;
 	}
 	if (mode == VMC_NODE_PAUSED) {
@@ -121,6 +123,7 @@ int vmc_apply_node_drain(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	a->until_s = 0;
 	if (m->shutdown) {
 		/* A host going down: what cannot move live still has to go, one way or another. */
+		a->resume_on_return = !a->shutdown ? mode == VMC_NODE_ACTIVE : a->resume_on_return;
 		a->shutdown = true;
 		a->incarnation = f->incarnation;
 		a->force = true;
@@ -325,6 +328,7 @@ int vmc_apply_node_resume(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		a->stop = false;
 		a->freeze = false;
 		a->shutdown = false;
+		a->resume_on_return = false;
 		a->drain_target = 0;
 		a->until_s = 0;
 		a->since_s = m->at_s;
@@ -375,6 +379,14 @@ bool vmc_drain_node_restarted(struct vmc_state *s, uint32_t node, uint64_t incar
 	a->freeze = false;
 	a->force = false;
 	a->drain_target = 0;
+	if (!a->resume_on_return) {
+		/* An operator had drained it before the shutdown: it stays paused until node resume. */
+		if (a->mode == VMC_NODE_DRAINING || a->mode == VMC_NODE_DRAIN_FAILED) {
+			a->mode = VMC_NODE_PAUSED;
+		}
+		return true;
+	}
+	a->resume_on_return = false;
 	if (a->mode == VMC_NODE_DRAINING || a->mode == VMC_NODE_PAUSED || a->mode == VMC_NODE_DRAIN_FAILED) {
 		a->mode = VMC_NODE_ACTIVE;
 	}

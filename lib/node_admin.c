@@ -153,6 +153,7 @@ json_object *vmc_node_admin_to_json(const struct vmc_state *s)
 		if (a->shutdown) {
 			json_object_object_add(o, "shutdown", json_object_new_boolean(true));
 			json_object_object_add(o, "incarnation", json_object_new_uint64(a->incarnation));
+			json_object_object_add(o, "resume_on_return", json_object_new_boolean(a->resume_on_return));
 		}
 		json_object_object_add(o, "drain_target", json_object_new_int64(a->drain_target));
 		json_object_object_add(o, "since_s", json_object_new_uint64(a->since_s));
@@ -194,7 +195,8 @@ static int one_from_json(json_object *o, struct vmc_node_admin *a)
 	if ((json_object_object_get_ex(o, "stop", NULL) && !vmc_json_bool(o, "stop", &a->stop)) ||
 	    (json_object_object_get_ex(o, "freeze", NULL) && !vmc_json_bool(o, "freeze", &a->freeze)) ||
 	    (json_object_object_get_ex(o, "shutdown", NULL) &&
-	     (!vmc_json_bool(o, "shutdown", &a->shutdown) || !vmc_json_u64(o, "incarnation", &a->incarnation)))) {
+	     (!vmc_json_bool(o, "shutdown", &a->shutdown) || !vmc_json_u64(o, "incarnation", &a->incarnation) ||
+	      !vmc_json_bool(o, "resume_on_return", &a->resume_on_return)))) {
 		return -EINVAL;
 	}
 	for (size_t k = 0; k < json_object_array_length(f); k++) {

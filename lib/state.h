@@ -176,6 +176,7 @@ struct vmc_node_admin {
 	bool stop;             /* drain by stopping each group and starting it elsewhere (shutdown_policy stop) */
 	bool freeze;           /* shutdown_policy freeze: each group stops and waits for this node to be back */
 	bool shutdown;         /* drained for a host shutdown: its daemon exits once paused */
+	bool resume_on_return; /* ... and the shutdown drained it (it was active): back, it is active again */
 	uint64_t incarnation;  /* the node's daemon when the shutdown was asked: a new one ends it */
 	uint32_t drain_target; /* drain --target, 0 for placement's choice */
 	uint64_t since_s;      /* when it entered the mode */
