@@ -68,7 +68,8 @@ void vmcd_migrate_window_update(struct vmcd *d)
 		log_notice("node %s: live migrations out of it at once: %u now (%s)", vmcd_node_name(d, d->my_id),
 			   window.window, window.why);
 	}
-	if (me->mig_window == window.window || now - sent_ms < RESEND_MS) {
+	/* A node that said nothing yet is at the start: no message for that. */
+	if ((me->mig_window != 0 ? me->mig_window : VMC_MIG_WINDOW_START) == window.window || now - sent_ms < RESEND_MS) {
 		return;
 	}
 	body = json_object_new_object();

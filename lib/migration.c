@@ -12,6 +12,7 @@
 #include "group_fsm.h"
 #include "json_util.h"
 #include "drain.h"
+#include "mig_window.h"
 #include "migration.h"
 #include "node_admin.h"
 #include "vmc_errors.h"
@@ -293,10 +294,12 @@ uint32_t vmc_migration_out_limit(const struct vmc_state *s, uint32_t node)
 	const struct vmc_node_facts *f = vmc_state_node(s, node);
 	uint32_t cap = s->settings.migration_max_parallel;
 
-	if (!s->settings.migration_adaptive || f == NULL || f->mig_window == 0) {
+	uint32_t w = f != NULL && f->mig_window != 0 ? f->mig_window : VMC_MIG_WINDOW_START;
+
+	if (!s->settings.migration_adaptive) {
 		return cap;
 	}
-	return f->mig_window < cap ? f->mig_window : cap;
+	return w < cap ? w : cap;
 }
 
 static bool has_slot(const struct vmc_state *s, const struct vmc_group *g)

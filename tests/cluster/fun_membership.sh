@@ -20,7 +20,7 @@ expect_eq "node ids come from the corosync nodelist" "1,2,3" "$ids"
 
 out=$(node_exec 3 clusterctl status)
 expect "status (text) says quorate" grep -q "Quorum:  yes" <<<"$out"
-expect "status (text) lists node3 up" grep -Eq "^node3 +3 .* up +0 +0/[0-9]+ MiB$" <<<"$out"
+expect "status (text) lists node3 up" grep -Eq "^node3 +3 .* up +0 +0/[0-9]+ MiB +active$" <<<"$out"
 
 expect "state digests agree on all nodes" nodes_agree 1 2 3
 expect_eq "status --json has config_version" "number" "$(status_field 1 '.config_version | type')"
