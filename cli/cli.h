@@ -55,6 +55,14 @@ int exit_for(int rc);
 int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* One IPC call with the --timeout deadline (a change answered "retry" is retried). EXIT_DONE or an exit code. */
 int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result);
+/*
+ * One read while following something (--wait): bounded at a few seconds,
+ * never retried. 0, or an exit code with the error in err.
+ */
+int read_call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result, char *err,
+	      size_t errlen);
+/* Between two reads of a --wait. */
+void pause_ms(int ms);
 void print_json(json_object *o);
 /* A field as text, "-" when absent; an object field. */
 const char *jstr(json_object *o, const char *key);

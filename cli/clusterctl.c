@@ -95,6 +95,29 @@ static bool is_change(enum vmc_ipc_cmd cmd)
  * change came first) is retried until the timeout. A change whose answer
  * does not come in time may have been applied or not: say so.
  */
+#define READ_MS 5000
+
+int read_call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result, char *err,
+	      size_t errlen)
+{
+	int rc;
+
+	*result = NULL;
+	rc = vmc_client_call(cli->client, cmd, args, READ_MS, result, err, errlen);
+	if (rc != 0) {
+		json_object_put(*result);
+		*result = NULL;
+	}
+	return exit_for(rc);
+}
+
+void pause_ms(int ms)
+{
+	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	nanosleep(&t, NULL);
+}
+
 int call(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, json_object **result)
 {
 	long long deadline = vmc_now_ms() + cli->timeout_ms;
@@ -1033,8 +1056,11 @@ static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
 			if (i + 1 >= *argc) {
 				return fail(EXIT_USAGE, "%s needs a value", argv[i]);
 			}
-			*(argv[i][2] == 't' ? &cli->target : &cli->failback) = argv[i + 1];
-			i++;
+			if (strcmp(argv[i], "--target") == 0) {
+				cli->target = argv[++i];
+			} else {
+				cli->failback = argv[++i];
+			}
 		} else if (strcmp(argv[i], "--") == 0) {
 			while (++i < *argc) {
 				argv[out++] = argv[i];

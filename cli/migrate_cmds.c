@@ -21,13 +21,6 @@
 #define POLL_MS 200
 #define BAR_WIDTH 30
 
-static void pause_ms(int ms)
-{
-	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&t, NULL);
-}
-
 static int64_t jint(json_object *o, const char *key)
 {
 	json_object *v = jget(o, key);
@@ -41,10 +34,9 @@ static json_object *move_find(struct cli *cli, const char *id, int *rc)
 	json_object *r = NULL, *found = NULL, *list;
 	char err[1024];
 
-	*rc = vmc_client_call(cli->client, VMC_IPC_MIGRATION_STATUS, NULL, 5000, &r, err, sizeof(err));
+	*rc = read_call(cli, VMC_IPC_MIGRATION_STATUS, NULL, &r, err, sizeof(err));
 	if (*rc != 0) {
-		json_object_put(r);
-		*rc = fail(exit_for(*rc), "%s", err);
+		*rc = fail(*rc, "%s", err);
 		return NULL;
 	}
 	list = jget(r, "migrations");
@@ -85,7 +77,7 @@ static int outcome(struct cli *cli, const char *vm, const char *target, int64_t 
 {
 	json_object *args = name_args(vm), *r = NULL;
 	char err[1024];
-	int rc = vmc_client_call(cli->client, VMC_IPC_VM_SHOW, args, 5000, &r, err, sizeof(err));
+	int rc = read_call(cli, VMC_IPC_VM_SHOW, args, &r, err, sizeof(err));
 	bool moved;
 
 	json_object_put(args);
@@ -93,8 +85,7 @@ static int outcome(struct cli *cli, const char *vm, const char *target, int64_t 
 		fputc('\n', stdout);
 	}
 	if (rc != 0) {
-		json_object_put(r);
-		return fail(exit_for(rc), "%s", err);
+		return fail(rc, "%s", err);
 	}
 	moved = strcmp(jstr(r, "owner"), target) == 0 || (target[0] == '\0' && strstr(jstr(r, "reason"), "moved"));
 	if (cli->json) {

@@ -18,23 +18,13 @@
 #define POLL_MS 300
 #define BAR_WIDTH 24
 
-static void pause_ms(int ms)
+/* The node's entry in `node list` (a new reference), or NULL with an exit code in *rc and why in err. */
+static json_object *node_entry(struct cli *cli, const char *name, int *rc, char *err, size_t errlen)
 {
-	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	json_object *r, *found = NULL, *nodes;
 
-	nanosleep(&t, NULL);
-}
-
-/* The node's entry in `node list` (a new reference), or NULL with *rc set. */
-static json_object *node_entry(struct cli *cli, const char *name, int *rc)
-{
-	json_object *r = NULL, *found = NULL, *nodes;
-	char err[1024];
-
-	*rc = vmc_client_call(cli->client, VMC_IPC_NODE_LIST, NULL, 5000, &r, err, sizeof(err));
+	*rc = read_call(cli, VMC_IPC_NODE_LIST, NULL, &r, err, errlen);
 	if (*rc != 0) {
-		json_object_put(r);
-		*rc = fail(exit_for(*rc), "%s", err);
 		return NULL;
 	}
 	nodes = jget(r, "nodes");
@@ -46,7 +36,8 @@ static json_object *node_entry(struct cli *cli, const char *name, int *rc)
 	}
 	json_object_put(r);
 	if (found == NULL) {
-		*rc = fail(EXIT_REFUSED, "node %s is not in the node list any more", name);
+		*rc = EXIT_REFUSED;
+		snprintf(err, errlen, "node %s is not in the node list any more", name);
 	}
 	return found;
 }
@@ -118,10 +109,11 @@ static int drain_follow(struct cli *cli, const char *node)
 	int rc;
 
 	for (;;) {
-		json_object *n = node_entry(cli, node, &rc);
+		char err[1024];
+		json_object *n = node_entry(cli, node, &rc, err, sizeof(err));
 		const char *mode;
 		if (n == NULL) {
-			return rc;
+			return fail(rc, "%s", err);
 		}
 		mode = jstr(n, "mode");
 		if (total < 0) {
@@ -195,13 +187,15 @@ static int shutdown_follow(struct cli *cli, const char *node)
 	int rc;
 
 	for (;;) {
-		json_object *n = node_entry(cli, node, &rc);
+		char err[1024];
+		json_object *n = node_entry(cli, node, &rc, err, sizeof(err));
 		if (n == NULL) {
+			/* Followed on the node itself: its daemon going away once paused is the end. */
 			if (paused && rc == EXIT_NO_DAEMON) {
 				printf("node %s: every VM has left; its vmclusterd exited\n", node);
 				return EXIT_DONE;
 			}
-			return rc;
+			return fail(rc, "%s", err);
 		}
 		paused = strcmp(jstr(n, "mode"), "paused") == 0;
 		if (strcmp(jstr(n, "mode"), "drain-failed") == 0) {
@@ -256,14 +250,13 @@ int cmd_node_shutdown(struct cli *cli, int argc, char **argv)
 /* Moves of the node's drained VMs back to it still queued or in flight. */
 static int moves_home(struct cli *cli, const char *node, int *rc)
 {
-	json_object *r = NULL, *list;
+	json_object *r, *list;
 	char err[1024];
 	int n = 0;
 
-	*rc = vmc_client_call(cli->client, VMC_IPC_MIGRATION_STATUS, NULL, 5000, &r, err, sizeof(err));
+	*rc = read_call(cli, VMC_IPC_MIGRATION_STATUS, NULL, &r, err, sizeof(err));
 	if (*rc != 0) {
-		json_object_put(r);
-		*rc = fail(exit_for(*rc), "%s", err);
+		*rc = fail(*rc, "%s", err);
 		return -1;
 	}
 	list = jget(r, "migrations");

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mig_window.h"
 #include "migrate_window.h"
+#include "migration.h"
 #include "migrations.h"
 #include "nodes.h"
 
@@ -54,6 +55,7 @@ void vmcd_migrate_window_update(struct vmcd *d)
 	uint32_t cap = s->settings.migration_max_parallel;
 	int64_t now = vmc_now_ms();
 	json_object *body;
+	size_t n;
 
 	if (!s->settings.migration_adaptive || !VMC_PROTO_HAS_DRAIN(d->replica.proto) ||
 	    !vmc_replica_writable(&d->replica) || me == NULL) {
@@ -63,8 +65,9 @@ void vmcd_migrate_window_update(struct vmcd *d)
 		vmc_mig_window_init(&window, cap);
 		window_ready = true;
 	}
-	if (vmc_mig_window_update(&window, samples, samples_collect(d, samples, VMC_MIGRATION_MAX_PARALLEL_MAX), cap,
-				  now)) {
+	/* It runs after every event: the agents' progress is read only while moves go out. */
+	n = vmc_migrations_in_flight(s, d->my_id) > 0 ? samples_collect(d, samples, VMC_MIGRATION_MAX_PARALLEL_MAX) : 0;
+	if (vmc_mig_window_update(&window, samples, n, cap, now)) {
 		log_notice("node %s: live migrations out of it at once: %u now (%s)", vmcd_node_name(d, d->my_id),
 			   window.window, window.why);
 	}

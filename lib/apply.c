@@ -38,6 +38,18 @@ int vmc_set_assignments(json_object *set, const char **out, size_t max, size_t *
 	return 0;
 }
 
+int vmc_apply_need_version(const struct vmc_apply_ctx *ctx, uint16_t need, const char *what, char *detail,
+			   size_t len)
+{
+	uint16_t v = ctx->version != 0 ? ctx->version : 1;
+
+	if (v >= need) {
+		return 0;
+	}
+	snprintf(detail, len, "%s protocol %u; a member of this view speaks %u (upgrade it)", what, need, v);
+	return -VMC_E_VERSION;
+}
+
 bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 {
 	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {

@@ -30,6 +30,14 @@ struct vmc_apply_ctx {
 	size_t n_members;
 };
 
+/*
+ * Does the view speak protocol need? 0, or -VMC_E_VERSION with "WHAT
+ * protocol N; a member of this view speaks M (upgrade it)" in detail
+ * (what: "migration needs", say).
+ */
+int vmc_apply_need_version(const struct vmc_apply_ctx *ctx, uint16_t need, const char *what, char *detail,
+			   size_t len);
+
 /* Is node id a member of the view the change was delivered in? */
 bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id);
 

@@ -25,12 +25,7 @@ static bool runs(const struct vmc_group *g)
 
 static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t len)
 {
-	if (!VMC_PROTO_HAS_DRAIN(ctx->version)) {
-		snprintf(detail, len, "drain and resume need protocol 6; a member of this view speaks %u (upgrade it)",
-			 ctx->version);
-		return -VMC_E_VERSION;
-	}
-	return 0;
+	return vmc_apply_need_version(ctx, 6, "drain and resume need", detail, len);
 }
 
 static const struct vmc_node_facts *node_of(const struct vmc_state *s, uint32_t id, char *detail, size_t len)

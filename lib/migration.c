@@ -287,13 +287,10 @@ int vmc_migration_state_file(const struct vmc_state *s, const struct vmc_group *
 	return -ENOENT;
 }
 
-static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t len);
-
 uint32_t vmc_migration_out_limit(const struct vmc_state *s, uint32_t node)
 {
 	const struct vmc_node_facts *f = vmc_state_node(s, node);
 	uint32_t cap = s->settings.migration_max_parallel;
-
 	uint32_t w = f != NULL && f->mig_window != 0 ? f->mig_window : VMC_MIG_WINDOW_START;
 
 	if (!s->settings.migration_adaptive) {
@@ -317,15 +314,14 @@ int vmc_apply_migrate_window(struct vmc_state *s, const struct vmc_apply_ctx *ct
 			     char *detail, size_t len)
 {
 	struct vmc_node_facts f;
-	int rc = need_version(ctx, detail, len);
+	int rc = vmc_apply_need_version(ctx, 6, "the adaptive migration window needs", detail, len);
 
 	if (rc != 0) {
 		return rc;
 	}
-	if (!VMC_PROTO_HAS_DRAIN(ctx->version) || vmc_state_node(s, ctx->sender) == NULL) {
-		snprintf(detail, len, "migrate-window from node %u: %s", ctx->sender,
-			 VMC_PROTO_HAS_DRAIN(ctx->version) ? "it has not said its facts" : "it needs protocol 6");
-		return VMC_PROTO_HAS_DRAIN(ctx->version) ? -VMC_E_BUSY : -VMC_E_VERSION;
+	if (vmc_state_node(s, ctx->sender) == NULL) {
+		snprintf(detail, len, "migrate-window from node %u, which has not said its facts", ctx->sender);
+		return -VMC_E_BUSY;
 	}
 	f = *vmc_state_node(s, ctx->sender);
 	f.mig_window = b->window.window;
@@ -403,12 +399,7 @@ static struct vmc_group *migration_named(struct vmc_state *s, const struct vmc_b
 
 static int need_version(const struct vmc_apply_ctx *ctx, char *detail, size_t len)
 {
-	if (!VMC_PROTO_HAS_MIGRATION(ctx->version)) {
-		snprintf(detail, len, "migration needs protocol 5; a member of this view speaks %u (upgrade it)",
-			 ctx->version);
-		return -VMC_E_VERSION;
-	}
-	return 0;
+	return vmc_apply_need_version(ctx, 5, "migration needs", detail, len);
 }
 
 bool vmc_migration_queue(struct vmc_state *s, struct vmc_group *g, uint32_t target, bool quick,

@@ -310,7 +310,11 @@ static int migration_assign(struct vmc_settings *s, const char *key, const char 
 			snprintf(err, errlen, "setting '%s': '%s' is not on or off", key, value);
 			return -EINVAL;
 		}
-		*(key[10] == 'e' ? &s->migration_encrypt : &s->migration_adaptive) = strcmp(value, "on") == 0;
+		if (strcmp(key, "migration_encrypt") == 0) {
+			s->migration_encrypt = strcmp(value, "on") == 0;
+		} else {
+			s->migration_adaptive = strcmp(value, "on") == 0;
+		}
 		return 0;
 	}
 	if (strcmp(key, "migration_port") == 0) {

@@ -120,6 +120,8 @@ sleep_until=$(($(date +%s) + delay + 8))
 stays_on_node2() { vm_online_on fi node2 && (($(date +%s) >= sleep_until)); }
 expect "fi stays on node2 past failback_delay_s after node3's return" wait_for $((delay + 30)) "fi on node2 past the delay" stays_on_node2
 expect_eq "fi still has no failback" "none" "$(plan fi 3 | cut -d: -f1)"
+asked=$(cat "$(node_dir 1)/log/vmclusterd.log" "$(node_dir 2)/log/vmclusterd.log" | grep -c "vm fi moving live to node3 (failback)" || true)
+expect_eq "the only failback of fi was the one before the manual move (the coordinators' logs)" 2 "$asked"
 expect "fw is back on node3 (its window is open)" wait_for 90 "fw online on node3" vm_online_on fw node3
 
 # 3. The third loss within the hour quarantines node3.
