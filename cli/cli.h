@@ -32,6 +32,8 @@ struct cli {
 	bool force;       /* node drain --force */
 	const char *target;   /* node drain --target NODE */
 	const char *failback; /* node resume --failback MODE */
+	const char *node;     /* vm start|stop --node NODE: there only (what pacemaker's agent asks) */
+	bool by_pacemaker;    /* move-vm --by-pacemaker: the agent carries out pacemaker's move */
 	int timeout_ms;
 	size_t max_msg;
 	struct vmc_client *client;

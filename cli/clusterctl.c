@@ -622,6 +622,11 @@ static int wait_for_state(struct cli *cli, const char *name, const char *want)
 			return fail(exit_for(rc), "%s", err);
 		}
 		st = jstr(r, "state");
+		/* Stopped there is enough when the stop was for one node: it may run on (or fail) elsewhere. */
+		if (cli->node != NULL && strcmp(want, "offline") == 0 && strcmp(jstr(r, "owner"), cli->node) != 0 &&
+		    strcmp(jstr(r, "failed_on"), cli->node) != 0) {
+			st = "offline";
+		}
 		if (strcmp(st, last) != 0 && !cli->json) {
 			printf("vm %s: %s%s%s\n", name, st, strcmp(jstr(r, "owner"), "-") ? " on " : "",
 			       strcmp(jstr(r, "owner"), "-") ? jstr(r, "owner") : "");
@@ -653,13 +658,19 @@ static int start_or_stop(struct cli *cli, const char *name, bool start)
 {
 	json_object *args = name_args(name);
 	json_object *r;
-	int rc = call(cli, start ? VMC_IPC_VM_START : VMC_IPC_VM_STOP, args, &r);
+	int rc;
 
+	if (cli->node != NULL) {
+		json_object_object_add(args, "node", json_object_new_string(cli->node));
+	}
+	rc = call(cli, start ? VMC_IPC_VM_START : VMC_IPC_VM_STOP, args, &r);
 	json_object_put(args);
 	if (rc != 0) {
 		return rc;
 	}
-	if (!cli->json) {
+	if (!cli->json && cli->node != NULL) {
+		printf("%s (config_version %s)\n", jstr(r, "detail"), jstr(r, "config_version"));
+	} else if (!cli->json) {
 		printf("vm %s %s (config_version %s)\n", name, start ? "starting" : "stopping",
 		       jstr(r, "config_version"));
 	} else if (!cli->wait) {
@@ -907,11 +918,19 @@ static const struct command commands[] = {
 	  "add the VM group defined in FILE (JSON; - for stdin), and start it with --start", cmd_vm_add },
 	{ "vm", "list", 0, 0, "", "list VM groups with owner, state and priority", cmd_vm_list, true },
 	{ "vm", "show", 1, 1, "VM", "show one VM group, with its definition", cmd_vm_show },
-	{ "vm", "start", 1, 1, "VM [--wait]", "start a VM group where placement puts it; --wait until online",
-	  cmd_vm_start },
-	{ "vm", "stop", 1, 1, "VM [--wait]",
+	{ "vm", "start", 1, 1, "VM [--node NODE] [--wait]",
+	  "start a VM group where placement puts it (or on NODE); --wait until online",
+	  cmd_vm_start, false,
+	  "--node NODE starts it there, if NODE passes the same rules placement applies (a\n"
+	  "possible owner, memory, healthy volumes, free image locks). A group whose manager\n"
+	  "is pacemaker starts only that way: pacemaker's agent, ocf:vmcluster:VMGroup, names\n"
+	  "the node; operators start it with 'crm resource start' or 'pcs resource enable'." },
+	{ "vm", "stop", 1, 1, "VM [--node NODE] [--wait]",
 	  "stop a VM group (ACPI shutdown, forced after the daemon's stop timeout); --wait until offline",
-	  cmd_vm_stop },
+	  cmd_vm_stop, false,
+	  "--node NODE stops it only if it runs (or failed) there, and succeeds doing nothing\n"
+	  "otherwise: what pacemaker's agent asks for. A group whose manager is pacemaker\n"
+	  "stops only that way (operators use 'crm resource stop' or 'pcs resource disable')." },
 	{ "vm", "remove", 1, 1, "VM", "remove a stopped VM group", cmd_vm_remove },
 	{ "vm", "set", 2, -1, "VM KEY=VALUE...",
 	  "change fields of a VM's definition (clusterctl vm set --help lists the keys)",
@@ -937,7 +956,7 @@ static const struct command commands[] = {
 	{ "volume", "remove", 1, 1, "NAME", "unregister a volume that no VM's disk lies on", cmd_volume_remove },
 	{ "volume", "move", 2, 2, "NAME NODE", "make NODE the volume's coordinator (it must see it healthy)",
 	  cmd_volume_move },
-	{ "move-vm", NULL, 1, 2, "VM [NODE] [--live|--quick] [--wait]",
+	{ "move-vm", NULL, 1, 2, "VM [NODE] [--live|--quick] [--wait] [--by-pacemaker]",
 	  "move a running VM to NODE (or where placement puts it) without stopping it", cmd_move_vm, false,
 	  "Live by default: the VM keeps running while its memory is copied, then pauses for\n"
 	  "milliseconds while the last pages, its devices and its disk locks go over. Refused\n"
@@ -945,7 +964,9 @@ static const struct command commands[] = {
 	  "volume the VM uses, or the VM is moving already. On any failure before the switch\n"
 	  "the VM keeps running where it was. More than migration max_parallel moves at once\n"
 	  "from or to a node wait in a queue, high priority first. --wait follows the move\n"
-	  "(a progress bar on a terminal, one JSON event per line with --json) until it ends." },
+	  "(a progress bar on a terminal, one JSON event per line with --json) until it ends.\n"
+	  "--by-pacemaker is what ocf:vmcluster:VMGroup's migrate_to uses: it carries out a\n"
+	  "move pacemaker decided for a group pacemaker manages." },
 	{ "migration", "status", 0, 0, "", "list the migrations in flight and queued, with their progress",
 	  cmd_migration_status, true },
 	{ "migration", "set", 1, -1, "KEY=VALUE...", "change the migration settings (network, limits, encryption)",
@@ -1052,12 +1073,17 @@ static int options_extract(struct cli *cli, int *argc, char **argv, bool *help)
 			cli->quick = true;
 		} else if (strcmp(argv[i], "--force") == 0) {
 			cli->force = true;
-		} else if (strcmp(argv[i], "--target") == 0 || strcmp(argv[i], "--failback") == 0) {
+		} else if (strcmp(argv[i], "--by-pacemaker") == 0) {
+			cli->by_pacemaker = true;
+		} else if (strcmp(argv[i], "--target") == 0 || strcmp(argv[i], "--failback") == 0 ||
+			   strcmp(argv[i], "--node") == 0) {
 			if (i + 1 >= *argc) {
 				return fail(EXIT_USAGE, "%s needs a value", argv[i]);
 			}
 			if (strcmp(argv[i], "--target") == 0) {
 				cli->target = argv[++i];
+			} else if (strcmp(argv[i], "--node") == 0) {
+				cli->node = argv[++i];
 			} else {
 				cli->failback = argv[++i];
 			}
@@ -1120,9 +1146,11 @@ int main(int argc, char **argv)
 			    cli.live ? "--live" : "--quick");
 	}
 	if ((cli.force && strstr(c->args, "--force") == NULL) || (cli.target && strstr(c->args, "--target") == NULL) ||
-	    (cli.failback && strstr(c->args, "--failback") == NULL)) {
+	    (cli.failback && strstr(c->args, "--failback") == NULL) || (cli.node && strstr(c->args, "--node") == NULL) ||
+	    (cli.by_pacemaker && strstr(c->args, "--by-pacemaker") == NULL)) {
 		return fail(EXIT_USAGE, "'%s%s%s' takes no %s", c->noun, c->verb ? " " : "", c->verb ? c->verb : "",
-			    cli.force ? "--force" : cli.target ? "--target" : "--failback");
+			    cli.force ? "--force" : cli.target ? "--target" : cli.failback ? "--failback"
+			    : cli.node ? "--node" : "--by-pacemaker");
 	}
 	nargs = argc - (c->verb ? 3 : 2);
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args)) {

@@ -168,6 +168,9 @@ int cmd_move_vm(struct cli *cli, int argc, char **argv)
 	}
 	json_object_object_add(args, "id", json_object_new_string(id));
 	json_object_object_add(args, "mode", json_object_new_string(cli->quick ? "quick" : "live"));
+	if (cli->by_pacemaker) {
+		json_object_object_add(args, "cause", json_object_new_string("pacemaker"));
+	}
 	rc = call(cli, VMC_IPC_VM_MOVE, args, &r);
 	json_object_put(args);
 	if (rc != 0) {

@@ -289,6 +289,44 @@ static int cmd_vm_add(struct vmcd *d, const struct vmcd_ipc_req *req, json_objec
 	return rc;
 }
 
+static uint32_t node_named(const struct vmcd *d, const char *name)
+{
+	const struct vmc_state *s = d->replica.state;
+
+	for (size_t i = 0; i < s->n_nodes; i++) {
+		if (strcmp(s->nodes[i].name, name) == 0) {
+			return s->nodes[i].id;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The node a start or stop is limited to ("node" in its args, what
+ * pacemaker's agent sends): *id 0 when none. A negative VMC_E_* on a
+ * name no node has.
+ */
+static int args_node(const struct vmcd *d, const struct vmcd_ipc_req *req, uint32_t *id, char *err, size_t errlen)
+{
+	const char *name = vmc_json_str(req->args, "node");
+
+	*id = 0;
+	if (name == NULL) {
+		return 0;
+	}
+	*id = node_named(d, name);
+	if (*id == 0) {
+		snprintf(err, errlen, "no node named '%s' (see 'clusterctl node list')", name);
+		return -VMC_E_NOT_FOUND;
+	}
+	if (!VMC_PROTO_HAS_PACEMAKER(d->replica.proto)) {
+		snprintf(err, errlen, "a node of this cluster speaks protocol %u: a start or stop on one node needs 7 "
+			 "(upgrade it)", d->replica.proto);
+		return -VMC_E_VERSION;
+	}
+	return 0;
+}
+
 /* A change that names one VM and nothing else: remove, start, stop. */
 static int name_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t type, const char *verb,
 		       char *err, size_t errlen)
@@ -296,16 +334,25 @@ static int name_change(struct vmcd *d, const struct vmcd_ipc_req *req, uint16_t 
 	int rc = 0;
 	const struct vmc_group *g = group_named(d, req, verb, err, errlen, &rc);
 	json_object *body;
+	uint32_t node = 0;
 
 	if (g == NULL) {
 		return rc;
 	}
-	rc = vmcd_change_gate(d, err, errlen);
+	if (type == VMC_MSG_GROUP_STOP) {
+		rc = args_node(d, req, &node, err, errlen);
+	}
+	if (rc == 0) {
+		rc = vmcd_change_gate(d, err, errlen);
+	}
 	if (rc != 0) {
 		return rc;
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(g->def->name));
+	if (node != 0) {
+		json_object_object_add(body, "node", json_object_new_int64(node));
+	}
 	rc = vmcd_change_send(d, req, type, body, err, errlen);
 	json_object_put(body);
 	return rc;
@@ -327,6 +374,7 @@ static int cmd_vm_stop(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 struct start_check {
 	struct vmcd_ipc_call *call;
 	char name[VMC_NAME_MAX + 1];
+	uint32_t node; /* start there only; 0: where placement says */
 };
 
 static void start_checked(struct vmcd *d, void *ctx, int rc, const char *why)
@@ -346,6 +394,9 @@ static void start_checked(struct vmcd *d, void *ctx, int rc, const char *why)
 	} else {
 		body = json_object_new_object();
 		json_object_object_add(body, "name", json_object_new_string(sc->name));
+		if (sc->node != 0) {
+			json_object_object_add(body, "node", json_object_new_int64(sc->node));
+		}
 		if (vmcd_ipc_call_send(d, sc->call, VMC_MSG_GROUP_START, body, err, sizeof(err)) < 0) {
 			vmcd_ipc_call_fail(sc->call, -EIO, err);
 		}
@@ -360,8 +411,10 @@ static int cmd_vm_start(struct vmcd *d, const struct vmcd_ipc_req *req, json_obj
 	int rc = 0;
 	const struct vmc_group *g = group_named(d, req, "start", err, errlen, &rc);
 	struct start_check *sc;
+	uint32_t node = 0;
 
-	if (g == NULL || (rc = vmcd_change_gate(d, err, errlen)) != 0) {
+	if (g == NULL || (rc = args_node(d, req, &node, err, errlen)) != 0 ||
+	    (rc = vmcd_change_gate(d, err, errlen)) != 0) {
 		return rc;
 	}
 	sc = calloc(1, sizeof(*sc));
@@ -370,6 +423,7 @@ static int cmd_vm_start(struct vmcd *d, const struct vmcd_ipc_req *req, json_obj
 		return -ENOMEM;
 	}
 	snprintf(sc->name, sizeof(sc->name), "%s", g->def->name);
+	sc->node = node;
 	/* Its files must be there before the cluster is asked (shared storage: what this node sees, its owner sees). */
 	rc = vmcd_fs_check_vm_files(d, g->def, start_checked, sc);
 	if (rc != 0) {
@@ -695,27 +749,16 @@ static int cmd_volume_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_
 
 /* ---- moves ---- */
 
-static uint32_t node_named(const struct vmcd *d, const char *name)
-{
-	const struct vmc_state *s = d->replica.state;
-
-	for (size_t i = 0; i < s->n_nodes; i++) {
-		if (strcmp(s->nodes[i].name, name) == 0) {
-			return s->nodes[i].id;
-		}
-	}
-	return 0;
-}
-
 static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_object **result, char *err,
 		       size_t errlen)
 {
 	int rc = 0;
 	const struct vmc_group *g = group_named(d, req, "move", err, errlen, &rc);
 	const char *node = vmc_json_str(req->args, "node"), *id = vmc_json_str(req->args, "id");
-	const char *mode = vmc_json_str(req->args, "mode");
+	const char *mode = vmc_json_str(req->args, "mode"), *cause = vmc_json_str(req->args, "cause");
 	struct vmc_apply_ctx ctx = { .sender = d->my_id, .version = d->replica.proto, .members = d->replica.active,
 				     .n_members = d->replica.n_active };
+	enum vmc_mig_cause by = VMC_MIG_BY_OPERATOR;
 	uint32_t target;
 	char why[768];
 	json_object *body;
@@ -727,6 +770,11 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 		snprintf(err, errlen, "move-vm needs a migration id (32 hex digits) and mode live or quick");
 		return -VMC_E_INVALID;
 	}
+	if (cause != NULL && strcmp(cause, "pacemaker") != 0) {
+		snprintf(err, errlen, "move-vm's cause is pacemaker or none, not '%.64s'", cause);
+		return -VMC_E_INVALID;
+	}
+	by = cause != NULL ? VMC_MIG_BY_PACEMAKER : VMC_MIG_BY_OPERATOR;
 	if (mode != NULL && strcmp(mode, "quick") == 0 &&
 	    vmc_migration_state_file(d->replica.state, g, id, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "vm %s cannot move quick: %.400s", g->def->name, why);
@@ -751,6 +799,9 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 		target = vmc_migration_pick_target(d->replica.state, &ctx, g, why, sizeof(why));
 		rc = target == 0 ? -VMC_E_BUSY : 0;
 	}
+	if (rc == 0) {
+		rc = vmc_migration_cause_allowed(d->replica.state, &ctx, g, by, target, why, sizeof(why));
+	}
 	if (rc != 0) {
 		snprintf(err, errlen, "vm %s cannot move: %.400s", g->def->name, why);
 		return rc;
@@ -761,6 +812,9 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 	json_object_object_add(body, "target", json_object_new_int64(target));
 	json_object_object_add(body, "mode", json_object_new_string(mode != NULL ? mode : "live"));
 	json_object_object_add(body, "at_s", json_object_new_int64((int64_t)time(NULL)));
+	if (by == VMC_MIG_BY_PACEMAKER) {
+		json_object_object_add(body, "cause", json_object_new_string("pacemaker"));
+	}
 	rc = vmcd_change_send(d, req, VMC_MSG_MIGRATE_REQUEST, body, err, errlen);
 	json_object_put(body);
 	return rc;

@@ -183,6 +183,12 @@ static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, con
 	char lb[24];
 
 	snprintf(nb, sizeof(nb), "%s", vmc_state_node_label(s, a->node, lb, sizeof(lb)));
+	if (vmc_group_def_by_pacemaker(g->def)) {
+		/* Pacemaker's to move: the drain waits until it has (a node in standby there empties). */
+		snprintf(g->reason, sizeof(g->reason), "managed by pacemaker: %s drains once pacemaker moves it "
+			 "(crm node standby %s, or pcs node standby %s)", nb, nb, nb);
+		return true;
+	}
 	if (a->stop) {
 		return relocate_step(s, ctx, a, g, nb, "shutdown_policy is stop");
 	}
@@ -282,7 +288,8 @@ void vmc_drain_move_ended(struct vmc_state *s, struct vmc_group *g, bool done)
 		}
 		break;
 	case VMC_MIG_BY_OPERATOR:
-		/* An operator put it where it is going: nothing pulls it back. */
+	case VMC_MIG_BY_PACEMAKER:
+		/* An operator (or pacemaker) put it where it is going: nothing pulls it back. */
 		if (done) {
 			g->home = (struct vmc_home){ 0 };
 		}

@@ -895,6 +895,11 @@ const char *vmc_manager_to_str(enum vmc_manager m)
 	return m == VMC_MANAGER_PACEMAKER ? "pacemaker" : "vmcluster";
 }
 
+bool vmc_group_def_by_pacemaker(const struct vmc_group_def *def)
+{
+	return def->manager == VMC_MANAGER_PACEMAKER;
+}
+
 const char *vmc_failback_to_str(const struct vmc_group_def *d, char *buf, size_t len)
 {
 	switch (d->failback) {

@@ -115,6 +115,8 @@ int vmc_group_def_set(const struct vmc_group_def *def, const char *const *assign
 bool vmc_valid_name(const char *name);
 const char *vmc_priority_to_str(enum vmc_priority p);
 const char *vmc_manager_to_str(enum vmc_manager m);
+/* Pacemaker places it: the cluster never starts, stops or moves it on its own. */
+bool vmc_group_def_by_pacemaker(const struct vmc_group_def *def);
 /* "never", "immediate" or "window HH-HH" (HH:MM-HH:MM when a side has minutes) into buf */
 const char *vmc_failback_to_str(const struct vmc_group_def *def, char *buf, size_t len);
 bool vmc_strlist_contains(const struct vmc_strlist *l, const char *s);

@@ -134,6 +134,9 @@ int vmc_group_transition(struct vmc_group *g, enum vmc_group_event ev, char *det
 	if (t->next == VMC_GROUP_STARTING) {
 		g->attempt++;
 	}
+	if (t->next != VMC_GROUP_FAILED) {
+		g->failed_on = 0;
+	}
 	/* A move lives only while the group stays online (queued) or migrating. */
 	if (t->next != VMC_GROUP_MIGRATING && !(t->next == VMC_GROUP_ONLINE && g->state == VMC_GROUP_ONLINE)) {
 		g->mig = (struct vmc_migration){ 0 };

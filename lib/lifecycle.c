@@ -115,19 +115,36 @@ static void place_view_fill(const struct vmc_state *s, const struct vmc_apply_ct
 	pv->view = (struct vmc_place_view){ pv->nodes, n, pv->groups, k };
 }
 
-int vmc_group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
-		       const struct vmc_group *g, uint32_t exclude, enum vmc_place_verdict *verdict,
-		       uint32_t *node, char *why, size_t why_len)
+/* Where placement puts g (on == 0), or whether it may start on node on. */
+static int place_in_view(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+			 uint32_t exclude, uint32_t on, enum vmc_place_verdict *verdict, uint32_t *node, char *why,
+			 size_t why_len)
 {
 	struct place_view pv;
+	const struct vmc_place_group *pg;
 
 	if (place_view_alloc(s, &pv) != 0) {
 		return -ENOMEM;
 	}
 	place_view_fill(s, ctx, &pv);
-	*verdict = vmc_place_group(&pv.view, &pv.groups[g - s->groups], exclude, node, why, why_len);
+	pg = &pv.groups[g - s->groups];
+	*verdict = on != 0 ? vmc_place_group_on(&pv.view, pg, on, why, why_len)
+			   : vmc_place_group(&pv.view, pg, exclude, node, why, why_len);
 	free(pv.groups);
 	return *verdict == VMC_PLACE_NO_MEMORY ? -ENOMEM : 0;
+}
+
+int vmc_group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx,
+		       const struct vmc_group *g, uint32_t exclude, enum vmc_place_verdict *verdict,
+		       uint32_t *node, char *why, size_t why_len)
+{
+	return place_in_view(s, ctx, g, exclude, 0, verdict, node, why, why_len);
+}
+
+int vmc_group_place_on(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+		       uint32_t node, enum vmc_place_verdict *verdict, char *why, size_t why_len)
+{
+	return place_in_view(s, ctx, g, 0, node, verdict, NULL, why, why_len);
 }
 
 /* The transition, which the caller has checked is in the table. */
@@ -198,6 +215,29 @@ int vmc_apply_node_facts(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	return 0;
 }
 
+/* The node a start or stop names (protocol 7): 0 when none, else checked to be a member. */
+static int named_node(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+		      uint32_t node, const char *verb, char *detail, size_t len)
+{
+	int rc;
+
+	if (node == 0) {
+		if (vmc_group_def_by_pacemaker(g->def)) {
+			snprintf(detail, len, "vm %s is managed by pacemaker: pacemaker %ss it (crm resource %s %s, or pcs "
+				 "resource %s)", g->def->name, verb, verb, g->def->name,
+				 strcmp(verb, "start") == 0 ? "enable" : "disable");
+			return -VMC_E_BUSY;
+		}
+		return 0;
+	}
+	rc = vmc_apply_need_version(ctx, 7, "a start or stop on one node needs", detail, len);
+	if (rc == 0 && vmc_state_node(s, node) == NULL) {
+		snprintf(detail, len, "no node with id %u in the cluster (see 'clusterctl node list')", node);
+		rc = -VMC_E_NOT_FOUND;
+	}
+	return rc;
+}
+
 int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, const union vmc_body *b,
 			  char *detail, size_t len)
 {
@@ -206,14 +246,15 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	enum vmc_place_verdict verdict;
 	const struct vmc_image_lock *lock;
 	const struct vmc_volume *on = NULL;
-	char why[192];
+	char why[192], nb[24];
 	uint32_t node = 0;
 
-	if (g == NULL) {
+	if (g == NULL || (rc = named_node(s, ctx, g, b->name.node, "start", detail, len)) != 0) {
 		return rc;
 	}
 	if (!vmc_group_transition_allowed(g->state, VMC_GEV_START)) {
-		snprintf(detail, len, "vm %s is %s already", g->def->name, vmc_group_state_to_str(g->state));
+		snprintf(detail, len, "vm %s is %s already%s%s", g->def->name, vmc_group_state_to_str(g->state),
+			 g->owner != 0 ? " on " : "", g->owner != 0 ? vmc_state_node_label(s, g->owner, nb, sizeof(nb)) : "");
 		return -VMC_E_BUSY;
 	}
 	lock = vmc_locks_conflict(s, g->def, g->def->name, &on);
@@ -223,7 +264,12 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 		snprintf(detail, len, "vm %s cannot start: %.300s", g->def->name, held);
 		return -VMC_E_BUSY;
 	}
-	rc = vmc_group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
+	if (b->name.node != 0) {
+		node = b->name.node;
+		rc = vmc_group_place_on(s, ctx, g, node, &verdict, why, sizeof(why));
+	} else {
+		rc = vmc_group_place(s, ctx, g, 0, &verdict, &node, why, sizeof(why));
+	}
 	if (rc != 0) {
 		return rc;
 	}
@@ -235,7 +281,8 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	g->want_started = true;
 	g->owner = node;
 	g->n_failures = 0; /* an operator's start forgives the past */
-	snprintf(g->reason, sizeof(g->reason), "started by an operator: %.160s", why);
+	snprintf(g->reason, sizeof(g->reason), "started by %s: %.160s",
+		 vmc_group_def_by_pacemaker(g->def) ? "pacemaker" : "an operator", why);
 	snprintf(detail, len, "vm %s starting: %s", g->def->name, why);
 	return 0;
 }
@@ -246,18 +293,26 @@ int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	int rc = 0;
 	struct vmc_group *g = group_named(s, b->name.name, detail, len, &rc);
 	bool was_running;
+	char nb[24];
 
-	if (g == NULL) {
+	if (g == NULL || (rc = named_node(s, ctx, g, b->name.node, "stop", detail, len)) != 0) {
 		return rc;
 	}
 	was_running = g->state != VMC_GROUP_OFFLINE && g->state != VMC_GROUP_FAILED;
+	/* Stop there only: pacemaker's stop on a node where the VM is not is done (OCF's stop of a stopped resource). */
+	if (b->name.node != 0 && (was_running ? g->owner : g->failed_on) != b->name.node) {
+		snprintf(detail, len, "vm %s does not run on %s: nothing to stop there", g->def->name,
+			 vmc_state_node_label(s, b->name.node, nb, sizeof(nb)));
+		return 0;
+	}
 	rc = vmc_group_transition(g, VMC_GEV_STOP, detail, len);
 	if (rc != 0) {
 		return rc;
 	}
 	g->want_started = false;
 	g->relocate = false;
-	snprintf(g->reason, sizeof(g->reason), "stopped by an operator");
+	snprintf(g->reason, sizeof(g->reason), "stopped by %s",
+		 vmc_group_def_by_pacemaker(g->def) ? "pacemaker" : "an operator");
 	if (!was_running) {
 		g->owner = 0;
 		snprintf(detail, len, "vm %s stopped (it was not running)", g->def->name);
@@ -287,6 +342,32 @@ static bool node_still_fits(const struct vmc_state *s, const struct vmc_apply_ct
 	return used + g->def->memory_mib <= f->mem_mib;
 }
 
+/* Failed for good: nothing runs it, and (from protocol 7) it remembers where it failed. */
+static void group_give_up(const struct vmc_apply_ctx *ctx, struct vmc_group *g)
+{
+	group_take(g, VMC_GEV_GIVE_UP);
+	if (VMC_PROTO_HAS_PACEMAKER(ctx->version)) {
+		g->failed_on = g->owner;
+	}
+	g->owner = 0;
+}
+
+/*
+ * Pacemaker's group stopped where it ran: failed there, so that its
+ * monitor says so and pacemaker recovers it as it decides.
+ */
+static int group_left_to_pacemaker(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
+				   const char *what, char *detail, size_t len)
+{
+	char nb[24];
+
+	snprintf(g->reason, sizeof(g->reason), "%.160s on %s: pacemaker recovers it (managed by pacemaker)", what,
+		 vmc_state_node_label(s, g->owner, nb, sizeof(nb)));
+	group_give_up(ctx, g);
+	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
+	return 0;
+}
+
 /* A crash or failed start: restart here, fail over, or give up (lib/health.h). */
 static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
 			uint64_t at_s, const char *what, char *detail, size_t len)
@@ -297,6 +378,11 @@ static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, st
 	enum vmc_health_action a = vmc_health_on_failure(g->def, g->failures, g->n_failures,
 							  ctx->sender, at_s, why, sizeof(why));
 	int rc;
+
+	if (vmc_group_def_by_pacemaker(g->def)) {
+		vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
+		return group_left_to_pacemaker(s, ctx, g, what, detail, len);
+	}
 
 	if (a == VMC_HEALTH_RESTART_HERE && !node_still_fits(s, ctx, g)) {
 		a = VMC_HEALTH_FAIL_OVER; /* the rules changed under it: restart it elsewhere */
@@ -322,8 +408,7 @@ static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, st
 		g->owner = node;
 		break;
 	case VMC_HEALTH_GIVE_UP:
-		group_take(g, VMC_GEV_GIVE_UP);
-		g->owner = 0;
+		group_give_up(ctx, g);
 		break;
 	}
 	snprintf(g->reason, sizeof(g->reason), "%.120s: %.190s", what, why);
@@ -350,6 +435,9 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		snprintf(detail, len, "vm %s offline (killed while stopping)", g->def->name);
 		return 0;
 	}
+	if (vmc_group_def_by_pacemaker(g->def)) {
+		return group_left_to_pacemaker(s, ctx, g, "killed on losing quorum", detail, len);
+	}
 	if (!node_still_fits(s, ctx, g)) {
 		rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
 		if (rc != 0) {
@@ -357,8 +445,7 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		}
 	}
 	if (verdict != VMC_PLACE_START) {
-		group_take(g, VMC_GEV_GIVE_UP);
-		g->owner = 0;
+		group_give_up(ctx, g);
 		snprintf(g->reason, sizeof(g->reason),
 			 "killed by %.40s on losing quorum, and no node can take it: %.200s",
 			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), where);
@@ -393,13 +480,17 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		snprintf(detail, len, "vm %s offline (killed while stopping: %.100s)", g->def->name, reason);
 		return 0;
 	}
+	if (vmc_group_def_by_pacemaker(g->def)) {
+		char what[160];
+		snprintf(what, sizeof(what), "killed (%.100s)", reason);
+		return group_left_to_pacemaker(s, ctx, g, what, detail, len);
+	}
 	rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
 	if (rc != 0) {
 		return rc;
 	}
 	if (verdict != VMC_PLACE_START) {
-		group_take(g, VMC_GEV_GIVE_UP);
-		g->owner = 0;
+		group_give_up(ctx, g);
 		snprintf(g->reason, sizeof(g->reason), "killed by %.24s (%.100s), and no node can take it: %.120s",
 			 vmc_state_node_label(s, ctx->sender, nb, sizeof(nb)), reason, where);
 	} else {

@@ -63,6 +63,9 @@ int vmc_apply_fence_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx,
  */
 int vmc_group_place(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
 		    uint32_t exclude, enum vmc_place_verdict *verdict, uint32_t *node, char *why, size_t why_len);
+/* May g start on node now (placement's hard rules)? 0 with the verdict, or -ENOMEM. */
+int vmc_group_place_on(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+		       uint32_t node, enum vmc_place_verdict *verdict, char *why, size_t why_len);
 /* Does any group still run, or is about to, on this node? (fencing is needed) */
 bool vmc_state_node_has_groups(const struct vmc_state *s, uint32_t node);
 

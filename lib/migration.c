@@ -35,6 +35,7 @@ static const char *const cause_names[] = {
 	[VMC_MIG_BY_DRAIN] = "drain",
 	[VMC_MIG_BY_FAILBACK] = "failback",
 	[VMC_MIG_BY_EVACUATION] = "evacuation",
+	[VMC_MIG_BY_PACEMAKER] = "pacemaker",
 };
 
 const char *vmc_mig_cause_to_str(enum vmc_mig_cause c)
@@ -415,22 +416,37 @@ bool vmc_migration_queue(struct vmc_state *s, struct vmc_group *g, uint32_t targ
 	return false;
 }
 
-static int cause_allowed(const struct vmc_state *s, const struct vmc_group *g, const struct vmc_body_migrate *m,
-			 char *detail, size_t len)
+int vmc_migration_cause_allowed(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+				enum vmc_mig_cause cause, uint32_t target, char *detail, size_t len)
 {
 	char node[24];
+	bool by_pacemaker = vmc_group_def_by_pacemaker(g->def);
 
-	if (m->cause == VMC_MIG_BY_OPERATOR) {
+	if (cause == VMC_MIG_BY_PACEMAKER) {
+		if (!by_pacemaker) {
+			snprintf(detail, len, "vm %s is not managed by pacemaker (its manager is vmcluster): move it with "
+				 "clusterctl move-vm", g->def->name);
+			return -VMC_E_BUSY;
+		}
+		return vmc_apply_need_version(ctx, 7, "a move by pacemaker needs", detail, len);
+	}
+	if (by_pacemaker) {
+		/* Moved behind pacemaker's back, its monitor would see the VM gone and "recover" it. */
+		snprintf(detail, len, "vm %s is managed by pacemaker: clusterctl move-vm moves it through pacemaker (a "
+			 "location constraint), or crm_resource --move", g->def->name);
+		return -VMC_E_BUSY;
+	}
+	if (cause == VMC_MIG_BY_OPERATOR) {
 		return 0;
 	}
-	if (m->cause != VMC_MIG_BY_FAILBACK) {
+	if (cause != VMC_MIG_BY_FAILBACK) {
 		snprintf(detail, len, "migrate-request with cause %s: only the cluster itself moves for that",
-			 vmc_mig_cause_to_str(m->cause));
+			 vmc_mig_cause_to_str(cause));
 		return -VMC_E_PROTOCOL;
 	}
-	if (g->home.kind == VMC_HOME_NONE || g->home.node != m->target) {
+	if (g->home.kind == VMC_HOME_NONE || g->home.node != target) {
 		snprintf(detail, len, "vm %s has no failback to %s (its home is %s)", g->def->name,
-			 vmc_state_node_label(s, m->target, node, sizeof(node)),
+			 vmc_state_node_label(s, target, node, sizeof(node)),
 			 g->home.kind == VMC_HOME_NONE ? "none" : vmc_state_node_label(s, g->home.node, node, sizeof(node)));
 		return -VMC_E_BUSY;
 	}
@@ -453,7 +469,7 @@ int vmc_apply_migrate_request(struct vmc_state *s, const struct vmc_apply_ctx *c
 		snprintf(detail, len, "no vm named '%s' (see 'clusterctl vm list')", m->name);
 		return -VMC_E_NOT_FOUND;
 	}
-	rc = cause_allowed(s, g, m, detail, len);
+	rc = vmc_migration_cause_allowed(s, ctx, g, m->cause, m->target, detail, len);
 	if (rc != 0) {
 		return rc;
 	}
@@ -503,8 +519,9 @@ size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *
 		struct vmc_group *g = &s->groups[i];
 		char why[512], nb[24], vb[64], id[VMC_MIG_ID_MAX + 1];
 		uint32_t target;
+		/* A pacemaker group is pacemaker's to move: the kill deadline still guards its disks. */
 		if (g->owner != node || g->state != VMC_GROUP_ONLINE || g->mig.phase != VMC_MIG_NONE ||
-		    !vmc_group_uses_volume(g->def, v)) {
+		    !vmc_group_uses_volume(g->def, v) || vmc_group_def_by_pacemaker(g->def)) {
 			continue;
 		}
 		target = vmc_migration_pick_target(s, ctx, g, why, sizeof(why));

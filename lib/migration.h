@@ -49,6 +49,13 @@
  */
 int vmc_migration_check(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
 			uint32_t target, char *why, size_t len);
+/*
+ * May a request with this cause move g to target? An operator's moves a
+ * group vmcluster manages, pacemaker's one pacemaker manages (protocol
+ * 7), a failback only to the group's home. 0, or a negative VMC_E_*.
+ */
+int vmc_migration_cause_allowed(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, const struct vmc_group *g,
+				enum vmc_mig_cause cause, uint32_t target, char *detail, size_t len);
 
 /*
  * Where g should move when the operator names no node: its first

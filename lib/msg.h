@@ -63,6 +63,9 @@
  *      quarantine_threshold, quarantine_duration_s, timezone, shutdown_policy,
  *      migration_adaptive; MIGRATE_WINDOW (how many live migrations out of
  *      the sender at once, mig_window.h); a group's start_after
+ *   7: GROUP_START and GROUP_STOP "node" (start there, stop only if there:
+ *      what pacemaker's agent asks for), MIGRATE_REQUEST cause "pacemaker";
+ *      groups with manager pacemaker move only that way
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests
@@ -78,7 +81,7 @@
 #define VMC_MSG_MAGIC 0x4c434d56u
 #define VMC_MSG_HEADER_LEN 24
 #define VMC_PROTO_VERSION_MIN 1
-#define VMC_PROTO_VERSION_MAX 6
+#define VMC_PROTO_VERSION_MAX 7
 /* Report attempts, fencing rotation, sync exclusion, NODE_FENCED bound to its epoch. */
 #define VMC_PROTO_HAS_ATTEMPTS(v) ((v) >= 2)
 /* Commit confirmations, votequorum decides primary, epochs paired with a node id,
@@ -90,6 +93,8 @@
 #define VMC_PROTO_HAS_MIGRATION(v) ((v) >= 5)
 /* Node drain and resume, failback homes, node quarantine, a move's cause. */
 #define VMC_PROTO_HAS_DRAIN(v) ((v) >= 6)
+/* Pacemaker-managed groups: GROUP_START and GROUP_STOP on one node, cause pacemaker. */
+#define VMC_PROTO_HAS_PACEMAKER(v) ((v) >= 7)
 /* Big enough for one snapshot chunk with its JSON escaping. */
 #define VMC_MSG_MAX_LEN (1024 * 1024)
 

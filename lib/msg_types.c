@@ -51,6 +51,12 @@ static int parse_group_add(json_object *body, union vmc_body *out, char *detail,
 
 static int parse_name(json_object *body, union vmc_body *out, char *detail, size_t len)
 {
+	out->name.node = 0;
+	if (json_object_object_get_ex(body, "node", NULL) && (!vmc_json_u32(body, "node", &out->name.node) ||
+							       out->name.node == 0)) {
+		snprintf(detail, len, "a group change with a node that is not a node id");
+		return -VMC_E_PROTOCOL;
+	}
 	return need_name(body, "a group change", &out->name.name, detail, len);
 }
 
@@ -254,7 +260,7 @@ static int parse_migrate(json_object *body, union vmc_body *out, char *detail, s
 	m->at_s = (uint64_t)at;
 	m->cause = VMC_MIG_BY_OPERATOR;
 	if (vmc_json_str(body, "cause") != NULL && vmc_mig_cause_from_str(vmc_json_str(body, "cause"), &m->cause) != 0) {
-		snprintf(detail, len, "migrate message with cause '%s' (operator or failback)", vmc_json_str(body, "cause"));
+		snprintf(detail, len, "migrate message with cause '%s' (operator, failback or pacemaker)", vmc_json_str(body, "cause"));
 		return -VMC_E_PROTOCOL;
 	}
 	return 0;

@@ -32,6 +32,7 @@ struct vmc_body_group_add {
 /* GROUP_REMOVE, GROUP_START, GROUP_STOP */
 struct vmc_body_name {
 	const char *name;
+	uint32_t node; /* since protocol 7, start and stop: on this node only; 0 when absent */
 };
 
 /* GROUP_SET (name set) and SETTINGS_SET (name NULL) */

@@ -206,6 +206,38 @@ enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
 	return verdict;
 }
 
+enum vmc_place_verdict vmc_place_group_on(const struct vmc_place_view *view, const struct vmc_place_group *g,
+					  uint32_t node, char *why, size_t why_len)
+{
+	struct place_ctx ctx = { .view = view, .owners = owners_copy(view) };
+	enum vmc_place_verdict verdict = VMC_PLACE_NO_NODE;
+	const char *refusal = "not a member of the cluster";
+	const char *name = NULL;
+	struct rank r = { 0 };
+
+	if (ctx.owners == NULL) {
+		snprintf(why, why_len, "out of memory");
+		return VMC_PLACE_NO_MEMORY;
+	}
+	for (size_t i = 0; i < view->n_nodes; i++) {
+		if (view->nodes[i].id == node) {
+			name = view->nodes[i].name;
+			refusal = node_refusal(&ctx, &view->nodes[i], g, &r);
+			break;
+		}
+	}
+	if (refusal == NULL) {
+		verdict = VMC_PLACE_START;
+		snprintf(why, why_len, "asked to start on %s (%u MiB free)", name, r.free_mib);
+	} else if (name != NULL) {
+		snprintf(why, why_len, "%s %s", name, refusal);
+	} else {
+		snprintf(why, why_len, "node %u is %s", node, refusal);
+	}
+	free(ctx.owners);
+	return verdict;
+}
+
 static int recovery_order(const void *a, const void *b, void *arg)
 {
 	const struct vmc_place_view *v = arg;

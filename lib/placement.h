@@ -86,6 +86,14 @@ enum vmc_place_verdict vmc_place_group(const struct vmc_place_view *view,
 				       uint32_t *node, char *why, size_t why_len);
 
 /*
+ * May group g start on node (the same hard rules as vmc_place_group)?
+ * VMC_PLACE_START, else VMC_PLACE_NO_NODE with why; for starts an
+ * operator (or pacemaker) places by hand.
+ */
+enum vmc_place_verdict vmc_place_group_on(const struct vmc_place_view *view, const struct vmc_place_group *g,
+					  uint32_t node, char *why, size_t why_len);
+
+/*
  * The groups owned by the lost nodes, in recovery order, each with its
  * decision. out must hold view->n_groups entries; returns how many were
  * written, or VMC_PLAN_NO_MEMORY. Groups on lost nodes count as running

@@ -402,6 +402,10 @@ static json_object *group_to_json(const struct vmc_group *g)
 	if (g->relocate) {
 		json_object_object_add(o, "relocate", json_object_new_boolean(true));
 	}
+	/* Absent while 0, as in states from before protocol 7. */
+	if (g->failed_on != 0) {
+		json_object_object_add(o, "failed_on", json_object_new_int64(g->failed_on));
+	}
 	return o;
 }
 
@@ -547,6 +551,11 @@ static int group_runtime_from_json(json_object *o, size_t i, struct vmc_group *g
 	}
 	if (json_object_object_get_ex(o, "relocate", NULL) && !vmc_json_bool(o, "relocate", &g->relocate)) {
 		snprintf(err, errlen, "snapshot: groups[%zu].relocate is not true or false", i);
+		vmc_group_def_free(g->def);
+		return -EINVAL;
+	}
+	if (json_object_object_get_ex(o, "failed_on", NULL) && !vmc_json_u32(o, "failed_on", &g->failed_on)) {
+		snprintf(err, errlen, "snapshot: groups[%zu].failed_on is not a node id", i);
 		vmc_group_def_free(g->def);
 		return -EINVAL;
 	}

@@ -47,6 +47,7 @@ enum vmc_mig_cause {
 	VMC_MIG_BY_DRAIN,        /* its node drains: home becomes the node it left */
 	VMC_MIG_BY_FAILBACK,     /* back to its home: the home is done with */
 	VMC_MIG_BY_EVACUATION,   /* a volume fails under it: the home stays as it was */
+	VMC_MIG_BY_PACEMAKER,    /* pacemaker's agent moves a group pacemaker manages (since protocol 7) */
 };
 
 struct vmc_migration {
@@ -98,6 +99,7 @@ struct vmc_group {
 	struct vmc_home home;       /* since protocol 6 */
 	struct vmc_drain_tries drain;
 	bool relocate;              /* stopping to start on another node once stopped (since protocol 6) */
+	uint32_t failed_on;         /* failed: the node it failed on (since protocol 7; 0 when not said) */
 };
 
 #define VMC_CPU_MODELS_MAX 4096

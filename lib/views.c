@@ -319,6 +319,11 @@ json_object *vmc_view_vm_show(const struct vmc_view_input *in, const struct vmc_
 		json_object_object_add(o, "owner_lost", json_object_new_string(lost));
 	}
 	json_object_object_add(o, "recent_failures", json_object_new_int64(recent_failures(in, g)));
+	/* Absent unless failed where it is known, so other views stay as they were. */
+	if (g->state == VMC_GROUP_FAILED && g->failed_on != 0) {
+		char nb[24];
+		json_object_object_add(o, "failed_on", json_object_new_string(node_name(in, g->failed_on, nb, sizeof(nb))));
+	}
 	/* Absent unless it moves, so the views of groups at rest stay as they were. */
 	if (g->mig.phase != VMC_MIG_NONE) {
 		json_object *m = json_object_new_object();

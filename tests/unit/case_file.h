@@ -10,6 +10,7 @@
  *   node node1 1 [mem=2048] [nofacts] [watchdog]
  *   vm web1 [state=online] [owner=node1] [attempt=2] [prio=high] [mem=256]
  *           [disk=PATH] [move=PHASE:TARGET:ID] [pref=NODE,NODE] [possible=NODE,...]
+ *           [manager=pacemaker]
  *           [failback=never|immediate|HH-HH] [home=KIND:NODE:SINCE_S]
  *           [after=VM,VM] [after-timeout=S]   (start_after, start_after_timeout_s)
  *   members node1,node2          (the active members; default: every node)
@@ -225,6 +226,9 @@ static inline void case_parse_vm(struct case_base *c, char *save)
 			case_json_list(v->def_extra, sizeof(v->def_extra), "preferred_owners", case_kv(t, "pref"));
 		} else if (case_kv(t, "possible")) {
 			case_json_list(v->def_extra, sizeof(v->def_extra), "possible_owners", case_kv(t, "possible"));
+		} else if (case_kv(t, "manager")) {
+			size_t l = strlen(v->def_extra);
+			snprintf(v->def_extra + l, sizeof(v->def_extra) - l, ",\"manager\":\"%s\"", case_kv(t, "manager"));
 		} else if (case_kv(t, "after")) {
 			case_json_list(v->def_extra, sizeof(v->def_extra), "start_after", case_kv(t, "after"));
 		} else if (case_kv(t, "after-timeout")) {

@@ -2,7 +2,8 @@
  * Golden cases of the moves the replicated state asks for: the migration
  * queue and limit (lib/migration.h, tests/migration), drains and resumes
  * (lib/drain.h, tests/drain), failback plans, windows, delays and
- * quarantine (lib/failback.h, lib/node_admin.h, tests/failback). Each
+ * quarantine (lib/failback.h, lib/node_admin.h, tests/failback), groups
+ * pacemaker manages (tests/pacemaker). Each
  * NAME.case is a cluster (case_file.h), then the messages in order, each
  * applied as every replica applies it, and what the state must say after:
  *
@@ -17,9 +18,11 @@
  *           fenced SENDER NODE [at=S]          (the node proven dead)
  *           facts SENDER [at=S] [incarnation=N] (the sender announces itself)
  *           report SENDER VM EVENT             (its owner says: running, stopped, crashed)
+ *           start|stop SENDER VM [node=NODE]   (group-start, group-stop; node= on that node only)
  *           window SENDER N                    (its adaptive migration window)
  *   expect VM [state=S] [owner=NODE] [phase=P] [target=NODE] [cause=C]
- *             [home=NODE|none] [kind=K]
+ *             [home=NODE|none] [kind=K] [failed-on=NODE|none]
+ *             (owner=none: no node owns it)
  *   reason VM TEXT                             (TEXT is in its reason)
  *   node NODE mode=M                           (after the cluster lines: its mode)
  *   in-flight NODE N                           (transfer or switchover, in or out)
@@ -45,7 +48,7 @@
 #include "check_run.h"
 
 static const char *const case_dirs[] = { TEST_DATA_DIR "/../../migration", TEST_DATA_DIR "/../../drain",
-					 TEST_DATA_DIR "/../../failback" };
+					 TEST_DATA_DIR "/../../failback", TEST_DATA_DIR "/../../pacemaker" };
 
 static char case_paths[CASE_FILES_MAX][512];
 static size_t n_cases;
@@ -108,6 +111,8 @@ static void attrs_add(struct mcase *c, char *save, char *body, size_t len)
 			body_add(body, len, ",\"at_s\":%s", case_kv(w, "at"));
 		} else if (case_kv(w, "target")) {
 			body_add(body, len, ",\"target\":%u", case_node_id(&c->b, case_kv(w, "target")));
+		} else if (case_kv(w, "node")) {
+			body_add(body, len, ",\"node\":%u", case_node_id(&c->b, case_kv(w, "node")));
 		} else if (case_kv(w, "cause")) {
 			body_add(body, len, ",\"cause\":\"%s\"", case_kv(w, "cause"));
 		} else if (case_kv(w, "incarnation")) {
@@ -140,7 +145,8 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 		      { "done", VMC_MSG_MIGRATE_DONE }, { "abort", VMC_MSG_MIGRATE_ABORT },
 		      { "drain", VMC_MSG_NODE_DRAIN }, { "resume", VMC_MSG_NODE_RESUME },
 		      { "fenced", VMC_MSG_NODE_FENCED }, { "facts", VMC_MSG_NODE_FACTS },
-		      { "report", VMC_MSG_GROUP_REPORT }, { "window", VMC_MSG_MIGRATE_WINDOW } };
+		      { "report", VMC_MSG_GROUP_REPORT }, { "window", VMC_MSG_MIGRATE_WINDOW },
+		      { "start", VMC_MSG_GROUP_START }, { "stop", VMC_MSG_GROUP_STOP } };
 	char *step = strtok_r(NULL, " \t", &save), *sender = strtok_r(NULL, " \t", &save), *vm = NULL, *word;
 	char body[1024] = "", id[VMC_MIG_ID_MAX + 1];
 	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
@@ -183,6 +189,14 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 		}
 		body_add(body, sizeof(body), "{\"name\":\"%s\",\"event\":\"%s\",\"at_s\":1,\"attempt\":%u", vm, word,
 			 vm_named(c, vm)->attempt);
+		break;
+	case VMC_MSG_GROUP_START:
+	case VMC_MSG_GROUP_STOP:
+		vm = strtok_r(NULL, " \t", &save);
+		if (vm == NULL) {
+			case_fail(&c->b, "%s SENDER VM [node=NODE]", step);
+		}
+		body_add(body, sizeof(body), "{\"name\":\"%s\"", vm);
 		break;
 	case VMC_MSG_MIGRATE_WINDOW:
 		word = strtok_r(NULL, " \t", &save);
@@ -241,7 +255,7 @@ static void check_vm(struct mcase *c, char *save)
 		if ((v = case_kv(t, "state")) != NULL) {
 			ok = strcmp(vmc_group_state_to_str(g->state), v) == 0;
 		} else if ((v = case_kv(t, "owner")) != NULL) {
-			ok = g->owner == case_node_id(&c->b, v);
+			ok = g->owner == (strcmp(v, "none") == 0 ? 0 : case_node_id(&c->b, v));
 		} else if ((v = case_kv(t, "phase")) != NULL) {
 			ok = strcmp(vmc_mig_phase_to_str(g->mig.phase), v) == 0;
 		} else if ((v = case_kv(t, "target")) != NULL) {
@@ -253,6 +267,8 @@ static void check_vm(struct mcase *c, char *save)
 						    : g->home.kind != VMC_HOME_NONE && g->home.node == case_node_id(&c->b, v);
 		} else if ((v = case_kv(t, "kind")) != NULL) {
 			ok = strcmp(vmc_home_kind_to_str(g->home.kind), v) == 0;
+		} else if ((v = case_kv(t, "failed-on")) != NULL) {
+			ok = g->failed_on == (strcmp(v, "none") == 0 ? 0 : case_node_id(&c->b, v));
 		} else {
 			case_fail(&c->b, "unknown expect attribute '%s'", t);
 		}
