@@ -75,6 +75,14 @@ json_object *name_args(const char *name);
 json_object *assignments_args(int argc, char **argv, int *bad);
 
 int cmd_move_vm(struct cli *cli, int argc, char **argv);
+/* Pacemaker's view added to the daemon's answers (pacemaker_cmds.c); json: no line on stderr. */
+void pcmk_annotate_vm_list(json_object *r, bool json);
+void pcmk_annotate_vm_show(json_object *r, bool json);
+void pcmk_annotate_nodes(json_object *nodes);
+/* The "pacemaker" line of a VM pacemaker manages, if it has one. */
+void pcmk_vm_text(json_object *vm, const char *prefix);
+/* move-vm of a group pacemaker manages: through a location constraint. */
+int pcmk_move_vm(struct cli *cli, const char *vm, const char *node);
 int cmd_migration_status(struct cli *cli, int argc, char **argv);
 int cmd_migration_set(struct cli *cli, int argc, char **argv);
 int cmd_node_drain(struct cli *cli, int argc, char **argv);

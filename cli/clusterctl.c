@@ -235,6 +235,9 @@ static void print_nodes_table(json_object *nodes)
 		printf("%-16s %5s  %-24s %-11s %4s %15s  %s", jstr(n, "name"), jstr(n, "id"), jstr(n, "address"),
 		       jstr(n, "state"), jstr(n, "vms"), mem, jstr(n, "mode"));
 		node_mode_detail(n);
+		if (json_object_get_boolean(jget(jget(n, "pacemaker"), "standby"))) {
+			printf(" (standby in pacemaker)");
+		}
 		putchar('\n');
 	}
 }
@@ -332,6 +335,7 @@ static int cmd_node_list(struct cli *cli, int argc, char **argv)
 	if (rc != 0) {
 		return rc;
 	}
+	pcmk_annotate_nodes(jget(r, "nodes"));
 	if (cli->json) {
 		print_json(jget(r, "nodes"));
 	} else {
@@ -423,6 +427,12 @@ static int show(struct cli *cli, enum vmc_ipc_cmd cmd, json_object *args, void (
 	if (rc != 0) {
 		return rc;
 	}
+	/* What pacemaker says of the groups it manages (nothing is asked of it when there are none). */
+	if (cmd == VMC_IPC_VM_LIST) {
+		pcmk_annotate_vm_list(r, cli->json);
+	} else if (cmd == VMC_IPC_VM_SHOW) {
+		pcmk_annotate_vm_show(r, cli->json);
+	}
 	if (cli->json) {
 		print_json(r);
 	} else {
@@ -452,6 +462,12 @@ static void vm_list_text(json_object *r)
 		printf("%-24s %-16s %-10s %-13s %5sMiB  %s\n", jstr(v, "name"), jstr(v, "owner"),
 		       jstr(v, "state"), jstr(v, "priority"), jstr(v, "memory_mib"),
 		       owners[0] ? owners : "-");
+	}
+	for (size_t i = 0; i < json_object_array_length(vms); i++) {
+		json_object *v = json_object_array_get_idx(vms, i);
+		char prefix[96];
+		snprintf(prefix, sizeof(prefix), "%s: ", jstr(v, "name"));
+		pcmk_vm_text(v, prefix);
 	}
 }
 
@@ -485,6 +501,10 @@ static void vm_show_text(json_object *r)
 	if (jget(r, "failback") != NULL) {
 		printf("Failback:   %s\n", jstr(jget(r, "failback"), "text"));
 	}
+	if (jget(r, "failed_on") != NULL) {
+		printf("Failed on:  %s\n", jstr(r, "failed_on"));
+	}
+	pcmk_vm_text(r, "Pacemaker:  ");
 	printf("Failures:   %s recent\nPriority:   %s\nWanted:     %s\nDefinition:\n%s\n", jstr(r, "recent_failures"),
 	       jstr(r, "priority"), json_object_get_boolean(jget(r, "want_started")) ? "started" : "stopped",
 	       json_object_to_json_string_ext(jget(r, "definition"),

@@ -159,6 +159,19 @@ int cmd_move_vm(struct cli *cli, int argc, char **argv)
 	if (cli->live && cli->quick) {
 		return fail(EXIT_USAGE, "--live and --quick exclude each other");
 	}
+	if (!cli->by_pacemaker) {
+		json_object *show_args = name_args(argv[0]), *g = NULL;
+		rc = call(cli, VMC_IPC_VM_SHOW, show_args, &g);
+		json_object_put(show_args);
+		if (rc != 0) {
+			return rc;
+		}
+		bool pacemaker = strcmp(jstr(jget(g, "definition"), "manager"), "pacemaker") == 0;
+		json_object_put(g);
+		if (pacemaker) {
+			return pcmk_move_vm(cli, argv[0], argc > 1 ? argv[1] : NULL);
+		}
+	}
 	if (vmc_migp_new_id(id) != 0) {
 		return fail(EXIT_USAGE, "no random numbers from the kernel for a migration id");
 	}

@@ -759,6 +759,7 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 	struct vmc_apply_ctx ctx = { .sender = d->my_id, .version = d->replica.proto, .members = d->replica.active,
 				     .n_members = d->replica.n_active };
 	enum vmc_mig_cause by = VMC_MIG_BY_OPERATOR;
+	bool check = false;
 	uint32_t target;
 	char why[768];
 	json_object *body;
@@ -805,6 +806,13 @@ static int cmd_vm_move(struct vmcd *d, const struct vmcd_ipc_req *req, json_obje
 	if (rc != 0) {
 		snprintf(err, errlen, "vm %s cannot move: %.400s", g->def->name, why);
 		return rc;
+	}
+	if (json_object_object_get_ex(req->args, "check_only", NULL) && vmc_json_bool(req->args, "check_only", &check) &&
+	    check) {
+		/* clusterctl asks before it has pacemaker move the VM: a refusal then changes nothing. */
+		*result = json_object_new_object();
+		json_object_object_add(*result, "target", json_object_new_string(vmc_state_node(d->replica.state, target)->name));
+		return 0;
 	}
 	body = json_object_new_object();
 	json_object_object_add(body, "name", json_object_new_string(g->def->name));

@@ -257,6 +257,10 @@ static json_object *group_summary(const struct vmc_view_input *in, const struct 
 	json_object_object_add(o, "memory_mib", json_object_new_int64(g->def->memory_mib));
 	json_object_object_add(o, "vcpus", json_object_new_int64(g->def->vcpus));
 	json_object_object_add(o, "preferred_owners", pref);
+	/* Absent for vmcluster's own groups, so their views stay as they were. */
+	if (vmc_group_def_by_pacemaker(g->def)) {
+		json_object_object_add(o, "manager", json_object_new_string("pacemaker"));
+	}
 	return o;
 }
 

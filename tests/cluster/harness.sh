@@ -21,6 +21,9 @@
 #                 pacemaker keep pid files and state at fixed paths; a fresh
 #                 tmpfs sits on /dev/shm because libqb's IPC rings live there
 #                 and a killed node would leak them on the host otherwise.
+#                 With pacemaker, an overlay on /usr/sbin adds the power
+#                 switch as a fence agent, and one on /usr/lib/ocf/resource.d
+#                 adds ocf:vmcluster:VMGroup, in the node only.
 #
 #   $RUNDIR = /tmp/vmc-test.XXXXXX
 #     authkey             corosync key shared by the whole test cluster
@@ -28,8 +31,15 @@
 #     ni/                 node i; `node_dir i` prints this path
 #       corosync.conf
 #       run/ lib-corosync/ lib-vmcluster/ log/ etc-vmcluster/ [lib-pacemaker/]
-#       corosync.pid vmclusterd.pid     pids recorded when started
+#       corosync.pid vmclusterd.pid [pacemakerd.pid]   pids recorded when started
 #       log/corosync.log log/corosync.out log/vmclusterd.log
+#       [log/pacemaker.out log/pacemaker/pacemaker.log]
+#     fence_agent         the power switch; fence_agent.log: what it did
+#     ni.nsids            node i's namespace inodes, for the switch
+#     [pcmk-sbin/]        fence_vmctest (a hard link to fence_agent): the top
+#                         layer of the read-only overlay on the nodes' /usr/sbin
+#     [pcmk-ocf/]         vmcluster/VMGroup (this build's clusterctl in it): the
+#                         top layer of the overlay on /usr/lib/ocf/resource.d
 #
 # Processes are found by their namespaces (/proc/PID/ns/{net,mnt}), never by
 # name, so parallel runs and the machine's own daemons are never touched.
@@ -51,6 +61,21 @@
 # node_exec, node_start, node_stop, node_poweroff, node_partition, node_heal,
 # node_pid_of, node_dir, node_pids, node_member_count, node_is_quorate,
 # node_is_inquorate, node_sees_members, wait_for.
+# With HARNESS_PACEMAKER=1 (below): pcmk_exec, pcmk_dc, pcmk_sees_online,
+# pcmk_wait_online, pcmk_is_idle, pcmk_node_is_down, pcmk_fence_count,
+# pcmk_node_fenced, pcmk_device_registered.
+#
+# Pacemaker: `HARNESS_PACEMAKER=1 cluster_up N` also starts pacemakerd on
+# every node once corosync is quorate and vmclusterd answers, waits for a
+# DC with every node online, then configures the cluster from node 1:
+# stonith-enabled=true, stonith-timeout=30s, no-quorum-policy=stop, and one
+# stonith device, vmctest-fence (agent fence_vmctest: the harness's power
+# switch, $RUNDIR/fence_agent, which each node sees in its /usr/sbin through
+# an overlay in its own mount namespace), that can fence every node; it
+# returns once every node's fencer has the device. node_start starts
+# pacemakerd again (and waits until the node is online in it), node_stop
+# stops it first. A node that loses quorum or its power is fenced by the
+# others through the switch (a kill of all its processes), as for real.
 
 : "${VMC_BUILDDIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${VMC_TEST_NET:=198.51.100}"
@@ -71,12 +96,25 @@ HARNESS_NODELIST=()
 # daemons then use /run/vmc-watchdog. Empty: no watchdog, and the daemons
 # are pointed at a device that does not exist, never at the host's own.
 HARNESS_WATCHDOG_MS=${HARNESS_WATCHDOG_MS:-}
+# HARNESS_PACEMAKER=1 before cluster_up: pacemaker runs on every node too,
+# started after corosync and vmclusterd, fencing through the harness's power
+# switch (see "pacemaker" below). cluster_up copies it to HARNESS_PCMK, as
+# `HARNESS_PACEMAKER=1 cluster_up 3` sets it only while cluster_up runs.
+HARNESS_PACEMAKER=${HARNESS_PACEMAKER:-0}
+HARNESS_PCMK=0
+# The power switch's name in the nodes' /usr/sbin, and its stonith resource.
+HARNESS_PCMK_AGENT=fence_vmctest
+HARNESS_PCMK_DEVICE=vmctest-fence
 
 # Deadlines, in seconds.
 HARNESS_QUORUM_TIMEOUT=60
 HARNESS_START_TIMEOUT=30
 HARNESS_STOP_TIMEOUT=30
 HARNESS_KILL_TIMEOUT=10
+# Pacemaker: a DC and every node online, the fence device registered; and a
+# stop, which first moves the node's resources away.
+HARNESS_PCMK_TIMEOUT=90
+HARNESS_PCMK_STOP_TIMEOUT=60
 
 # Mount point in the node -> its private directory under node_dir.
 HARNESS_PRIVATE_DIRS=(
@@ -262,6 +300,11 @@ cluster_up() {
 	harness_check_test_net || exit 1
 	harness_check_test_range_unrouted || exit 1
 	harness_check_daemon_binaries || exit 1
+	HARNESS_PCMK=0
+	if [[ $HARNESS_PACEMAKER == 1 ]]; then
+		harness_pcmk_check_tools
+		HARNESS_PCMK=1
+	fi
 	harness_warn_stale_netns
 
 	trap 'cluster_down $?' EXIT
@@ -286,14 +329,17 @@ cluster_up() {
 	harness_log "$n nodes quorate $(harness_elapsed_since "$started")s after corosync start"
 
 	harness_write_fence_agent || return 1
-	harness_no_daemon && return 0
-	for ((i = 1; i <= n; i++)); do
-		harness_start_watchdog "$i" || return 1
-		harness_start_vmclusterd "$i" || return 1
-	done
-	harness_wait_while_running vmclusterd "$(harness_node_list)" \
-		"$HARNESS_START_TIMEOUT" "clusterctl status on every node" \
-		harness_all_daemons_answer
+	if ! harness_no_daemon; then
+		for ((i = 1; i <= n; i++)); do
+			harness_start_watchdog "$i" || return 1
+			harness_start_vmclusterd "$i" || return 1
+		done
+		harness_wait_while_running vmclusterd "$(harness_node_list)" \
+			"$HARNESS_START_TIMEOUT" "clusterctl status on every node" \
+			harness_all_daemons_answer || return 1
+	fi
+	harness_pcmk_on || return 0
+	harness_pcmk_up
 }
 
 harness_exit_on_signal() {
@@ -348,6 +394,7 @@ harness_make_switch() {
 harness_make_node() {
 	harness_make_node_net "$1" &&
 		harness_make_node_dirs "$1" &&
+		{ ! harness_pcmk_on || harness_pcmk_make_dirs "$1"; } &&
 		harness_make_node_mntns "$1" &&
 		harness_write_corosync_conf "$1"
 }
@@ -494,7 +541,7 @@ harness_pid_entered_node() {
 	! grep -qs '^State:[[:space:]]*[^Z]' "/proc/$2/status"
 }
 
-# The pid recorded for NAME (corosync|vmclusterd) still runs in node I.
+# The pid recorded for NAME (corosync|vmclusterd|pacemakerd) still runs in node I.
 harness_program_runs() {
 	local pidfile
 	pidfile="$(node_dir "$1")/$2.pid"
@@ -575,7 +622,7 @@ node_pid_of() {
 	local i=$1 name=$2
 	harness_check_node "$i" || return 1
 	case $name in
-	corosync | vmclusterd) ;;
+	corosync | vmclusterd | pacemakerd) ;;
 	*)
 		harness_log "node_pid_of: unknown program '$name'"
 		return 1
@@ -662,8 +709,11 @@ harness_stop_program() {
 		harness_pid_gone_from_node "$i" "$pid"
 }
 
+# Pacemaker first: it moves its resources away and ends its daemons, and
+# needs corosync for that.
 node_stop() {
 	harness_check_node "$1" || return 1
+	harness_stop_pacemaker "$1" || return 1
 	harness_stop_program "$1" vmclusterd || return 1
 	harness_stop_program "$1" corosync
 }
@@ -686,10 +736,285 @@ node_start() {
 	harness_start_corosync "$i" || return 1
 	harness_wait_while_running corosync "$i" "$HARNESS_START_TIMEOUT" \
 		"corosync to answer on node $i" harness_corosync_answers "$i" || return 1
-	harness_no_daemon && return 0
-	harness_start_vmclusterd "$i" || return 1
-	harness_wait_while_running vmclusterd "$i" "$HARNESS_START_TIMEOUT" \
-		"clusterctl status on node $i" harness_daemon_answers "$i"
+	if ! harness_no_daemon; then
+		harness_start_vmclusterd "$i" || return 1
+		harness_wait_while_running vmclusterd "$i" "$HARNESS_START_TIMEOUT" \
+			"clusterctl status on node $i" harness_daemon_answers "$i" || return 1
+	fi
+	harness_pcmk_on || return 0
+	harness_start_pacemaker "$i" || return 1
+	harness_wait_while_running pacemakerd "$i" "$HARNESS_PCMK_TIMEOUT" \
+		"pacemaker on node $i to see it online" pcmk_sees_online "$i" "$i"
+}
+
+# ---------------------------------------------------------------- pacemaker
+
+# With HARNESS_PACEMAKER=1, every node runs pacemakerd after its corosync
+# (and vmclusterd). Its IPC is libqb's: abstract unix sockets, which are per
+# netns, and rings in /dev/shm, a tmpfs per node; its state is under the
+# node's private /var/lib/pacemaker (an empty CIB at cluster_up), its log
+# the node's /var/log/pacemaker/pacemaker.log. cluster_up configures the
+# cluster once, from node 1: fencing on, through one stonith device
+# ($HARNESS_PCMK_DEVICE, agent $HARNESS_PCMK_AGENT = the harness's power
+# switch) that can fence every node.
+
+harness_pcmk_on() { ((HARNESS_PCMK)); }
+
+harness_pcmk_check_tools() {
+	local tool
+	for tool in pacemakerd crm_mon crm_attribute crm_resource cibadmin \
+		stonith_admin xmllint; do
+		command -v "$tool" >/dev/null 2>&1 || harness_skip "HARNESS_PACEMAKER=1: $tool not found"
+	done
+}
+
+# DST gets SRC's directory tree (directories only, none of its files), each
+# with the owner and mode of the original.
+harness_copy_dir_tree() {
+	local src=$1 dst=$2 sub
+	[[ -d $src ]] || return 0
+	while IFS= read -r -d '' sub; do
+		mkdir -p "$dst/$sub" &&
+			chown --reference="$src/$sub" "$dst/$sub" &&
+			chmod --reference="$src/$sub" "$dst/$sub" || return 1
+	done < <(find "$src" -type d -printf '%P\0')
+}
+
+# The daemons running as hacluster write to cib/, pengine/... and refuse to
+# start without them: the node's private copies get the directories the
+# package made on the host (hacluster:haclient, 750), and none of the
+# host's files, so every node starts from an empty CIB.
+harness_pcmk_make_dirs() {
+	local dir
+	dir=$(node_dir "$1")
+	harness_copy_dir_tree /var/lib/pacemaker "$dir/lib-pacemaker" &&
+		harness_copy_dir_tree /var/log/pacemaker "$dir/log/pacemaker" &&
+		harness_copy_dir_tree /run/resource-agents "$dir/run/resource-agents"
+}
+
+# Pacemaker's fencer runs only agents named fence_* in /usr/sbin (its
+# PCMK__FENCE_BINDIR). The host's /usr/sbin stays untouched: in node I's
+# mount namespace alone, a read-only overlay lays a directory holding the
+# power switch, as $HARNESS_PCMK_AGENT (a hard link), over the real one.
+harness_pcmk_install_agent() {
+	local lower=$HARNESS_RUNDIR/pcmk-sbin
+	if [[ ! -e $lower/$HARNESS_PCMK_AGENT ]]; then
+		mkdir -p "$lower" &&
+			ln "$HARNESS_RUNDIR/fence_agent" "$lower/$HARNESS_PCMK_AGENT" || return 1
+	fi
+	harness_in_node_mntns "$1" mount -t overlay -o "ro,lowerdir=$lower:/usr/sbin" \
+		"$HARNESS_PREFIX-n$1-sbin" /usr/sbin
+}
+
+# ocf:vmcluster:VMGroup, as make install would put it, with this build's
+# clusterctl: in node I's mount namespace alone, a read-only overlay adds
+# a vmcluster provider to /usr/lib/ocf/resource.d (the host's stays as it is).
+harness_pcmk_install_ocf() {
+	local lower=$HARNESS_RUNDIR/pcmk-ocf src
+	src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/agents/ocf/VMGroup.in
+	if [[ ! -e $lower/vmcluster/VMGroup ]]; then
+		mkdir -p "$lower/vmcluster" &&
+			sed -e "s|@sbindir[@]|$VMC_BUILDDIR/cli|g" "$src" >"$lower/vmcluster/VMGroup" &&
+			chmod 755 "$lower/vmcluster" "$lower/vmcluster/VMGroup" || return 1
+	fi
+	harness_in_node_mntns "$1" mount -t overlay -o "ro,lowerdir=$lower:/usr/lib/ocf/resource.d" \
+		"$HARNESS_PREFIX-n$1-ocf" /usr/lib/ocf/resource.d
+}
+
+# pacemakerd reads its settings from the environment (PCMK_*, as from
+# /etc/default/pacemaker): its log in the node, nothing to the host's syslog.
+harness_start_pacemaker() {
+	local dir
+	dir=$(node_dir "$1")
+	harness_spawn_in_node "$1" "$dir/log/pacemaker.out" "$dir/pacemakerd.pid" \
+		PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none \
+		PCMK_blackbox=no pacemakerd
+}
+
+# SIGTERM: pacemakerd has the node's resources moved away, ends its
+# daemons, then exits. Past the deadline it and its daemons get SIGKILL:
+# each daemon is in a session of its own and would outlive it. The other
+# nodes then fence this one (its controller died, not a clean leave): wait
+# for pcmk_node_is_down before starting it again.
+harness_stop_pacemaker() {
+	local i=$1 pid daemons
+	harness_program_runs "$i" pacemakerd || return 0
+	pid=$(node_pid_of "$i" pacemakerd)
+	kill -TERM "$pid" 2>/dev/null
+	HARNESS_ENDED_PIDS+=("$pid")
+	wait_for "$HARNESS_PCMK_STOP_TIMEOUT" "pacemakerd (pid $pid) on node $i to stop" \
+		harness_pid_gone_from_node "$i" "$pid" 2>/dev/null && return 0
+	daemons=$(pgrep -P "$pid" | paste -sd ' ')
+	harness_log "WARNING: pacemakerd (pid $pid) on node $i did not stop in" \
+		"${HARNESS_PCMK_STOP_TIMEOUT}s, sending SIGKILL to it and its daemons ($daemons)"
+	# shellcheck disable=SC2086 # one pid per word
+	kill -KILL "$pid" $daemons 2>/dev/null
+	# shellcheck disable=SC2206 # one pid per word
+	HARNESS_ENDED_PIDS+=($daemons)
+	# shellcheck disable=SC2086 # one pid per word
+	wait_for "$HARNESS_KILL_TIMEOUT" "pacemaker (pids $pid $daemons) on node $i to die" \
+		harness_pids_gone_from_node "$i" "$pid" $daemons
+}
+
+harness_pids_gone_from_node() {
+	local i=$1 pid
+	shift
+	for pid; do
+		harness_pid_gone_from_node "$i" "$pid" || return 1
+	done
+}
+
+harness_pcmk_up() {
+	local i started nodes
+	nodes=$(harness_node_list)
+	started=$(harness_now_us)
+	for i in $nodes; do
+		harness_pcmk_install_agent "$i" || return 1
+		harness_pcmk_install_ocf "$i" || return 1
+		harness_start_pacemaker "$i" || return 1
+	done
+	harness_wait_while_running pacemakerd "$nodes" "$HARNESS_PCMK_TIMEOUT" \
+		"a DC and every node online in pacemaker, on every node" \
+		harness_pcmk_all_see_all || return 1
+	harness_log "pacemaker: DC $(pcmk_dc 1), $HARNESS_NODES nodes online" \
+		"$(harness_elapsed_since "$started")s after pacemakerd start"
+	harness_pcmk_configure || return 1
+	harness_wait_while_running pacemakerd "$nodes" "$HARNESS_PCMK_TIMEOUT" \
+		"$HARNESS_PCMK_DEVICE registered on every node and started" \
+		harness_pcmk_device_ready || return 1
+	harness_log "pacemaker: $HARNESS_PCMK_DEVICE ready" \
+		"$(harness_elapsed_since "$started")s after pacemakerd start"
+}
+
+# The stonith device: the power switch, for every node (a static list, so
+# the fencer never needs to ask the agent which nodes it can fence).
+harness_pcmk_device_xml() {
+	local d=$HARNESS_PCMK_DEVICE hosts
+	hosts=$(harness_node_list | sed 's/[0-9][0-9]*/node&/g')
+	cat <<-EOF
+		<primitive id="$d" class="stonith" type="$HARNESS_PCMK_AGENT">
+		  <instance_attributes id="$d-params">
+		    <nvpair id="$d-pcmk_host_list" name="pcmk_host_list" value="$hosts"/>
+		    <nvpair id="$d-pcmk_host_check" name="pcmk_host_check" value="static-list"/>
+		  </instance_attributes>
+		  <operations>
+		    <op id="$d-monitor-10s" name="monitor" interval="10s" timeout="20s"/>
+		  </operations>
+		</primitive>
+	EOF
+}
+
+# Once, from node 1; the CIB carries it to the others. The device comes
+# first, so that fencing is never on without a way to fence.
+harness_pcmk_configure() {
+	local name value
+	node_exec 1 cibadmin --create --scope resources --xml-text "$(harness_pcmk_device_xml)" ||
+		return 1
+	while read -r name value; do
+		node_exec 1 crm_attribute --type crm_config --name "$name" --update "$value" ||
+			return 1
+	done <<-EOF
+		stonith-enabled true
+		stonith-timeout 30s
+		no-quorum-policy stop
+	EOF
+}
+
+# crm_mon's XML as node I sees it ("" while pacemaker does not answer).
+harness_pcmk_status() {
+	node_exec "$1" crm_mon -1 --output-as=xml 2>/dev/null || true
+}
+
+# harness_xpath XML EXPR: EXPR's value as a string ("" when it has none).
+harness_xpath() {
+	xmllint --xpath "$2" - <<<"$1" 2>/dev/null || true
+}
+
+# pcmk_dc I: the DC's name ("node2") as node I sees it, "" when none.
+pcmk_dc() {
+	harness_xpath "$(harness_pcmk_status "$1")" 'string(//current_dc[@present="true"]/@name)'
+}
+
+# pcmk_is_idle I: node I has a DC, and it has nothing left to do (S_IDLE):
+# what the cluster was asked for has been done, or given up on.
+pcmk_is_idle() {
+	local dc
+	dc=$(pcmk_dc "$1")
+	[[ -n $dc ]] && node_exec "$1" crmadmin -q -S "$dc" 2>&1 | grep -qx S_IDLE
+}
+
+# pcmk_exec I CMD...: a pacemaker CLI (crm_mon, crm_resource...) in node I.
+pcmk_exec() { node_exec "$@"; }
+
+# pcmk_sees_online I N...: pacemaker on node I has a DC and sees nodes N...
+# online (member of the cluster, joined).
+pcmk_sees_online() {
+	local i=$1 xml n
+	shift
+	xml=$(harness_pcmk_status "$i")
+	[[ $(harness_xpath "$xml" 'string(//current_dc/@present)') == true ]] || return 1
+	for n; do
+		[[ $(harness_xpath "$xml" "string(//nodes/node[@name='node$n']/@online)") == true ]] ||
+			return 1
+	done
+}
+
+# pcmk_wait_online I N...: waits until pcmk_sees_online I N...
+pcmk_wait_online() {
+	local i=$1
+	shift
+	wait_for "$HARNESS_PCMK_TIMEOUT" "pacemaker on node $i to see nodes $* online" \
+		pcmk_sees_online "$i" "$@"
+}
+
+# pcmk_node_is_down I N: node I's pacemaker knows node N is down (offline
+# and not unclean: it left cleanly or was fenced), so its resources may
+# run elsewhere. Wait for this before a node_start after a power-off: a
+# node that comes back before its fencing is fenced all the same.
+pcmk_node_is_down() {
+	local xml
+	xml=$(harness_pcmk_status "$1")
+	[[ $(harness_xpath "$xml" "string(//nodes/node[@name='node$2']/@online)") == false &&
+		$(harness_xpath "$xml" "string(//nodes/node[@name='node$2']/@unclean)") == false ]]
+}
+
+# pcmk_fence_count I N: how many successful fences of node N node I's
+# fencer has in its history (the cluster's, shared by the fencers).
+pcmk_fence_count() {
+	local xml count
+	xml=$(node_exec "$1" stonith_admin --history "node$2" --output-as=xml 2>/dev/null || true)
+	count=$(harness_xpath "$xml" "count(//fence_event[@target='node$2'][@status='success'])")
+	echo "${count:-0}"
+}
+
+# pcmk_node_fenced I N [COUNT]: node N was fenced successfully more than
+# COUNT (default 0, a pcmk_fence_count taken before) times, as node I knows.
+pcmk_node_fenced() {
+	(($(pcmk_fence_count "$1" "$2") > ${3:-0}))
+}
+
+# pcmk_device_registered I: node I's fencer has the harness's device.
+pcmk_device_registered() {
+	node_exec "$1" stonith_admin --list-registered 2>/dev/null |
+		grep -Eq "^[[:space:]]*$HARNESS_PCMK_DEVICE\$"
+}
+
+harness_pcmk_all_see_all() {
+	local i
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		# shellcheck disable=SC2046 # one node number per word
+		pcmk_sees_online "$i" $(harness_node_list) || return 1
+	done
+}
+
+# Registered on every node, and its resource started (its monitor passed).
+harness_pcmk_device_ready() {
+	local i xml
+	for ((i = 1; i <= HARNESS_NODES; i++)); do
+		pcmk_device_registered "$i" || return 1
+	done
+	xml=$(harness_pcmk_status 1)
+	[[ $(harness_xpath "$xml" "count(//resource[@id='$HARNESS_PCMK_DEVICE'][@role='Started'][@failed='false'])") == 1 ]]
 }
 
 # ---------------------------------------------------------------- watching VMs
@@ -826,17 +1151,23 @@ harness_tear_down() {
 	harness_remove_blackhole
 	harness_remove_rundir
 	HARNESS_NODES=0
+	HARNESS_PCMK=0
 }
 
 harness_dump_logs() {
 	local i dir log
 	for ((i = 1; i <= HARNESS_NODES; i++)); do
 		dir="$HARNESS_RUNDIR/n$i/log"
-		for log in vmclusterd.log corosync.log corosync.out; do
+		for log in vmclusterd.log corosync.log corosync.out pacemaker.out; do
 			[[ -s $dir/$log ]] || continue
 			echo "----- node $i: last 30 lines of $log -----" >&2
 			tail -n 30 "$dir/$log" >&2
 		done
+		# Most of pacemaker's log is CIB diffs at "info": show what it noticed.
+		log=pacemaker/pacemaker.log
+		[[ -s $dir/$log ]] || continue
+		echo "----- node $i: last 40 notices, warnings and errors of $log -----" >&2
+		grep -E '[[:space:]](notice|warning|error|crit):' "$dir/$log" | tail -n 40 >&2
 	done
 }
 
@@ -927,40 +1258,162 @@ node_start_daemon() {
 # The test cluster's power switch: $HARNESS_RUNDIR/fence_agent, a
 # fence-agents-style executable (options on stdin, "action=off" and
 # "plug=nodeN") that any node can run to power another one off, for
-# `clusterctl cluster set fence_method=agent fence_agent=...`. Inside a
+# `clusterctl cluster set fence_method=agent fence_agent=...`, and for
+# pacemaker's fencer as fence_vmctest (harness_pcmk_install_agent). Inside a
 # node /run/netns is private, so the namespace inodes of every node are
-# written out for it, and it kills by those (never by process name).
+# written out for it, and it kills by those (never by process name). Every
+# run leaves a line in $HARNESS_RUNDIR/fence_agent.log, so a test can tell
+# that it ran, from which node, and what it found.
 harness_write_fence_agent() {
 	local i agent=$HARNESS_RUNDIR/fence_agent
 	for ((i = 1; i <= HARNESS_NODES; i++)); do
 		echo "$(harness_ns_inode "$(harness_node_netns_file "$i")") $(harness_ns_inode "$(harness_node_mntns_file "$i")")" \
 			>"$HARNESS_RUNDIR/n$i.nsids"
 	done
-	cat >"$agent" <<AGENT
-#!/bin/bash
-# fence agent of test cluster $HARNESS_RUNDIR (written by tests/cluster/harness.sh)
+	{
+		echo '#!/bin/bash'
+		echo "# fence agent of test cluster $HARNESS_RUNDIR (written by tests/cluster/harness.sh)"
+		printf 'rundir=%q agent_name=%q\n' "$HARNESS_RUNDIR" "$HARNESS_PCMK_AGENT"
+		cat <<'AGENT'
 set -u
 action="" plug=""
-while IFS='=' read -r key value; do
-	case \$key in
-	action) action=\$value ;;
-	plug | port | nodename) plug=\$value ;;
+while IFS='=' read -r key value || [[ -n $key ]]; do
+	case $key in
+	action | option) action=$value ;;
+	plug | port | nodename) plug=$value ;;
 	esac
 done
-[[ \$action == off || \$action == reboot ]] || { echo "fence_agent: action '\$action' not supported" >&2; exit 1; }
-n=\${plug#node}
-ids=$HARNESS_RUNDIR/n\$n.nsids
-[[ -r \$ids ]] || { echo "fence_agent: no node '\$plug'" >&2; exit 1; }
-read -r net mnt <"\$ids"
-for round in 1 2 3 4 5; do
-	pids=\$({ find /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt -maxdepth 0 -printf '%p %l\\n' 2>/dev/null || true; } |
-		awk -v net="net:[\$net]" -v mnt="mnt:[\$mnt]" '\$2 == net || \$2 == mnt { split(\$1, f, "/"); print f[3] }' | sort -un)
-	[[ -z \$pids ]] && { echo "fence_agent: \$plug is off" >&2; exit 0; }
-	kill -KILL \$pids 2>/dev/null
-	sleep 0.2
-done
-echo "fence_agent: \$plug still has processes" >&2
-exit 1
+
+# "nodeN" with a node of this cluster: prints N.
+node_number() {
+	[[ $1 =~ ^node([0-9]+)$ && -r $rundir/n${BASH_REMATCH[1]}.nsids ]] || return 1
+	echo "${BASH_REMATCH[1]}"
+}
+
+# The pids of node N: those in its network or its mount namespace.
+node_pids() {
+	local net mnt
+	read -r net mnt <"$rundir/n$1.nsids" || return 1
+	{ find /proc/[0-9]*/ns/net /proc/[0-9]*/ns/mnt -maxdepth 0 -printf '%p %l\n' 2>/dev/null || true; } |
+		awk -v net="net:[$net]" -v mnt="mnt:[$mnt]" '$2 == net || $2 == mnt { split($1, f, "/"); print f[3] }' |
+		sort -un
+}
+
+# Which node runs this agent, for the log.
+caller() {
+	local ids net
+	net=$(stat -L -c %i /proc/$$/ns/net 2>/dev/null)
+	for ids in "$rundir"/n*.nsids; do
+		[[ $(cut -d' ' -f1 "$ids") == "$net" ]] || continue
+		ids=$(basename "$ids" .nsids)
+		echo "node${ids#n}"
+		return
+	done
+	echo outside
+}
+
+# Logs the outcome and ends with STATUS.
+finish() {
+	local status=$1
+	shift
+	echo "fence_agent: $*" >&2
+	echo "$(date '+%F %T.%N') action=$action plug=$plug by $(caller): $* (exit $status)" >>"$rundir/fence_agent.log"
+	exit "$status"
+}
+
+metadata() {
+	cat <<XML
+<?xml version="1.0" ?>
+<resource-agent name="$agent_name" shortdesc="Power switch of a tests/cluster test cluster">
+<longdesc>Powers a node of the test cluster off by killing every process in its network and mount namespaces. It cannot power a node on: the test does that with node_start.</longdesc>
+<vendor-url>file://$rundir</vendor-url>
+<parameters>
+	<parameter name="action" unique="0" required="1">
+		<getopt mixed="-o, --action=[action]" />
+		<content type="string" default="reboot" />
+		<shortdesc lang="en">Fencing action</shortdesc>
+	</parameter>
+	<parameter name="plug" unique="0" required="1" obsoletes="port">
+		<getopt mixed="-n, --plug=[id]" />
+		<content type="string" />
+		<shortdesc lang="en">Node to act on (nodeN)</shortdesc>
+	</parameter>
+	<parameter name="port" unique="0" required="0" deprecated="1">
+		<getopt mixed="-n, --plug=[id]" />
+		<content type="string" />
+		<shortdesc lang="en">Node to act on (nodeN)</shortdesc>
+	</parameter>
+	<parameter name="nodename" unique="0" required="0">
+		<getopt mixed="--nodename=[nodename]" />
+		<content type="string" />
+		<shortdesc lang="en">Node to act on, when no plug is given</shortdesc>
+	</parameter>
+</parameters>
+<actions>
+	<action name="on" automatic="0" />
+	<action name="off" />
+	<action name="reboot" />
+	<action name="status" />
+	<action name="list" />
+	<action name="monitor" />
+	<action name="metadata" />
+	<action name="validate-all" />
+</actions>
+</resource-agent>
+XML
+}
+
+case $action in
+metadata | meta-data)
+	metadata
+	exit 0
+	;;
+monitor)
+	# The switch itself: it works while the cluster's files are there.
+	[[ -r $rundir/n1.nsids ]] || finish 1 "no test cluster at $rundir"
+	exit 0
+	;;
+list)
+	for ids in "$rundir"/n*.nsids; do basename "$ids" .nsids | sed 's/^n/node/'; done
+	exit 0
+	;;
+validate-all)
+	[[ -z $plug ]] || node_number "$plug" >/dev/null || finish 1 "no node '$plug'"
+	exit 0
+	;;
+esac
+
+n=$(node_number "$plug") || finish 1 "no node '$plug'"
+case $action in
+status)
+	# fence-agents: 0 on, 2 off.
+	if [[ -n $(node_pids "$n") ]]; then echo "Status: ON"; exit 0; fi
+	echo "Status: OFF"
+	exit 2
+	;;
+on)
+	# Refused rather than faked: powering a test node on means node_start
+	# in the test shell (corosync.conf, pid files, the daemons' options),
+	# which the agent cannot do, and a success would tell pacemaker
+	# (unfencing, the "on" half of a remapped reboot) that a node runs
+	# when nothing was started.
+	finish 1 "cannot power $plug on (the test does that with node_start)"
+	;;
+off | reboot)
+	# A reboot is an off here: the node stays off until the test starts it.
+	for round in 1 2 3 4 5; do
+		pids=$(node_pids "$n")
+		[[ -z $pids ]] && finish 0 "$plug is off"
+		kill -KILL $pids 2>/dev/null
+		sleep 0.2
+	done
+	finish 1 "$plug still has processes"
+	;;
+*)
+	finish 1 "action '$action' not supported"
+	;;
+esac
 AGENT
+	} >"$agent"
 	chmod 755 "$agent"
 }

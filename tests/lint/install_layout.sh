@@ -2,7 +2,9 @@
 #
 # install_layout.sh: `make install` puts what an operator needs where the
 # system looks for it (into a scratch DESTDIR): the programs, the man
-# pages, and the systemd unit in the directory systemd's pkg-config names,
+# pages, the OCF agent in pacemaker's resource.d (ocf:vmcluster:VMGroup,
+# calling this build's clusterctl), and the systemd unit in the directory
+# systemd's pkg-config names,
 # with this build's paths, KillMode=process (VMs outlive the daemon) and a
 # stop that runs the shutdown policy but not on a restart.
 # Exit 0 = pass, 1 = fail, 77 = skip (no systemd.pc to name the directory).
@@ -37,7 +39,13 @@ grep -qx 'KillMode=process' "$unit" && pass "KillMode=process" || fail "KillMode
 grep -q "^ExecStop=.*grep -qw restart || exec $sbindir/clusterctl .*node shutdown --wait'$" "$unit" &&
 	pass "its stop runs node shutdown, unless the job is a restart" || fail "ExecStop: $(grep ExecStop= "$unit")"
 ! grep -q '@[a-z]*@' "$unit" && pass "no placeholder left" || fail "placeholders left: $(grep '@[a-z]*@' "$unit")"
-for m in man8/vmclusterd.8 man8/clusterctl.8 man5/vmcluster.conf.5; do
+ocfdir=$(sed -n 's/^ocfdir = //p' "$builddir/Makefile")
+agent=$tmp$ocfdir/vmcluster/VMGroup
+[[ -x $agent ]] && pass "the OCF agent is installed as ocf:vmcluster:VMGroup ($ocfdir/vmcluster/VMGroup)" ||
+	fail "no executable $agent"
+grep -q "^: \"\${CLUSTERCTL:=$sbindir/clusterctl}\"\$" "$agent" && pass "the agent calls $sbindir/clusterctl" ||
+	fail "the agent's clusterctl: $(grep 'CLUSTERCTL:=' "$agent")"
+for m in man8/vmclusterd.8 man8/clusterctl.8 man5/vmcluster.conf.5 man7/ocf_vmcluster_VMGroup.7; do
 	found=$(find "$tmp" -path "*/man/$m" | head -1)
 	[[ -n $found ]] && pass "man page $m installed" || fail "man page $m not installed"
 done
