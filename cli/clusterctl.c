@@ -635,6 +635,7 @@ static int wait_for_state(struct cli *cli, const char *name, const char *want)
 		char err[1024];
 		int rc = vmc_client_call(cli->client, VMC_IPC_VM_SHOW, args, 5000, &r, err, sizeof(err));
 		const char *st;
+		bool gone_from_node = false;
 
 		json_object_put(args);
 		if (rc != 0) {
@@ -646,8 +647,11 @@ static int wait_for_state(struct cli *cli, const char *name, const char *want)
 		if (cli->node != NULL && strcmp(want, "offline") == 0 && strcmp(jstr(r, "owner"), cli->node) != 0 &&
 		    strcmp(jstr(r, "failed_on"), cli->node) != 0) {
 			st = "offline";
+			gone_from_node = true;
 		}
-		if (strcmp(st, last) != 0 && !cli->json) {
+		if (gone_from_node && !cli->json) {
+			printf("vm %s: not running on %s\n", name, cli->node);
+		} else if (strcmp(st, last) != 0 && !cli->json) {
 			printf("vm %s: %s%s%s\n", name, st, strcmp(jstr(r, "owner"), "-") ? " on " : "",
 			       strcmp(jstr(r, "owner"), "-") ? jstr(r, "owner") : "");
 			snprintf(last, sizeof(last), "%s", st);

@@ -232,6 +232,7 @@ int pcmk_move_vm(struct cli *cli, const char *vm, const char *node)
 	long long deadline = vmc_now_ms() + cli->timeout_ms;
 	char rsc[PCMK_VIEW_NAME_MAX], err[512] = "";
 	struct move_seen m = { 0 };
+	const char *removed;
 	int rc, done = EXIT_TIMEOUT;
 
 	if (node == NULL) {
@@ -242,13 +243,10 @@ int pcmk_move_vm(struct cli *cli, const char *vm, const char *node)
 		return fail(EXIT_USAGE, "vm %s is managed by pacemaker, which moves it live (allow-migrate=true) or "
 			    "stops and starts it: --quick does not apply", vm);
 	}
+	/* A VM that runs on node already is refused there, as for any group ("runs on NODE already"). */
 	rc = move_precheck(cli, vm, node, rsc, sizeof(rsc));
 	if (rc != 0) {
 		return rc;
-	}
-	if (move_look(cli, vm, node, &m, err, sizeof(err)) == 0 && m.there && m.online) {
-		printf("vm %s runs on %s already (pacemaker resource %s)\n", vm, node, rsc);
-		return EXIT_DONE;
 	}
 	rc = pcmk_prefer_node(rsc, node, err, sizeof(err));
 	if (rc != 0) {
@@ -275,6 +273,7 @@ int pcmk_move_vm(struct cli *cli, const char *vm, const char *node)
 	}
 	/* The constraint was only the means: leave none behind, whatever happened (pcs does the same). */
 	rc = pcmk_prefer_clear(rsc, err, sizeof(err));
+	removed = rc == 0 ? "the constraint is removed" : "the constraint is NOT removed (see above)";
 	if (rc != 0) {
 		fail(EXIT_UNKNOWN, "vm %s: %s (remove it by hand: cibadmin --delete --xml-text "
 		     "'<rsc_location id=\"vmcluster-move-%s\"/>')", vm, err, rsc);
@@ -286,17 +285,18 @@ int pcmk_move_vm(struct cli *cli, const char *vm, const char *node)
 			json_object_object_add(o, "resource", json_object_new_string(rsc));
 			json_object_object_add(o, "node", json_object_new_string(node));
 			json_object_object_add(o, "outcome", json_object_new_string("moved"));
+			json_object_object_add(o, "constraint_removed", json_object_new_boolean(rc == 0));
 			print_json(o);
 			json_object_put(o);
 		} else {
-			printf("vm %s runs on %s: moved by pacemaker; the constraint is removed\n", vm, node);
+			printf("vm %s runs on %s: moved by pacemaker; %s\n", vm, node, removed);
 		}
 		return rc != 0 ? EXIT_UNKNOWN : EXIT_DONE;
 	}
 	if (done == EXIT_REFUSED) {
 		return fail(EXIT_REFUSED, "vm %s: pacemaker marks resource %s failed (crm_mon -1 says why); it runs %s; "
-			    "the constraint is removed", vm, rsc, m.where[0] ? m.where : "nowhere");
+			    "%s", vm, rsc, m.where[0] ? m.where : "nowhere", removed);
 	}
-	return fail(EXIT_TIMEOUT, "vm %s: not on %s after %d s (pacemaker runs it %s); the constraint is removed, "
-		    "pacemaker may still carry on", vm, node, cli->timeout_ms / 1000, m.where[0] ? m.where : "nowhere");
+	return fail(EXIT_TIMEOUT, "vm %s: not on %s after %d s (pacemaker runs it %s); %s, pacemaker may still "
+		    "carry on", vm, node, cli->timeout_ms / 1000, m.where[0] ? m.where : "nowhere", removed);
 }

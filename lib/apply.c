@@ -50,6 +50,11 @@ int vmc_apply_need_version(const struct vmc_apply_ctx *ctx, uint16_t need, const
 	return -VMC_E_VERSION;
 }
 
+bool vmc_apply_by_pacemaker(const struct vmc_apply_ctx *ctx, const struct vmc_group_def *def)
+{
+	return vmc_group_def_by_pacemaker(def) && VMC_PROTO_HAS_PACEMAKER(ctx->version);
+}
+
 bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id)
 {
 	for (size_t i = 0; ctx != NULL && i < ctx->n_members; i++) {

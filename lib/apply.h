@@ -38,6 +38,14 @@ struct vmc_apply_ctx {
 int vmc_apply_need_version(const struct vmc_apply_ctx *ctx, uint16_t need, const char *what, char *detail,
 			   size_t len);
 
+/*
+ * Does pacemaker decide where def's group runs? Its manager is pacemaker,
+ * and the message speaks protocol 7: every copy applies a protocol-6
+ * message by the rules of 6 (such a group is then recovered like any
+ * other, except after a lost node), so mixed versions never diverge.
+ */
+bool vmc_apply_by_pacemaker(const struct vmc_apply_ctx *ctx, const struct vmc_group_def *def);
+
 /* Is node id a member of the view the change was delivered in? */
 bool vmc_apply_in_view(const struct vmc_apply_ctx *ctx, uint32_t id);
 

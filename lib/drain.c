@@ -183,7 +183,7 @@ static bool drain_step(struct vmc_state *s, const struct vmc_apply_ctx *ctx, con
 	char lb[24];
 
 	snprintf(nb, sizeof(nb), "%s", vmc_state_node_label(s, a->node, lb, sizeof(lb)));
-	if (vmc_group_def_by_pacemaker(g->def)) {
+	if (vmc_apply_by_pacemaker(ctx, g->def)) {
 		/* Pacemaker's to move: the drain waits until it has (a node in standby there empties). */
 		snprintf(g->reason, sizeof(g->reason), "managed by pacemaker: %s drains once pacemaker moves it "
 			 "(crm node standby %s, or pcs node standby %s)", nb, nb, nb);

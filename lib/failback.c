@@ -130,6 +130,11 @@ void vmc_failback_explain(const struct vmc_state *s, const struct vmc_apply_ctx 
 	char home[24], why[256];
 
 	memset(p, 0, sizeof(*p));
+	if (vmc_apply_by_pacemaker(ctx, g->def)) {
+		/* A move behind pacemaker's back would be refused anyway (migration.c). */
+		plan_set(p, VMC_FAILBACK_NONE, 0, "none: pacemaker decides where it runs (managed by pacemaker)");
+		return;
+	}
 	if (g->home.kind == VMC_HOME_NONE) {
 		plan_set(p, VMC_FAILBACK_NONE, 0, "none: it was not failed over or drained away (a manual move leaves "
 			 "no failback)");

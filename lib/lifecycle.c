@@ -222,10 +222,10 @@ static int named_node(const struct vmc_state *s, const struct vmc_apply_ctx *ctx
 	int rc;
 
 	if (node == 0) {
-		if (vmc_group_def_by_pacemaker(g->def)) {
-			snprintf(detail, len, "vm %s is managed by pacemaker: pacemaker %ss it (crm resource %s %s, or pcs "
-				 "resource %s)", g->def->name, verb, verb, g->def->name,
-				 strcmp(verb, "start") == 0 ? "enable" : "disable");
+		if (vmc_apply_by_pacemaker(ctx, g->def)) {
+			snprintf(detail, len, "vm %s is managed by pacemaker: pacemaker %ss it (crm resource %s RESOURCE, or "
+				 "pcs resource %s RESOURCE, for its ocf:vmcluster:VMGroup resource)", g->def->name, verb,
+				 verb, strcmp(verb, "start") == 0 ? "enable" : "disable");
 			return -VMC_E_BUSY;
 		}
 		return 0;
@@ -282,7 +282,7 @@ int vmc_apply_group_start(struct vmc_state *s, const struct vmc_apply_ctx *ctx, 
 	g->owner = node;
 	g->n_failures = 0; /* an operator's start forgives the past */
 	snprintf(g->reason, sizeof(g->reason), "started by %s: %.160s",
-		 vmc_group_def_by_pacemaker(g->def) ? "pacemaker" : "an operator", why);
+		 vmc_apply_by_pacemaker(ctx, g->def) ? "pacemaker" : "an operator", why);
 	snprintf(detail, len, "vm %s starting: %s", g->def->name, why);
 	return 0;
 }
@@ -312,7 +312,7 @@ int vmc_apply_group_stop(struct vmc_state *s, const struct vmc_apply_ctx *ctx, c
 	g->want_started = false;
 	g->relocate = false;
 	snprintf(g->reason, sizeof(g->reason), "stopped by %s",
-		 vmc_group_def_by_pacemaker(g->def) ? "pacemaker" : "an operator");
+		 vmc_apply_by_pacemaker(ctx, g->def) ? "pacemaker" : "an operator");
 	if (!was_running) {
 		g->owner = 0;
 		snprintf(detail, len, "vm %s stopped (it was not running)", g->def->name);
@@ -356,13 +356,10 @@ static void group_give_up(const struct vmc_apply_ctx *ctx, struct vmc_group *g)
  * Pacemaker's group stopped where it ran: failed there, so that its
  * monitor says so and pacemaker recovers it as it decides.
  */
-static int group_left_to_pacemaker(const struct vmc_state *s, const struct vmc_apply_ctx *ctx, struct vmc_group *g,
-				   const char *what, char *detail, size_t len)
+static int group_left_to_pacemaker(const struct vmc_apply_ctx *ctx, struct vmc_group *g, const char *what,
+				   char *detail, size_t len)
 {
-	char nb[24];
-
-	snprintf(g->reason, sizeof(g->reason), "%.160s on %s: pacemaker recovers it (managed by pacemaker)", what,
-		 vmc_state_node_label(s, g->owner, nb, sizeof(nb)));
+	snprintf(g->reason, sizeof(g->reason), "%.200s: pacemaker recovers it (managed by pacemaker)", what);
 	group_give_up(ctx, g);
 	snprintf(detail, len, "vm %s %s", g->def->name, g->reason);
 	return 0;
@@ -379,9 +376,9 @@ static int group_failed(struct vmc_state *s, const struct vmc_apply_ctx *ctx, st
 							  ctx->sender, at_s, why, sizeof(why));
 	int rc;
 
-	if (vmc_group_def_by_pacemaker(g->def)) {
+	if (vmc_apply_by_pacemaker(ctx, g->def)) {
 		vmc_health_record(g->failures, &g->n_failures, ctx->sender, at_s);
-		return group_left_to_pacemaker(s, ctx, g, what, detail, len);
+		return group_left_to_pacemaker(ctx, g, what, detail, len);
 	}
 
 	if (a == VMC_HEALTH_RESTART_HERE && !node_still_fits(s, ctx, g)) {
@@ -435,8 +432,10 @@ static int group_self_fenced(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		snprintf(detail, len, "vm %s offline (killed while stopping)", g->def->name);
 		return 0;
 	}
-	if (vmc_group_def_by_pacemaker(g->def)) {
-		return group_left_to_pacemaker(s, ctx, g, "killed on losing quorum", detail, len);
+	if (vmc_apply_by_pacemaker(ctx, g->def)) {
+		char what[64];
+		snprintf(what, sizeof(what), "killed on %s on losing quorum", vmc_state_node_label(s, g->owner, nb, sizeof(nb)));
+		return group_left_to_pacemaker(ctx, g, what, detail, len);
 	}
 	if (!node_still_fits(s, ctx, g)) {
 		rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
@@ -480,10 +479,11 @@ static int group_volume_lost(struct vmc_state *s, const struct vmc_apply_ctx *ct
 		snprintf(detail, len, "vm %s offline (killed while stopping: %.100s)", g->def->name, reason);
 		return 0;
 	}
-	if (vmc_group_def_by_pacemaker(g->def)) {
+	if (vmc_apply_by_pacemaker(ctx, g->def)) {
 		char what[160];
-		snprintf(what, sizeof(what), "killed (%.100s)", reason);
-		return group_left_to_pacemaker(s, ctx, g, what, detail, len);
+		snprintf(what, sizeof(what), "killed on %s (%.100s)", vmc_state_node_label(s, g->owner, nb, sizeof(nb)),
+			 reason);
+		return group_left_to_pacemaker(ctx, g, what, detail, len);
 	}
 	rc = vmc_group_place(s, ctx, g, g->owner, &verdict, &node, where, sizeof(where));
 	if (rc != 0) {

@@ -420,15 +420,16 @@ int vmc_migration_cause_allowed(const struct vmc_state *s, const struct vmc_appl
 				enum vmc_mig_cause cause, uint32_t target, char *detail, size_t len)
 {
 	char node[24];
-	bool by_pacemaker = vmc_group_def_by_pacemaker(g->def);
+	bool by_pacemaker = vmc_apply_by_pacemaker(ctx, g->def);
 
 	if (cause == VMC_MIG_BY_PACEMAKER) {
-		if (!by_pacemaker) {
+		int rc = vmc_apply_need_version(ctx, 7, "a move by pacemaker needs", detail, len);
+		if (rc == 0 && !by_pacemaker) {
 			snprintf(detail, len, "vm %s is not managed by pacemaker (its manager is vmcluster): move it with "
 				 "clusterctl move-vm", g->def->name);
-			return -VMC_E_BUSY;
+			rc = -VMC_E_BUSY;
 		}
-		return vmc_apply_need_version(ctx, 7, "a move by pacemaker needs", detail, len);
+		return rc;
 	}
 	if (by_pacemaker) {
 		/* Moved behind pacemaker's back, its monitor would see the VM gone and "recover" it. */
@@ -521,7 +522,7 @@ size_t vmc_migrations_evacuate(struct vmc_state *s, const struct vmc_apply_ctx *
 		uint32_t target;
 		/* A pacemaker group is pacemaker's to move: the kill deadline still guards its disks. */
 		if (g->owner != node || g->state != VMC_GROUP_ONLINE || g->mig.phase != VMC_MIG_NONE ||
-		    !vmc_group_uses_volume(g->def, v) || vmc_group_def_by_pacemaker(g->def)) {
+		    !vmc_group_uses_volume(g->def, v) || vmc_apply_by_pacemaker(ctx, g->def)) {
 			continue;
 		}
 		target = vmc_migration_pick_target(s, ctx, g, why, sizeof(why));

@@ -65,7 +65,9 @@
  *      the sender at once, mig_window.h); a group's start_after
  *   7: GROUP_START and GROUP_STOP "node" (start there, stop only if there:
  *      what pacemaker's agent asks for), MIGRATE_REQUEST cause "pacemaker";
- *      groups with manager pacemaker move only that way
+ *      a group's "failed_on" (the node it failed on, for the agent's
+ *      monitor); groups with manager pacemaker are started, stopped,
+ *      moved and recovered only by pacemaker (apply.h, vmc_apply_by_pacemaker)
  *
  * A cluster speaks the lowest version its members support (advertised in
  * HELLO), so an upgraded node keeps talking to the others. Feature tests

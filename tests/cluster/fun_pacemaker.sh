@@ -73,18 +73,7 @@ node_exec 1 clusterctl vm remove ot1 >/dev/null
 
 # ---- a VMGroup resource, allow-migrate=true
 pm_vm pm1 | node_exec 1 clusterctl vm add - >/dev/null
-pcmk_exec 1 cibadmin --create --scope resources --xml-text '
-<primitive id="pm1" class="ocf" provider="vmcluster" type="VMGroup">
-  <instance_attributes id="pm1-params"><nvpair id="pm1-group" name="group" value="pm1"/></instance_attributes>
-  <meta_attributes id="pm1-meta">
-    <nvpair id="pm1-allow-migrate" name="allow-migrate" value="true"/>
-    <nvpair id="pm1-stickiness" name="resource-stickiness" value="100"/>
-  </meta_attributes>
-  <operations>
-    <op id="pm1-monitor" name="monitor" interval="5s" timeout="30s"/>
-    <op id="pm1-migrate_to" name="migrate_to" interval="0" timeout="300s"/>
-  </operations>
-</primitive>'
+pcmk_exec 1 cibadmin --create --scope resources --xml-text "$(pcmk_vmgroup_xml pm1 pm1 5s)"
 first_owner() { [[ $(pm_owner pm1) == node* ]] && pm_on pm1 "$(pm_owner pm1)"; }
 expect "pacemaker starts pm1 through the agent" wait_for 90 "pm1 online where pacemaker runs it" first_owner
 from=$(pm_owner pm1)

@@ -943,6 +943,29 @@ pcmk_is_idle() {
 	[[ -n $dc ]] && node_exec "$1" crmadmin -q -S "$dc" 2>&1 | grep -qx S_IDLE
 }
 
+# pcmk_vmgroup_xml ID GROUP [MONITOR_INTERVAL]: the CIB primitive of an
+# ocf:vmcluster:VMGroup resource running GROUP, moved live
+# (allow-migrate=true) and kept where it runs (resource-stickiness=100):
+# what `pcs resource create ID ocf:vmcluster:VMGroup group=GROUP meta
+# allow-migrate=true resource-stickiness=100 op monitor interval=...` writes.
+# For cibadmin --create --scope resources --xml-text.
+pcmk_vmgroup_xml() {
+	local id=$1 group=$2 interval=${3:-10s}
+	cat <<XML
+<primitive id="$id" class="ocf" provider="vmcluster" type="VMGroup">
+  <instance_attributes id="$id-params"><nvpair id="$id-group" name="group" value="$group"/></instance_attributes>
+  <meta_attributes id="$id-meta">
+    <nvpair id="$id-allow-migrate" name="allow-migrate" value="true"/>
+    <nvpair id="$id-stickiness" name="resource-stickiness" value="100"/>
+  </meta_attributes>
+  <operations>
+    <op id="$id-monitor" name="monitor" interval="$interval" timeout="30s"/>
+    <op id="$id-migrate_to" name="migrate_to" interval="0" timeout="300s"/>
+  </operations>
+</primitive>
+XML
+}
+
 # pcmk_exec I CMD...: a pacemaker CLI (crm_mon, crm_resource...) in node I.
 pcmk_exec() { node_exec "$@"; }
 

@@ -10,6 +10,7 @@
  *   limit N                                    (migration_max_parallel)
  *   set KEY=VALUE                              (a cluster setting)
  *   view NODE,NODE                             (the members from here on)
+ *   protocol N                                 (the version messages speak from here on)
  *   do STEP ...                                (applied, or the case fails)
  *   deny STEP ... -- TEXT                      (refused, TEXT in the reason)
  *     STEP: request|switchover|done|abort SENDER VM [TARGET] ID [cause=C]
@@ -57,6 +58,7 @@ struct mcase {
 	struct case_base b;
 	struct vmc_state *s;
 	uint32_t limit;
+	uint16_t version; /* of the messages and of failback's view; 0: the newest */
 	size_t n_checks;
 };
 
@@ -149,7 +151,7 @@ static int step_apply(struct mcase *c, char *save, char *detail, size_t len)
 		      { "start", VMC_MSG_GROUP_START }, { "stop", VMC_MSG_GROUP_STOP } };
 	char *step = strtok_r(NULL, " \t", &save), *sender = strtok_r(NULL, " \t", &save), *vm = NULL, *word;
 	char body[1024] = "", id[VMC_MIG_ID_MAX + 1];
-	struct vmc_msg m = { .version = VMC_PROTO_VERSION_MAX };
+	struct vmc_msg m = { .version = c->version ? c->version : VMC_PROTO_VERSION_MAX };
 	struct vmc_apply_ctx ctx;
 	int rc;
 
@@ -313,8 +315,8 @@ static void check_failback(struct mcase *c, char *save)
 	const struct vmc_group *g = vm_named(c, strtok_r(NULL, " \t", &save));
 	char *now = strtok_r(NULL, " \t", &save), *minute = strtok_r(NULL, " \t", &save);
 	char *verdict = strtok_r(NULL, " \t", &save);
-	struct vmc_apply_ctx ctx = { .version = VMC_PROTO_VERSION_MAX, .members = c->b.members,
-				     .n_members = c->b.n_members };
+	struct vmc_apply_ctx ctx = { .version = c->version ? c->version : VMC_PROTO_VERSION_MAX,
+				     .members = c->b.members, .n_members = c->b.n_members };
 	struct vmc_failback_plan p;
 
 	if (verdict == NULL) {
@@ -348,6 +350,8 @@ static void parse_line(void *ctx, char *text)
 		char *list = strtok_r(NULL, " \t", &save);
 		state_ready(c);
 		c->b.n_members = list ? case_node_list(&c->b, list, c->b.members, CASE_NODES_MAX) : 0;
+	} else if (strcmp(kw, "protocol") == 0) {
+		c->version = (uint16_t)atoi(strtok_r(NULL, " \t", &save) ?: "0");
 	} else if (strcmp(kw, "reason") == 0) {
 		check_reason(c, save);
 	} else if (strcmp(kw, "node") == 0 && c->s != NULL) {
