@@ -70,13 +70,6 @@ first_after() {
 	[[ -n $best ]] && echo $((best - t0)) || echo -
 }
 vm_where() { node_exec "$1" clusterctl --json vm show "$2" 2>/dev/null | jq -r '.state + " " + .owner'; }
-# pm_on NODE: vmcluster has pm online on NODE, and pacemaker runs it there alone
-pm_on() {
-	local v
-	v=$(node_exec 1 clusterctl --json vm show pm 2>/dev/null) || return 1
-	[[ $(jq -r '.state + " " + .owner' <<<"$v") == "online $1" ]] &&
-		[[ $(jq -r '.pacemaker.running_on | join(",")' <<<"$v") == "$1" ]]
-}
 # d1_node I: where node I's pacemaker runs d1 (crm_resource --locate: "resource d1 is running on: node2")
 d1_node() { pcmk_exec "$1" crm_resource --locate --resource d1 2>/dev/null | awk '/is running on:/ {print $NF; exit}'; }
 d1_on() { [[ $(d1_node "${2:-1}") == "$1" ]]; }
@@ -90,8 +83,7 @@ pcmk_put() {
 	wait_for 180 "$rsc on $node" "$@"
 	pcmk_exec 1 crm_resource --clear --resource "$rsc" >/dev/null 2>&1
 }
-pm_started() { local o; o=$(vm_where 1 pm); [[ $o == online\ node* ]] && pm_on "${o#online }"; }
-wait_for 90 "pacemaker to start pm" pm_started
+wait_for 90 "pacemaker to start pm" pcmk_vm_started pm
 
 fails=()
 for ((run = 1; run <= runs; run++)); do
@@ -99,7 +91,7 @@ for ((run = 1; run <= runs; run++)); do
 	survivor=$((victim % 3 + 1))
 	other=$(((victim + 1) % 3 + 1))
 	[[ $(vm_where 1 vb) == "online node$victim" ]] || node_exec 1 clusterctl move-vm vb "node$victim" --wait >/dev/null
-	pcmk_put pm "node$victim" pm_on "node$victim"
+	pcmk_put pm "node$victim" pcmk_vm_on pm "node$victim"
 	pcmk_put d1 "node$victim" d1_on "node$victim" 1
 	wait_for 60 "pacemaker idle" pcmk_is_idle "$survivor"
 	dc=$(pcmk_dc "$survivor")
@@ -140,7 +132,7 @@ for ((run = 1; run <= runs; run++)); do
 	to=node$((${from#node} % 3 + 1))
 	t0=$(now_ms)
 	pcmk_exec 1 crm_resource --move --resource pm --node "$to" >/dev/null 2>&1
-	wait_for 180 "pm on $to" pm_on "$to"
+	wait_for 180 "pm on $to" pcmk_vm_on pm "$to"
 	t_crm=$(($(now_ms) - t0))
 	pcmk_exec 1 crm_resource --clear --resource pm >/dev/null 2>&1
 	wait_for 60 "pacemaker idle" pcmk_is_idle 1
@@ -149,7 +141,7 @@ for ((run = 1; run <= runs; run++)); do
 	t0=$(now_ms)
 	node_exec 1 clusterctl move-vm pm "$back" >/dev/null
 	t_ctl=$(($(now_ms) - t0))
-	pm_on "$back" || echo "run $run: clusterctl move-vm pm $back returned before pm ran there"
+	pcmk_vm_on pm "$back" || echo "run $run: clusterctl move-vm pm $back returned before pm ran there"
 
 	vfrom=$(node_exec 1 clusterctl --json vm show vb | jq -r .owner)
 	vto=node$((${vfrom#node} % 3 + 1))

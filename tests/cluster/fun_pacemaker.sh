@@ -34,13 +34,6 @@ pm_vm() { guest_vm_disk "$1" node1 "$vol/$1.img" ',"manager":"pacemaker"'; }
 vm_field() { node_exec "${3:-1}" clusterctl --json vm show "$1" | jq -r "$2"; }
 lock_node() { node_exec 1 clusterctl --json volume show csv1 | jq -r --arg vm "$1" '.image_locks[] | select(.vm == $vm) | .node'; }
 constraints_on() { pcmk_exec "${2:-1}" cibadmin -Q --scope constraints 2>/dev/null | grep -c "rsc=\"$1\"" || true; }
-# pm_on VM NODE: vmcluster has it online on NODE and pacemaker runs it there, and only there
-pm_on() {
-	local v
-	v=$(node_exec 1 clusterctl --json vm show "$1") || return 1
-	[[ $(jq -r '.state + " " + .owner' <<<"$v") == "online $2" ]] &&
-		[[ $(jq -r '.pacemaker.running_on | join(",")' <<<"$v") == "$2" ]]
-}
 pm_owner() { vm_field "$1" .owner; }
 other_node() { # a node number that is none of the given names
 	local n
@@ -74,8 +67,7 @@ node_exec 1 clusterctl vm remove ot1 >/dev/null
 # ---- a VMGroup resource, allow-migrate=true
 pm_vm pm1 | node_exec 1 clusterctl vm add - >/dev/null
 pcmk_exec 1 cibadmin --create --scope resources --xml-text "$(pcmk_vmgroup_xml pm1 pm1 5s)"
-first_owner() { [[ $(pm_owner pm1) == node* ]] && pm_on pm1 "$(pm_owner pm1)"; }
-expect "pacemaker starts pm1 through the agent" wait_for 90 "pm1 online where pacemaker runs it" first_owner
+expect "pacemaker starts pm1 through the agent" wait_for 90 "pm1 online where pacemaker runs it" pcmk_vm_started pm1
 from=$(pm_owner pm1)
 expect_eq "pm1's image lock is its node's" "$from" "$(lock_node pm1)"
 started_by_pacemaker() { cat "$(node_dir 1)/log/vmclusterd.log" "$(node_dir 2)/log/vmclusterd.log" "$(node_dir 3)/log/vmclusterd.log" | grep -c "vm pm1 starting: asked to start on $1" || true; }
@@ -95,7 +87,7 @@ checked_move() {
 	before=$(counter_of "$from_n" pm1)
 	booted=$(booted_on "$to_n" pm1)
 	"$@"
-	expect "pm1 online on node$to_n, where pacemaker runs it" wait_for 120 "pm1 on node$to_n" pm_on pm1 "node$to_n"
+	expect "pm1 online on node$to_n, where pacemaker runs it" wait_for 120 "pm1 on node$to_n" pcmk_vm_on pm1 "node$to_n"
 	expect "pm1's counter goes on on node$to_n" wait_for 30 "pm1 counter on node$to_n" counter_above "$to_n" pm1 "$before"
 	expect_eq "pm1 did not boot on node$to_n (a live migration)" "$booted" "$(booted_on "$to_n" pm1)"
 	expect_eq "pm1's image lock moved to node$to_n" "node$to_n" "$(lock_node pm1)"
@@ -109,7 +101,7 @@ checked_move "$to_n" pcmk_exec 1 crm_resource --move --resource pm1 --node "node
 pcmk_exec 1 crm_resource --clear --resource pm1 >/dev/null 2>&1
 expect_eq "crm_resource --clear removed the constraint" 0 "$(constraints_on pm1)"
 expect "pacemaker is idle after the clear" wait_for 60 "pacemaker idle" pcmk_is_idle 1
-expect "pm1 stays on node$to_n after the clear" pm_on pm1 "node$to_n"
+expect "pm1 stays on node$to_n after the clear" pcmk_vm_on pm1 "node$to_n"
 
 # ---- clusterctl move-vm: through pacemaker, no constraint left
 here_now=$(pm_owner pm1)
@@ -132,7 +124,7 @@ out=$(node_exec 1 clusterctl move-vm pm1 "node$sb_n" 2>&1) && rc=0 || rc=$?
 expect_eq "move-vm to a node in standby: refused" 1 "$rc"
 expect "... in one line that says why" grep -q "node node$sb_n is in standby in pacemaker.*nothing was changed" <<<"$out"
 expect_eq "... no constraint written" 0 "$(constraints_on pm1)"
-expect "... pm1 still on $owner" pm_on pm1 "$owner"
+expect "... pm1 still on $owner" pcmk_vm_on pm1 "$owner"
 pcmk_exec 1 crm_attribute --node "node$sb_n" --name standby --update off
 
 vm_watch_stop
@@ -147,8 +139,7 @@ kill -KILL "$(qemu_pids "$owner_n" pm1)"
 failed_there() { [[ $(vm_field pm1 '.state + " " + .failed_on') == "failed $owner" ]]; }
 expect "vmcluster reports pm1 failed on $owner" wait_for 20 "pm1 failed" failed_there
 expect "... and leaves it to pacemaker" grep -q "pacemaker recovers it" <<<"$(vm_field pm1 .reason)"
-restarted() { [[ $(vm_field pm1 .state) == online ]] && pm_on pm1 "$(pm_owner pm1)"; }
-expect "pacemaker's monitor sees it and restarts it" wait_for 90 "pm1 online again" restarted
+expect "pacemaker's monitor sees it and restarts it" wait_for 90 "pm1 online again" pcmk_vm_started pm1
 expect_eq "vmcluster did not restart it by itself: the agent did, by name" 1 \
 	"$(started_by_pacemaker "$(pm_owner pm1)" | awk -v n="$started_before" '{print ($1 > n)}')"
 failures=$(pcmk_exec 1 crm_mon -1 --output-as=xml --include=failures)

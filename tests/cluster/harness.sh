@@ -966,6 +966,21 @@ pcmk_vmgroup_xml() {
 XML
 }
 
+# pcmk_vm_on VM NODE: vmcluster has VM online on NODE and pacemaker runs
+# its resource there, and only there (clusterctl vm show, asked on node 1)
+pcmk_vm_on() {
+	local v
+	v=$(node_exec 1 clusterctl --json vm show "$1" 2>/dev/null) || return 1
+	[[ $(jq -r '.state + " " + .owner + " " + (.pacemaker.running_on // [] | join(","))' <<<"$v") == "online $2 $2" ]]
+}
+
+# pcmk_vm_started VM: pcmk_vm_on wherever VM's owner is
+pcmk_vm_started() {
+	local owner
+	owner=$(node_exec 1 clusterctl --json vm show "$1" 2>/dev/null | jq -r .owner) || return 1
+	[[ $owner == node* ]] && pcmk_vm_on "$1" "$owner"
+}
+
 # pcmk_exec I CMD...: a pacemaker CLI (crm_mon, crm_resource...) in node I.
 pcmk_exec() { node_exec "$@"; }
 
